@@ -1,0 +1,116 @@
+//! Message ids: 128 bits, shown as 32 lowercase hex digits, time-ordered and
+//! self-locating.
+//!
+//! ```text
+//! bits 127..80  store time, Unix ms (48 bits)     -> ids sort by time
+//! bits  79..70  queue number (10 bits, queues < 1024)
+//! bits  69..24  offset in the queue (46 bits)
+//! bits  23..0   random (24 bits)
+//! ```
+//!
+//! Because an id names its queue and offset, a lookup by id is one read of
+//! that offset followed by a comparison of the whole id (the random bits make
+//! a guessed or cross-topic id miss instead of returning another message).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Largest queue number an id can carry.
+pub const MAX_QUEUE: u32 = (1 << 10) - 1;
+/// Largest offset an id can carry.
+pub const MAX_ID_OFFSET: u64 = (1 << 46) - 1;
+
+/// A 128-bit message id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub [u8; 16]);
+
+impl MessageId {
+    /// Builds the id of the message stored at `queue`/`offset` at `store_ms`.
+    pub fn new(store_ms: i64, queue: u32, offset: u64, random: u32) -> Self {
+        let ms = (store_ms.max(0) as u128) & ((1 << 48) - 1);
+        let q = (queue & MAX_QUEUE) as u128;
+        let off = (offset & MAX_ID_OFFSET) as u128;
+        let r = (random & 0x00ff_ffff) as u128;
+        let v = (ms << 80) | (q << 70) | (off << 24) | r;
+        MessageId(v.to_be_bytes())
+    }
+
+    fn value(&self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
+    /// The store time the id carries.
+    pub fn store_ms(&self) -> i64 {
+        (self.value() >> 80) as i64
+    }
+
+    /// The queue the id names.
+    pub fn queue(&self) -> u32 {
+        ((self.value() >> 70) as u32) & MAX_QUEUE
+    }
+
+    /// The offset the id names.
+    pub fn offset(&self) -> u64 {
+        ((self.value() >> 24) as u64) & MAX_ID_OFFSET
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({self})")
+    }
+}
+
+/// A string that is not 32 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a message id is 32 hex digits")]
+pub struct InvalidMessageId;
+
+impl FromStr for MessageId {
+    type Err = InvalidMessageId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 32 {
+            return Err(InvalidMessageId);
+        }
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(s, &mut out).map_err(|_| InvalidMessageId)?;
+        Ok(MessageId(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fields_round_trip(ms in 0i64..(1 << 48), q in 0u32..1024, off in 0u64..=MAX_ID_OFFSET, r: u32) {
+            let id = MessageId::new(ms, q, off, r);
+            prop_assert_eq!(id.store_ms(), ms);
+            prop_assert_eq!(id.queue(), q);
+            prop_assert_eq!(id.offset(), off);
+            let parsed: MessageId = id.to_string().parse().unwrap();
+            prop_assert_eq!(parsed, id);
+        }
+
+        #[test]
+        fn ids_sort_by_time(a in 0i64..(1 << 47), d in 1i64..1000, q1 in 0u32..1024, q2 in 0u32..1024, o1: u32, o2: u32) {
+            prop_assert!(MessageId::new(a, q1, o1 as u64, 7) < MessageId::new(a + d, q2, o2 as u64, 0));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_strings() {
+        assert!("xyz".parse::<MessageId>().is_err());
+        assert!("0123456789abcdef0123456789abcdeg".parse::<MessageId>().is_err());
+        assert!("0123456789abcdef0123456789abcdef".parse::<MessageId>().is_ok());
+    }
+}

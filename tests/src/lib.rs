@@ -1,0 +1,1 @@
+//! Harness for the black-box tests: start and stop the `shale` binary.
