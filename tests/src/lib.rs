@@ -1,1 +1,62 @@
-//! Harness for the black-box tests: start and stop the `shale` binary.
+//! Harness for the black-box tests: start and stop the real `shale` binary,
+//! talk to it over HTTP, and look at (or damage) the files it keeps.
+//!
+//! - [`node`]: spawn `shale serve` on port 0, wait for its
+//!   `shale listening on …` line, SIGTERM / kill -9 it; nothing leaks (Drop kills).
+//! - [`api`]: thin HTTP helpers over the API.md contract and error-shape checks.
+//! - [`segments`]: the hot tier's on-disk layout and record framing
+//!   (`hot/src/record.rs`), to cut or flip bytes in segment files.
+//! - [`tmpfs`]: a small tmpfs mount (disk-full tests), unmounted on Drop.
+//!
+//! Every wait is bounded and polls a condition; no fixed ports, no sleeps for luck.
+
+pub mod api;
+pub mod node;
+pub mod segments;
+pub mod tmpfs;
+
+pub use api::{Resp, expect_error};
+pub use node::{Launch, Node, StartFailure, shale_bin};
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` passes.
+pub async fn wait_until<F, Fut>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut cond: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
