@@ -34,11 +34,12 @@ mod queue;
 mod record;
 mod recovery;
 mod sealed_segment;
+mod segment_view;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HotError, Result};
 pub use message_id::MessageId;
 pub use queue::{Appended, QueueLog, QueueStats};
-pub use record::{AppendRequest, Record, MAX_RECORD_BYTES, RECORD_HEADER_BYTES};
+pub use record::{AppendRequest, DecodeError, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Record, decode, encode, encoded_len};
 pub use store::{HotConfig, HotStore};

@@ -1,9 +1,32 @@
-//! [`QueueLog`]: one queue's log — the sealed segments plus the active one.
-use std::sync::Arc;
+//! [`QueueLog`]: one queue's log — its sealed segments plus the active one.
+//!
+//! Concurrency: one `RwLock` guards the segment list. Appends take it for
+//! writing (offsets, store time and ids are assigned under it, so offsets are
+//! contiguous and `store_ms` never decreases); reads take it for reading and
+//! copy records out. fsyncs never hold it (see [`crate::group_commit`]).
+//!
+//! Segments roll when a batch would push the active one past
+//! `segment_bytes`, or when its first record is older than `segment_ms`. The
+//! next segment is created *before* the old one is sealed, so a full disk
+//! leaves the queue exactly as it was.
 
-use crate::error::Result;
-use crate::message_id::MessageId;
-use crate::record::{AppendRequest, Record};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use crate::active_segment::ActiveSegment;
+use crate::clock::Clock;
+use crate::error::{HotError, Result};
+use crate::group_commit::{GroupCommit, SyncTarget};
+use crate::message_id::{MAX_QUEUE, MessageId};
+use crate::record::{self, AppendRequest, Record};
+use crate::recovery;
+use crate::sealed_segment::SealedSegment;
+use crate::segment_view::SegmentView;
+use crate::store::HotConfig;
 
 /// Where an appended message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,37 +43,310 @@ pub struct QueueStats {
     pub min_offset: u64,
     /// The offset the next message will get.
     pub max_offset: u64,
-    /// Bytes of segment files on disk (allocated size of the active one included).
+    /// Bytes of segment files on disk (the active one's allocated size included).
     pub disk_bytes: u64,
     /// Sealed segments plus the active one.
     pub segments: usize,
 }
 
+#[derive(Debug)]
+struct Segments {
+    sealed: Vec<Arc<SealedSegment>>,
+    active: ActiveSegment,
+    last_store_ms: i64,
+}
+
+impl Segments {
+    fn min_offset(&self) -> u64 {
+        self.sealed.first().map_or(self.active.base, |s| s.base)
+    }
+
+    /// The segment holding `offset` (which must be below the active end).
+    fn view_for(&self, offset: u64) -> Option<SegmentView<'_>> {
+        if offset >= self.active.base {
+            return Some(self.active.view());
+        }
+        let i = self.sealed.partition_point(|s| s.base <= offset).checked_sub(1)?;
+        let seg = &self.sealed[i];
+        (offset < seg.end).then(|| seg.view())
+    }
+
+    fn views(&self) -> impl Iterator<Item = (SegmentView<'_>, i64, i64)> {
+        let sealed = self.sealed.iter().map(|s| (s.view(), s.first_store_ms, s.last_store_ms));
+        let active = (!self.active.is_empty()).then(|| {
+            let first = self.active.first_store_ms.unwrap_or(i64::MAX);
+            (self.active.view(), first, self.last_store_ms)
+        });
+        sealed.chain(active)
+    }
+}
+
 /// One queue's log.
 #[derive(Debug)]
 pub struct QueueLog {
-    _x: Arc<()>,
+    topic: String,
+    queue: u32,
+    dir: PathBuf,
+    config: HotConfig,
+    clock: Arc<dyn Clock>,
+    segments: RwLock<Segments>,
+    commit: GroupCommit,
+    max_offset_tx: watch::Sender<u64>,
+    removed: AtomicBool,
 }
 
 impl QueueLog {
-    pub fn topic(&self) -> &str { todo!() }
-    pub fn queue(&self) -> u32 { todo!() }
-    /// Appends the whole batch with contiguous offsets, or nothing. Blocking (may seal or create a segment).
-    pub fn append(&self, batch: &[AppendRequest]) -> Result<Vec<Appended>> { let _ = batch; todo!() }
+    /// Opens the queue in `dir`, recovering whatever a previous run left there.
+    pub(crate) fn open(topic: &str, queue: u32, dir: &Path, config: HotConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        if queue > MAX_QUEUE {
+            return Err(HotError::InvalidRecord(format!("queue {queue} is above the maximum {MAX_QUEUE}")));
+        }
+        let recovered = recovery::recover_queue(dir, &config)?;
+        let last_store_ms = recovered
+            .active
+            .last_record
+            .map(|r| r.store_ms)
+            .or_else(|| recovered.sealed.last().map(|s| s.last_store_ms))
+            .unwrap_or(i64::MIN);
+        let end = recovered.active.end;
+        let segments = Segments { sealed: recovered.sealed.into_iter().map(Arc::new).collect(), active: recovered.active, last_store_ms };
+        Ok(Self {
+            topic: topic.to_string(),
+            queue,
+            dir: dir.to_path_buf(),
+            config,
+            clock,
+            segments: RwLock::new(segments),
+            // Recovery fsyncs what it keeps, so everything found is durable.
+            commit: GroupCommit::new(end),
+            max_offset_tx: watch::Sender::new(end),
+            removed: AtomicBool::new(false),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    pub(crate) fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.removed.load(Ordering::Acquire) {
+            return Err(HotError::Removed(format!("{}/{}", self.topic, self.queue)));
+        }
+        if self.commit.is_poisoned() {
+            return Err(HotError::Io {
+                context: "appending after an earlier fsync or seal failure",
+                path: self.dir.clone(),
+                source: std::io::Error::other("queue is read-only until the node restarts"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the whole batch with contiguous offsets, or nothing. Blocking: it
+    /// copies into the map and may create or seal a segment (with fsyncs).
+    pub fn append(&self, batch: &[AppendRequest]) -> Result<Vec<Appended>> {
+        self.check_writable()?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lens = batch
+            .iter()
+            .map(|r| record::check_encodable(r).map_err(HotError::InvalidRecord))
+            .collect::<Result<Vec<usize>>>()?;
+        let total: u64 = lens.iter().map(|l| *l as u64).sum();
+
+        let mut segs = self.segments.write();
+        self.check_writable()?;
+        let now = self.clock.now_ms();
+        let active = &segs.active;
+        let too_old = active.first_store_ms.is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms);
+        let too_big = active.write_pos + total > self.config.segment_bytes || !active.fits(total);
+        if !active.is_empty() && (too_old || too_big) {
+            self.roll(&mut segs, total)?;
+        } else if !segs.active.fits(total) {
+            segs.active.grow_map(total)?;
+        }
+        let store_ms = now.max(segs.last_store_ms);
+        let queue = self.queue;
+        let appended = segs.active.append(batch, &lens, store_ms, queue)?;
+        segs.last_store_ms = store_ms;
+        let end = segs.active.end;
+        drop(segs);
+        self.max_offset_tx.send_replace(end);
+        Ok(appended)
+    }
+
+    /// Seals the active segment and starts the next one; the next is created
+    /// first so that a full disk changes nothing.
+    fn roll(&self, segs: &mut Segments, next_batch: u64) -> Result<()> {
+        let base = segs.active.end;
+        let map_len = self.config.segment_bytes.max(next_batch);
+        let next = ActiveSegment::create(&self.dir, base, map_len, self.config.index_interval_bytes)?;
+        let old = std::mem::replace(&mut segs.active, next);
+        let sealed = old.seal().and_then(SealedSegment::from_parts).inspect_err(|_| self.commit.poison())?;
+        self.commit.mark_durable(sealed.end);
+        segs.sealed.push(Arc::new(sealed));
+        Ok(())
+    }
+
+    /// Seals the active segment if its first record is older than `segment_ms`.
+    pub fn seal_if_expired(&self) -> Result<()> {
+        let now = self.clock.now_ms();
+        let expired = |s: &Segments| s.active.first_store_ms.is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms);
+        if self.removed.load(Ordering::Acquire) || self.commit.is_poisoned() || !expired(&self.segments.read()) {
+            return Ok(());
+        }
+        let mut segs = self.segments.write();
+        if expired(&segs) {
+            self.roll(&mut segs, 0)?;
+        }
+        Ok(())
+    }
+
+    fn sync_target(&self) -> SyncTarget {
+        let mut segs = self.segments.write();
+        let through = segs.active.end;
+        let (log, keys) = segs.active.sync_handles();
+        let mut files = vec![log];
+        files.extend(keys.map(Arc::new));
+        SyncTarget { files, through, path: self.dir.clone() }
+    }
+
     /// Returns once every offset below `through_offset` is fsynced (group commit).
-    pub async fn sync(&self, through_offset: u64) -> Result<()> { let _ = through_offset; todo!() }
-    /// Blocking fsync of everything written so far.
-    pub fn flush(&self) -> Result<()> { todo!() }
-    /// Reads from `offset`: at most `max_messages`, stopping before `max_bytes` of encoded records
-    /// are exceeded (but always at least one record when one exists).
-    pub fn read(&self, offset: u64, max_messages: usize, max_bytes: usize) -> Result<Vec<Record>> { let _ = (offset, max_messages, max_bytes); todo!() }
-    pub fn get_by_id(&self, id: &MessageId) -> Result<Option<Record>> { let _ = id; todo!() }
-    pub fn find_by_key(&self, key: &str, begin_ms: i64, end_ms: i64, max: usize) -> Result<Vec<Record>> { let _ = (key, begin_ms, end_ms, max); todo!() }
+    pub async fn sync(&self, through_offset: u64) -> Result<()> {
+        self.commit.sync_to(through_offset, || self.sync_target()).await
+    }
+
+    /// Blocking fsync of everything written so far (background flush, shutdown).
+    /// Must not be called from an async context.
+    pub fn flush(&self) -> Result<()> {
+        if self.removed.load(Ordering::Acquire) || self.commit.is_poisoned() {
+            return Ok(());
+        }
+        if self.commit.durable() >= self.max_offset() {
+            return Ok(());
+        }
+        self.commit.sync_blocking(|| self.sync_target())
+    }
+
+    /// Offset below which everything is fsynced.
+    pub fn durable_offset(&self) -> u64 {
+        self.commit.durable()
+    }
+
+    /// Reads from `offset`: at most `max_messages`, stopping before `max_bytes` of
+    /// encoded records would be exceeded (but always one record when one exists).
+    /// `offset == max_offset` gives an empty answer; outside `[min, max]` is an error.
+    pub fn read(&self, offset: u64, max_messages: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        let segs = self.segments.read();
+        let (min, max) = (segs.min_offset(), segs.active.end);
+        if offset < min || offset > max {
+            return Err(HotError::OffsetOutOfRange { offset, min, max });
+        }
+        let mut out = Vec::new();
+        let mut budget = max_bytes;
+        let mut at = offset;
+        while at < max && out.len() < max_messages {
+            let Some(view) = segs.view_for(at) else {
+                return Err(HotError::Corrupt { path: self.dir.clone(), position: 0, reason: format!("no segment holds offset {at}") });
+            };
+            let next = view.read_into(at, max_messages, &mut budget, &mut out)?;
+            if next == at {
+                break;
+            }
+            at = next;
+        }
+        Ok(out)
+    }
+
+    /// The record at `offset`, if the queue holds it.
+    pub fn read_one(&self, offset: u64) -> Result<Option<Record>> {
+        let segs = self.segments.read();
+        if offset < segs.min_offset() || offset >= segs.active.end {
+            return Ok(None);
+        }
+        let Some(view) = segs.view_for(offset) else { return Ok(None) };
+        let pos = view.position_of(offset)?;
+        view.record_at(pos, offset).map(Some)
+    }
+
+    /// The message with this id, if this queue holds it.
+    pub fn get_by_id(&self, id: &MessageId) -> Result<Option<Record>> {
+        if id.queue() != self.queue {
+            return Ok(None);
+        }
+        Ok(self.read_one(id.offset())?.filter(|r| r.message_id == *id))
+    }
+
+    /// Messages carrying `key` with `begin_ms <= store_ms <= end_ms`, oldest first, at most `max`.
+    pub fn find_by_key(&self, key: &str, begin_ms: i64, end_ms: i64, max: usize) -> Result<Vec<Record>> {
+        let segs = self.segments.read();
+        let mut out = Vec::new();
+        for (view, first_ms, last_ms) in segs.views() {
+            if last_ms < begin_ms || first_ms > end_ms {
+                continue;
+            }
+            let candidates = if view.base == segs.active.base {
+                segs.active.key_candidates(key)
+            } else {
+                let i = segs.sealed.partition_point(|s| s.base < view.base);
+                segs.sealed[i].key_candidates(key)
+            };
+            let mut offsets: Vec<u64> = candidates.into_iter().filter(|o| *o >= view.base && *o < view.end).collect();
+            offsets.sort_unstable();
+            offsets.dedup();
+            for offset in offsets {
+                let rec = view.record_at(view.position_of(offset)?, offset)?;
+                if rec.store_ms >= begin_ms && rec.store_ms <= end_ms && rec.keys.iter().any(|k| k == key) {
+                    out.push(rec);
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The first offset whose `store_ms >= ts_ms`, or `max_offset` when there is none.
-    pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<u64> { let _ = ts_ms; todo!() }
-    pub fn min_offset(&self) -> u64 { todo!() }
-    pub fn max_offset(&self) -> u64 { todo!() }
-    pub fn stats(&self) -> QueueStats { todo!() }
-    /// Watches `max_offset`; changes after every append (for long polls).
-    pub fn watch_max_offset(&self) -> tokio::sync::watch::Receiver<u64> { todo!() }
+    pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<u64> {
+        let segs = self.segments.read();
+        for (view, _, last_ms) in segs.views() {
+            if last_ms >= ts_ms {
+                return view.offset_for_timestamp(ts_ms);
+            }
+        }
+        Ok(segs.active.end)
+    }
+
+    pub fn min_offset(&self) -> u64 {
+        self.segments.read().min_offset()
+    }
+
+    pub fn max_offset(&self) -> u64 {
+        self.segments.read().active.end
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let segs = self.segments.read();
+        QueueStats {
+            min_offset: segs.min_offset(),
+            max_offset: segs.active.end,
+            disk_bytes: segs.sealed.iter().map(|s| s.disk_bytes()).sum::<u64>() + segs.active.disk_bytes(),
+            segments: segs.sealed.len() + 1,
+        }
+    }
+
+    /// Watches `max_offset`; it changes after every append (for long polls).
+    pub fn watch_max_offset(&self) -> watch::Receiver<u64> {
+        self.max_offset_tx.subscribe()
+    }
 }

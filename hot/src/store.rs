@@ -2,7 +2,8 @@
 //!
 //! Layout: `{root}/{topic}/{queue}/…` (see the crate docs for a queue's files).
 //! Opening the store recovers every queue found on disk; queues are created
-//! on first use. Removing a topic deletes its directory.
+//! on first use. Topic names are used as directory names, so only names that
+//! are safe path components are accepted (the gateway's name rules are stricter).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use parking_lot::RwLock;
 
 use crate::clock::Clock;
 use crate::error::{HotError, Result};
+use crate::fs_util;
 use crate::queue::QueueLog;
 
 /// Settings of the hot tier.
@@ -20,7 +22,7 @@ pub struct HotConfig {
     /// Seal the active segment once it holds this many bytes (default 64 MiB).
     /// Larger segments mean fewer objects later; smaller ones reach the object store sooner.
     pub segment_bytes: u64,
-    /// Seal the active segment once its first record is this old (default 10 min).
+    /// Seal the active segment once its first record is this old, in ms (default 10 min).
     pub segment_ms: i64,
     /// One sparse index entry per this many bytes of records (default 4 KiB):
     /// a smaller interval means shorter scans on read and a bigger index.
@@ -33,6 +35,22 @@ impl Default for HotConfig {
     }
 }
 
+impl HotConfig {
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes < 4096 || self.segment_bytes > 1 << 30 {
+            return Err(format!("segment_bytes must be between 4096 and {} (got {})", 1u64 << 30, self.segment_bytes));
+        }
+        if self.segment_ms <= 0 {
+            return Err(format!("segment_ms must be positive (got {})", self.segment_ms));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err("index_interval_bytes must be positive".into());
+        }
+        Ok(())
+    }
+}
+
 /// The hot tier of one node.
 #[derive(Debug)]
 pub struct HotStore {
@@ -42,17 +60,46 @@ pub struct HotStore {
     queues: RwLock<HashMap<(String, u32), Arc<QueueLog>>>,
 }
 
+fn valid_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']) && name.len() <= 255
+}
+
 impl HotStore {
     /// Opens (creating if needed) the hot tier at `root` and recovers every queue in it.
     pub fn open(root: &Path, config: HotConfig, clock: Arc<dyn Clock>) -> Result<Arc<HotStore>> {
-        let _ = (root, config, clock);
-        todo!()
+        config.validate().map_err(HotError::InvalidRecord)?;
+        std::fs::create_dir_all(root).map_err(|e| HotError::io("creating the hot tier directory", root, e))?;
+        let mut queues = HashMap::new();
+        for (topic, queue, dir) in list_queue_dirs(root)? {
+            let log = QueueLog::open(&topic, queue, &dir, config.clone(), clock.clone())?;
+            queues.insert((topic, queue), Arc::new(log));
+        }
+        Ok(Arc::new(HotStore { root: root.to_path_buf(), config, clock, queues: RwLock::new(queues) }))
     }
 
     /// The queue, opened or created on first use.
     pub fn queue(&self, topic: &str, queue: u32) -> Result<Arc<QueueLog>> {
-        let _ = (topic, queue);
-        todo!()
+        if let Some(q) = self.existing_queue(topic, queue) {
+            return Ok(q);
+        }
+        if !valid_component(topic) {
+            return Err(HotError::InvalidRecord(format!("{topic:?} cannot name a topic directory")));
+        }
+        let mut queues = self.queues.write();
+        if let Some(q) = queues.get(&(topic.to_string(), queue)) {
+            return Ok(q.clone());
+        }
+        let topic_dir = self.root.join(topic);
+        let dir = topic_dir.join(queue.to_string());
+        let created = !dir.exists();
+        let log = Arc::new(QueueLog::open(topic, queue, &dir, self.config.clone(), self.clock.clone())?);
+        if created {
+            // Make the new directories themselves durable.
+            fs_util::fsync_dir(&topic_dir).map_err(|e| HotError::io("syncing a topic directory", &topic_dir, e))?;
+            fs_util::fsync_dir(&self.root).map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))?;
+        }
+        queues.insert((topic.to_string(), queue), log.clone());
+        Ok(log)
     }
 
     /// The queue if it exists on this node, without creating it.
@@ -60,36 +107,87 @@ impl HotStore {
         self.queues.read().get(&(topic.to_string(), queue)).cloned()
     }
 
-    /// Topics that have at least one queue directory (as found at open or created since).
+    /// Topics that have at least one queue on this node.
     pub fn topics(&self) -> Vec<String> {
-        todo!()
+        let mut t: Vec<String> = self.queues.read().keys().map(|(t, _)| t.clone()).collect();
+        t.sort();
+        t.dedup();
+        t
     }
 
-    /// Deletes every queue of `topic` from disk. Handles still held keep
-    /// working on the unlinked files until dropped; new calls see no data.
+    /// Deletes every queue of `topic` from disk. Handles still held fail their
+    /// next append with [`HotError::Removed`].
     pub fn remove_topic(&self, topic: &str) -> Result<()> {
-        let _ = topic;
-        todo!()
+        if !valid_component(topic) {
+            return Ok(());
+        }
+        let mut queues = self.queues.write();
+        queues.retain(|(t, _), q| {
+            if t == topic {
+                q.mark_removed();
+            }
+            t != topic
+        });
+        let dir = self.root.join(topic);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(HotError::io("deleting a topic's hot data", &dir, e)),
+        }
+        fs_util::fsync_dir(&self.root).map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))
     }
 
-    /// fsyncs every queue with data not yet durable (the ASYNC background flush
-    /// and the final flush on shutdown). Blocking.
+    fn all(&self) -> Vec<Arc<QueueLog>> {
+        self.queues.read().values().cloned().collect()
+    }
+
+    /// fsyncs every queue holding data not yet durable (the ASYNC background
+    /// flush and the final flush on shutdown). Blocking; not for async contexts.
+    /// Flushes every queue even if one fails, and returns the first error.
     pub fn flush_all(&self) -> Result<()> {
-        todo!()
+        let mut first_err = None;
+        for q in self.all() {
+            if let Err(e) = q.flush() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Seals active segments older than `segment_ms`. Blocking; call periodically.
     pub fn seal_expired(&self) -> Result<()> {
-        todo!()
+        let mut first_err = None;
+        for q in self.all() {
+            if let Err(e) = q.seal_if_expired() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Total bytes of segments on local disk.
     pub fn disk_bytes(&self) -> u64 {
-        todo!()
+        self.all().iter().map(|q| q.stats().disk_bytes).sum()
     }
+}
 
-    #[allow(dead_code)]
-    fn unused(&self) -> (&Path, &HotConfig, &Arc<dyn Clock>, HotError) {
-        todo!()
+/// `(topic, queue, dir)` for every queue directory under `root`.
+fn list_queue_dirs(root: &Path) -> Result<Vec<(String, u32, PathBuf)>> {
+    let mut out = Vec::new();
+    let read = |p: &Path| std::fs::read_dir(p).map_err(|e| HotError::io("listing the hot tier", p, e));
+    for topic in read(root)? {
+        let topic = topic.map_err(|e| HotError::io("listing the hot tier", root, e))?;
+        if !topic.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Some(name) = topic.file_name().to_str().map(str::to_string) else { continue };
+        for queue in read(&topic.path())? {
+            let queue = queue.map_err(|e| HotError::io("listing the hot tier", topic.path(), e))?;
+            let Some(n) = queue.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            if queue.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push((name.clone(), n, queue.path()));
+            }
+        }
     }
+    Ok(out)
 }
