@@ -7,7 +7,7 @@
 //!  2  u8      version (1)
 //!  3  u8      flags: 1 = deliver_at_ms set, 2 = tag set, 4 = message_group set
 //!  4  u32     total record length in bytes, header included
-//!  8  u32     CRC32C of bytes [12, length)
+//!  8  u32     CRC32C of bytes [0, 8) followed by [12, length)
 //! 12  u64     offset
 //! 20  i64     store_ms
 //! 28  i64     born_ms
@@ -20,8 +20,8 @@
 //!     u32 len + body
 //! ```
 //!
-//! The CRC covers everything after itself, so a flipped bit anywhere in the
-//! offset, timestamps, id, metadata or body is detected. The explicit body
+//! The CRC covers every byte but its own, so a flipped bit anywhere — flags,
+//! length, offset, timestamps, id, metadata or body — is detected. The explicit body
 //! length must end exactly at the record length: a frame that does not add up
 //! is rejected as well.
 
@@ -196,7 +196,7 @@ pub fn encode_into(out: &mut [u8], req: &AppendRequest, offset: u64, store_ms: i
     }
     w.long_bytes(&req.body);
     debug_assert_eq!(w.pos, w.buf.len());
-    let crc = crc32c::crc32c(&out[12..]);
+    let crc = record_crc(out);
     out[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -265,7 +265,7 @@ pub fn peek_header(buf: &[u8]) -> Result<Header, DecodeError> {
 pub fn verify(buf: &[u8]) -> Result<Header, DecodeError> {
     let h = peek_header(buf)?;
     let stored = u32::from_le_bytes(le4(&buf[8..12]));
-    let computed = crc32c::crc32c(&buf[12..h.len]);
+    let computed = record_crc(&buf[..h.len]);
     if stored != computed {
         return Err(DecodeError::Checksum { stored, computed });
     }
@@ -311,6 +311,11 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         message_group: (flags & FLAG_GROUP != 0).then_some(group),
         body: Bytes::copy_from_slice(body),
     })
+}
+
+/// CRC32C of a whole record image except the CRC field itself.
+fn record_crc(rec: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&rec[0..8]), &rec[12..])
 }
 
 fn le4(b: &[u8]) -> [u8; 4] {
