@@ -1,0 +1,218 @@
+//! Behaviour of a queue through the public API: appends, reads, segment
+//! rolling, lookups by time, id and key, and restarts.
+
+mod common;
+
+use common::*;
+use shale_hot::{HotError, ManualClock};
+
+#[test]
+fn appends_get_contiguous_offsets_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("orders", 3).unwrap();
+    let a = q.append(&[msg(0, 10), msg(1, 10)]).unwrap();
+    let b = q.append(&[msg(2, 10)]).unwrap();
+    assert_eq!([a[0].offset, a[1].offset, b[0].offset], [0, 1, 2]);
+    assert_eq!(q.max_offset(), 3);
+    let recs = q.read(0, 10, usize::MAX).unwrap();
+    assert_eq!(recs.len(), 3);
+    for (i, r) in recs.iter().enumerate() {
+        let m = msg(i, 10);
+        assert_eq!((r.offset, &r.body, &r.keys, &r.tag, r.born_ms), (i as u64, &m.body, &m.keys, &m.tag, m.born_ms));
+        assert_eq!(r.message_id.queue(), 3);
+        assert_eq!(r.message_id.offset(), i as u64);
+    }
+    assert!(a[0].message_id < a[1].message_id || a[0].store_ms == a[1].store_ms);
+    assert!(q.read(3, 10, usize::MAX).unwrap().is_empty());
+    assert!(matches!(q.read(4, 10, usize::MAX), Err(HotError::OffsetOutOfRange { offset: 4, min: 0, max: 3 })));
+}
+
+#[test]
+fn read_limits_messages_and_bytes_but_returns_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &config(1 << 20), &ManualClock::new(T0));
+    let q = store.queue("t", 0).unwrap();
+    q.append(&(0..20).map(|i| msg(i, 1000)).collect::<Vec<_>>()).unwrap();
+    assert_eq!(q.read(0, 5, usize::MAX).unwrap().len(), 5);
+    let one_len = q.read(0, 1, usize::MAX).unwrap()[0].encoded_len();
+    assert_eq!(q.read(0, 100, one_len * 3).unwrap().len(), 3);
+    assert_eq!(q.read(0, 100, 1).unwrap().len(), 1);
+}
+
+#[test]
+fn segments_roll_by_size_and_everything_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let cfg = config(8192);
+    let mut ids = Vec::new();
+    {
+        let store = open(dir.path(), &cfg, &clock);
+        let q = store.queue("t", 0).unwrap();
+        for i in 0..200 {
+            clock.advance(1);
+            ids.push(q.append(&[msg(i, 300)]).unwrap()[0].message_id);
+        }
+        assert!(q.stats().segments > 5, "{:?}", q.stats());
+        store.flush_all().unwrap();
+    }
+    assert!(files_with_suffix(&queue_dir(dir.path(), "t", 0), ".log").len() > 5);
+    let store = open(dir.path(), &cfg, &clock);
+    let q = store.queue("t", 0).unwrap();
+    assert_eq!(q.max_offset(), 200);
+    let mut all = Vec::new();
+    let mut at = 0;
+    while at < 200 {
+        let part = q.read(at, 37, usize::MAX).unwrap();
+        at += part.len() as u64;
+        all.extend(part);
+    }
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r.offset, i as u64);
+        assert_eq!(r.body, msg(i, 300).body);
+        assert_eq!(r.message_id, ids[i]);
+    }
+    assert_eq!(q.append(&[msg(200, 10)]).unwrap()[0].offset, 200);
+}
+
+#[test]
+fn segments_seal_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("t", 0).unwrap();
+    q.append(&[msg(0, 10)]).unwrap();
+    store.seal_expired().unwrap();
+    assert_eq!(q.stats().segments, 1);
+    clock.advance(60_000);
+    store.seal_expired().unwrap();
+    assert_eq!(q.stats().segments, 2);
+    assert_eq!(files_with_suffix(&queue_dir(dir.path(), "t", 0), ".log").len(), 1);
+    // An empty active segment never seals.
+    clock.advance(600_000);
+    store.seal_expired().unwrap();
+    assert_eq!(q.stats().segments, 2);
+    assert_eq!(q.read(0, 10, usize::MAX).unwrap().len(), 1);
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_message_at_or_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(4096), &clock);
+    let q = store.queue("t", 0).unwrap();
+    for i in 0..100 {
+        clock.set(T0 + 10 * i as i64);
+        q.append(&[msg(i, 200)]).unwrap();
+    }
+    assert_eq!(q.offset_for_timestamp(0).unwrap(), 0);
+    assert_eq!(q.offset_for_timestamp(T0).unwrap(), 0);
+    assert_eq!(q.offset_for_timestamp(T0 + 1).unwrap(), 1);
+    assert_eq!(q.offset_for_timestamp(T0 + 500).unwrap(), 50);
+    assert_eq!(q.offset_for_timestamp(T0 + 505).unwrap(), 51);
+    assert_eq!(q.offset_for_timestamp(T0 + 990).unwrap(), 99);
+    assert_eq!(q.offset_for_timestamp(T0 + 991).unwrap(), 100);
+}
+
+#[test]
+fn store_time_never_goes_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("t", 0).unwrap();
+    q.append(&[msg(0, 1)]).unwrap();
+    clock.set(T0 - 5_000);
+    let second = q.append(&[msg(1, 1)]).unwrap();
+    assert_eq!(second[0].store_ms, T0);
+}
+
+#[test]
+fn lookup_by_id_and_by_key_across_segments_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let cfg = config(4096);
+    let ids: Vec<_> = {
+        let store = open(dir.path(), &cfg, &clock);
+        let q = store.queue("t", 1).unwrap();
+        (0..60)
+            .map(|i| {
+                clock.advance(100);
+                q.append(&[msg(i, 200)]).unwrap()[0].message_id
+            })
+            .collect()
+    };
+    // Lose every key index: they are rebuilt from the logs.
+    for p in files_with_suffix(&queue_dir(dir.path(), "t", 1), ".keys") {
+        std::fs::remove_file(p).unwrap();
+    }
+    let store = open(dir.path(), &cfg, &clock);
+    let q = store.queue("t", 1).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(q.get_by_id(id).unwrap().unwrap().offset, i as u64);
+    }
+    let mut forged = ids[5];
+    forged.0[15] ^= 1;
+    assert!(q.get_by_id(&forged).unwrap().is_none());
+    let hits = q.find_by_key("key-3", 0, i64::MAX, 100).unwrap();
+    assert_eq!(hits.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 13, 23, 33, 43, 53]);
+    let windowed = q.find_by_key("key-3", T0 + 1400, T0 + 3400, 100).unwrap();
+    assert_eq!(windowed.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![13, 23, 33]);
+    assert_eq!(q.find_by_key("key-3", 0, i64::MAX, 2).unwrap().len(), 2);
+    assert!(q.find_by_key("nope", 0, i64::MAX, 10).unwrap().is_empty());
+}
+
+#[test]
+fn a_full_batch_is_stored_atomically_when_it_is_bigger_than_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &config(4096), &ManualClock::new(T0));
+    let q = store.queue("t", 0).unwrap();
+    q.append(&[msg(0, 100)]).unwrap();
+    let big: Vec<_> = (1..40).map(|i| msg(i, 500)).collect();
+    q.append(&big).unwrap();
+    let recs = q.read(0, 100, usize::MAX).unwrap();
+    assert_eq!(recs.len(), 40);
+    assert_eq!(recs[39].body, msg(39, 500).body);
+}
+
+#[test]
+fn removing_a_topic_deletes_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("gone", 0).unwrap();
+    q.append(&[msg(0, 10)]).unwrap();
+    store.remove_topic("gone").unwrap();
+    assert!(!dir.path().join("gone").exists());
+    assert!(matches!(q.append(&[msg(1, 10)]), Err(HotError::Removed(_))));
+    assert_eq!(store.queue("gone", 0).unwrap().max_offset(), 0);
+    assert!(store.queue("../evil", 0).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sync_appends_are_all_durable_and_contiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &config(64 * 1024), &ManualClock::new(T0));
+    let q = store.queue("t", 0).unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            for i in 0..50 {
+                let q2 = q.clone();
+                let a = tokio::task::spawn_blocking(move || q2.append(&[msg(w * 1000 + i, 100)])).await.unwrap().unwrap();
+                q.sync(a[0].offset + 1).await.unwrap();
+                assert!(q.durable_offset() > a[0].offset);
+                offsets.push(a[0].offset);
+            }
+            offsets
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..800).collect::<Vec<u64>>());
+}
