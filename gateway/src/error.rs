@@ -1,1 +1,339 @@
-//! (being written)
+//! The one error type of the HTTP API and its mapping to the contract.
+//!
+//! Every non-2xx answer of the node is built here:
+//! `{"error": {"code": "UPPER_SNAKE", "message": "human sentence"}}` with the
+//! status of [`ErrorCode::status`]; 503 and 429 also carry `Retry-After`.
+//!
+//! Errors come in two layers (as in the rest of Shale): crates return their own
+//! `thiserror` enums with sources ([`shale_hot::HotError`]); this module is the
+//! single place that turns them, and every axum extractor rejection, into an
+//! [`ApiError`]. The source is kept and logged with its whole chain for server
+//! errors; it is never sent to the client beyond the top-level message.
+
+use std::fmt;
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use shale_hot::HotError;
+
+/// Seconds a client is asked to wait before retrying a 503 or 429.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The `code` of an error answer (the table of the API contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    InvalidArgument,
+    MessageTypeMismatch,
+    TopicNotFound,
+    MessageNotFound,
+    NotFound,
+    MethodNotAllowed,
+    AlreadyExists,
+    OffsetOutOfRange,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Throttled,
+    Internal,
+    Unavailable,
+    InsufficientStorage,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidArgument | ErrorCode::MessageTypeMismatch => StatusCode::BAD_REQUEST,
+            ErrorCode::TopicNotFound | ErrorCode::MessageNotFound | ErrorCode::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::AlreadyExists => StatusCode::CONFLICT,
+            ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        }
+    }
+
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::MessageTypeMismatch => "MESSAGE_TYPE_MISMATCH",
+            ErrorCode::TopicNotFound => "TOPIC_NOT_FOUND",
+            ErrorCode::MessageNotFound => "MESSAGE_NOT_FOUND",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::Throttled => "THROTTLED",
+            ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::InsufficientStorage => "INSUFFICIENT_STORAGE",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error answer: a contract code, a human message and, for errors caused
+/// by something else, that cause (logged, not sent).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+/// Result alias of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `source` as the cause (logged with the answer).
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn mismatch(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MessageTypeMismatch, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PayloadTooLarge, message)
+    }
+
+    pub fn topic_not_found(topic: &str) -> Self {
+        Self::new(
+            ErrorCode::TopicNotFound,
+            format!("topic {topic:?} does not exist"),
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// A server-side failure; `context` says what was being done.
+    pub fn internal(context: &str, source: impl Into<BoxError>) -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            format!("internal error while {context}"),
+        )
+        .with_source(source)
+    }
+
+    /// The status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// Builds an error from an axum rejection's status and text: 413 and 415
+    /// keep their meaning, other client errors are `INVALID_ARGUMENT`, server
+    /// errors `INTERNAL`.
+    fn from_rejection(status: StatusCode, text: String, source: BoxError) -> Self {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            s if s.is_server_error() => ErrorCode::Internal,
+            _ => ErrorCode::InvalidArgument,
+        };
+        let message = match code {
+            ErrorCode::PayloadTooLarge => format!(
+                "request body exceeds the limit of {} bytes",
+                crate::validate::MAX_HTTP_BODY_BYTES
+            ),
+            _ => text,
+        };
+        ApiError {
+            code,
+            message,
+            source: Some(source),
+        }
+    }
+}
+
+/// The whole cause chain of an error, for logs.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// The body of every non-2xx answer.
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// What went wrong.
+pub struct ErrorDetail {
+    /// One of the codes of the contract (`INVALID_ARGUMENT`, `TOPIC_NOT_FOUND`, ...).
+    pub code: ErrorCode,
+    /// A human sentence.
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = %self.code, error = %error_chain(&self), "request failed");
+        } else {
+            tracing::debug!(code = %self.code, error = %error_chain(&self), "request rejected");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+impl From<HotError> for ApiError {
+    fn from(e: HotError) -> Self {
+        let (code, message) = match &e {
+            HotError::InsufficientStorage { .. } => (
+                ErrorCode::InsufficientStorage,
+                "the node's local disk is full; the failed write stored nothing".to_string(),
+            ),
+            HotError::OffsetOutOfRange { offset, min, max } => (
+                ErrorCode::OffsetOutOfRange,
+                format!("offset {offset} is outside the queue's range [{min}, {max}]"),
+            ),
+            HotError::RecordTooLarge { size, limit } => (
+                ErrorCode::PayloadTooLarge,
+                format!("a message of {size} bytes exceeds the limit of {limit} bytes"),
+            ),
+            HotError::InvalidRecord(why) => (ErrorCode::InvalidArgument, why.clone()),
+            HotError::Removed(_) => (
+                ErrorCode::TopicNotFound,
+                "the topic was deleted during the request".into(),
+            ),
+            HotError::Corrupt { .. } => (
+                ErrorCode::Internal,
+                "stored data failed its checksum; nothing is returned".into(),
+            ),
+            HotError::Io { .. } => (ErrorCode::Internal, "local storage I/O error".into()),
+        };
+        ApiError {
+            code,
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::from_rejection(r.status(), r.body_text(), Box::new(r))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::from_rejection(r.status(), r.body_text(), Box::new(r))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::from_rejection(r.status(), r.body_text(), Box::new(r))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        ApiError::from_rejection(r.status(), r.body_text(), Box::new(r))
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::internal("running a storage task", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_only_on_503_and_429() {
+        let r = ApiError::unavailable("draining").into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+        let r = ApiError::invalid("x").into_response();
+        assert!(!r.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn hot_errors_map_to_contract_codes() {
+        let e: ApiError = HotError::OffsetOutOfRange {
+            offset: 9,
+            min: 0,
+            max: 3,
+        }
+        .into();
+        assert_eq!(e.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert!(e.message.contains("[0, 3]"));
+        let e: ApiError = HotError::Corrupt {
+            path: "x".into(),
+            position: 1,
+            reason: "crc".into(),
+        }
+        .into();
+        assert_eq!(e.code.as_str(), "INTERNAL");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

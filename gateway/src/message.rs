@@ -1,1 +1,142 @@
-//! (being written)
+//! The message object as returned by every read (API.md "Message object").
+//!
+//! Invariants: `keys` and `properties` are always present (possibly empty);
+//! `tag`, `message_group` and `deliver_at_ms` are omitted when the message has
+//! none; exactly one of `body` (valid UTF-8 and not forced to base64) and
+//! `body_base64` is present. Reserved properties (`shale.*`, e.g.
+//! `shale.dedup_id`) are returned like any other property.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize, Serializer};
+use shale_hot::Record;
+
+/// How bodies are returned (`?encoding=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyEncoding {
+    /// `body` when the body is valid UTF-8, else `body_base64`.
+    #[default]
+    Auto,
+    /// Always `body_base64`.
+    Base64,
+}
+
+/// A stored message as returned by the API.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessageObject {
+    /// 32 hex digits, unique and time-ordered.
+    pub message_id: String,
+    pub topic: String,
+    pub queue: u32,
+    pub offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub keys: Vec<String>,
+    #[serde(serialize_with = "pairs_as_map")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub properties: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_group: Option<String>,
+    /// When the gateway received the produce request.
+    pub born_ms: i64,
+    /// When the message was stored.
+    pub store_ms: i64,
+    /// Delay messages only: when the message becomes visible to consumers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at_ms: Option<i64>,
+    /// The body as text, when it is valid UTF-8 and base64 was not asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The body in standard base64 otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+}
+
+impl MessageObject {
+    /// The object of `record`, stored in `topic`/`queue`.
+    pub fn from_record(topic: &str, queue: u32, record: Record, encoding: BodyEncoding) -> Self {
+        let (body, body_base64) = match encoding {
+            BodyEncoding::Base64 => (None, Some(BASE64.encode(&record.body))),
+            BodyEncoding::Auto => match std::str::from_utf8(&record.body) {
+                Ok(text) => (Some(text.to_string()), None),
+                Err(_) => (None, Some(BASE64.encode(&record.body))),
+            },
+        };
+        MessageObject {
+            message_id: record.message_id.to_string(),
+            topic: topic.to_string(),
+            queue,
+            offset: record.offset,
+            tag: record.tag,
+            keys: record.keys,
+            properties: record.properties,
+            message_group: record.message_group,
+            born_ms: record.born_ms,
+            store_ms: record.store_ms,
+            deliver_at_ms: record.deliver_at_ms,
+            body,
+            body_base64,
+        }
+    }
+}
+
+fn pairs_as_map<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use shale_hot::MessageId;
+
+    fn record(body: &'static [u8]) -> Record {
+        Record {
+            offset: 17,
+            store_ms: 2,
+            born_ms: 1,
+            deliver_at_ms: None,
+            message_id: MessageId::new(2, 3, 17, 0),
+            tag: None,
+            keys: vec![],
+            properties: vec![("region".into(), "eu".into())],
+            message_group: None,
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn omits_absent_fields_and_picks_encoding() {
+        let v = serde_json::to_value(MessageObject::from_record(
+            "t",
+            3,
+            record(b"hello"),
+            BodyEncoding::Auto,
+        ))
+        .unwrap();
+        assert_eq!(v["body"], "hello");
+        assert_eq!(v["keys"], serde_json::json!([]));
+        assert_eq!(v["properties"], serde_json::json!({"region": "eu"}));
+        for absent in ["tag", "message_group", "deliver_at_ms", "body_base64"] {
+            assert!(v.get(absent).is_none(), "{absent}");
+        }
+        let v = serde_json::to_value(MessageObject::from_record(
+            "t",
+            3,
+            record(b"\xff\x00"),
+            BodyEncoding::Auto,
+        ))
+        .unwrap();
+        assert_eq!(v["body_base64"], "/wA=");
+        let v = serde_json::to_value(MessageObject::from_record(
+            "t",
+            3,
+            record(b"hi"),
+            BodyEncoding::Base64,
+        ))
+        .unwrap();
+        assert_eq!(v["body_base64"], "aGk=");
+        assert!(v.get("body").is_none());
+    }
+}

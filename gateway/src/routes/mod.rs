@@ -1,1 +1,59 @@
-//! (being written)
+//! The route table of the HTTP API (one module per group of endpoints).
+//!
+//! - [`topics`] — `/v1/topics[/{topic}]`
+//! - [`produce`] — `POST /v1/topics/{topic}/messages`
+//! - [`read`] — `/v1/topics/{topic}/queues/{queue}/{messages,offset}`
+//! - [`query`] — `/v1/topics/{topic}/messages[/{message_id}]`
+//! - [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, fallbacks
+//! - [`extract`] — extractors whose rejections are contract errors
+
+pub mod extract;
+pub mod ops;
+pub mod produce;
+pub mod query;
+pub mod read;
+pub mod topics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+pub(crate) use produce::queue_choice::fnv1a;
+
+/// Every route, without middleware or fallbacks (see `app`).
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/v1/topics",
+            get(topics::list_topics).post(topics::create_topic),
+        )
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::get_topic)
+                .patch(topics::patch_topic)
+                .delete(topics::delete_topic),
+        )
+        .route(
+            "/v1/topics/{topic}/messages",
+            get(query::find_by_key).post(produce::produce),
+        )
+        .route(
+            "/v1/topics/{topic}/messages/{message_id}",
+            get(query::get_message),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{queue}/messages",
+            get(read::read_queue),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{queue}/offset",
+            get(read::offset_for_timestamp),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+}

@@ -1,0 +1,327 @@
+//! From validated [`MessageInput`]s to what will be appended: the topic's
+//! type rules (RocketMQ 5: a topic accepts only its own message type), the
+//! delivery time of delay messages, the queue of each message, and which
+//! messages repeat an earlier `dedup_id` of the same request.
+//!
+//! Pure: no I/O, the clock and the round-robin queue are passed in, so every
+//! rule is unit-tested here. Either the whole request plans or it is rejected.
+
+use shale_hot::AppendRequest;
+
+use super::input::{DelayInput, MessageInput, at};
+use super::queue_choice::group_queue;
+use crate::dedup::DEDUP_PROPERTY;
+use crate::error::ApiError;
+use crate::topics::{MessageType, TopicConfig};
+
+/// Latest delivery time accepted, relative to the request's arrival (40 days).
+pub const MAX_DELAY_MS: i64 = 40 * 24 * 60 * 60 * 1000;
+
+/// RocketMQ 4 delay levels 1-18, in ms.
+pub const DELAY_LEVELS_MS: [i64; 18] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
+    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+];
+
+/// One message of the request, ready to store.
+#[derive(Debug)]
+pub struct Planned {
+    pub request: AppendRequest,
+    pub queue: u32,
+    pub dedup_id: Option<String>,
+    /// Index of an earlier message of the same request with the same `dedup_id`:
+    /// this one is not stored and repeats that one's result.
+    pub repeat_of: Option<usize>,
+}
+
+/// Plans the whole request for `topic`; `born_ms` is the request's arrival
+/// time; `round_robin` gives the queue of un-pinned messages (called at most once).
+pub fn plan(
+    topic: &TopicConfig,
+    inputs: Vec<MessageInput>,
+    has_transaction: bool,
+    born_ms: i64,
+    round_robin: impl FnOnce() -> u32,
+) -> Result<Vec<Planned>, ApiError> {
+    if has_transaction {
+        return Err(ApiError::mismatch(format!(
+            "topic {:?} is {:?}: `transaction` is only accepted on TRANSACTION topics",
+            topic.name, topic.message_type
+        )));
+    }
+    let total: usize = inputs.iter().map(MessageInput::size).sum();
+    if total > crate::validate::MAX_REQUEST_BYTES {
+        return Err(ApiError::too_large(format!(
+            "the request's messages total {total} bytes, more than {}",
+            crate::validate::MAX_REQUEST_BYTES
+        )));
+    }
+    let mut shared_queue = None;
+    let mut round_robin = Some(round_robin);
+    let mut first_with_id = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        check_type(topic, &input).map_err(|e| at(i, e))?;
+        let deliver_at_ms = deliver_at(&input.delay, born_ms).map_err(|e| at(i, e))?;
+        let queue = match (input.queue, &input.message_group) {
+            (Some(q), _) if q >= topic.queues => {
+                return Err(at(
+                    i,
+                    ApiError::invalid(format!(
+                        "queue {q} does not exist: the topic has {} queues",
+                        topic.queues
+                    )),
+                ));
+            }
+            (Some(q), _) => q,
+            (None, Some(group)) => group_queue(group, topic.queues),
+            (None, None) => *shared_queue.get_or_insert_with(|| {
+                round_robin.take().map_or(0, |rr| rr()) % topic.queues.max(1)
+            }),
+        };
+        let repeat_of = input
+            .dedup_id
+            .as_ref()
+            .and_then(|id| first_with_id.get(id).copied());
+        if let (Some(id), None) = (&input.dedup_id, repeat_of) {
+            first_with_id.insert(id.clone(), i);
+        }
+        let mut properties = input.properties;
+        if let Some(id) = &input.dedup_id {
+            properties.push((DEDUP_PROPERTY.to_string(), id.clone()));
+        }
+        out.push(Planned {
+            request: AppendRequest {
+                born_ms,
+                deliver_at_ms,
+                tag: input.tag,
+                keys: input.keys,
+                properties,
+                message_group: input.message_group,
+                body: input.body,
+            },
+            queue,
+            dedup_id: input.dedup_id,
+            repeat_of,
+        });
+    }
+    Ok(out)
+}
+
+/// RocketMQ 5 type rules: FIFO needs a group, only FIFO takes one; only DELAY
+/// takes delay fields and needs one.
+fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), ApiError> {
+    let kind = topic.message_type;
+    match (kind, &m.message_group) {
+        (MessageType::Fifo, None) => {
+            return Err(ApiError::mismatch(format!(
+                "topic {:?} is FIFO: every message needs a message_group",
+                topic.name
+            )));
+        }
+        (MessageType::Fifo, Some(_)) | (_, None) => {}
+        (_, Some(_)) => {
+            return Err(ApiError::mismatch(format!(
+                "topic {:?} is {kind:?}: message_group is only accepted on FIFO topics",
+                topic.name
+            )));
+        }
+    }
+    match (kind, m.delay.is_empty()) {
+        (MessageType::Delay, true) => Err(ApiError::mismatch(format!(
+            "topic {:?} is DELAY: every message needs delay_ms, deliver_at_ms or delay_level",
+            topic.name
+        ))),
+        (MessageType::Delay, false) | (_, true) => Ok(()),
+        (_, false) => Err(ApiError::mismatch(format!(
+            "topic {:?} is {kind:?}: delay_ms, deliver_at_ms and delay_level are only accepted on DELAY topics",
+            topic.name
+        ))),
+    }
+}
+
+/// The delivery time asked for (exactly one of the three fields), at most
+/// [`MAX_DELAY_MS`] after `born_ms`. A time in the past is kept as given: it is due at once.
+fn deliver_at(delay: &DelayInput, born_ms: i64) -> Result<Option<i64>, ApiError> {
+    let given = [
+        delay.delay_ms.is_some(),
+        delay.deliver_at_ms.is_some(),
+        delay.delay_level.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ApiError::invalid(
+            "give only one of delay_ms, deliver_at_ms and delay_level",
+        ));
+    }
+    let at = if let Some(ms) = delay.delay_ms {
+        born_ms.saturating_add(ms)
+    } else if let Some(at) = delay.deliver_at_ms {
+        at
+    } else if let Some(level) = delay.delay_level {
+        let ms = usize::try_from(level)
+            .ok()
+            .and_then(|l| l.checked_sub(1))
+            .and_then(|i| DELAY_LEVELS_MS.get(i))
+            .ok_or_else(|| ApiError::invalid(format!("delay_level must be 1-18, got {level}")))?;
+        born_ms + ms
+    } else {
+        return Ok(None);
+    };
+    if at.saturating_sub(born_ms) > MAX_DELAY_MS {
+        return Err(ApiError::invalid(format!(
+            "delivery time {at} is more than {MAX_DELAY_MS} ms (40 days) ahead"
+        )));
+    }
+    Ok(Some(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::topics::Durability;
+    use proptest::prelude::*;
+
+    fn topic(kind: MessageType, queues: u32) -> TopicConfig {
+        TopicConfig {
+            name: "t".into(),
+            queues,
+            message_type: kind,
+            retention_ms: 60_000,
+            durability: Durability::Sync,
+            created_ms: 0,
+        }
+    }
+
+    fn msg() -> MessageInput {
+        MessageInput {
+            body: bytes::Bytes::from_static(b"x"),
+            ..Default::default()
+        }
+    }
+
+    fn code(r: Result<Vec<Planned>, ApiError>) -> ErrorCode {
+        r.unwrap_err().code
+    }
+
+    #[test]
+    fn type_rules() {
+        let grouped = MessageInput {
+            message_group: Some("g".into()),
+            ..msg()
+        };
+        let delayed = MessageInput {
+            delay: DelayInput {
+                delay_ms: Some(5),
+                ..Default::default()
+            },
+            ..msg()
+        };
+        let normal = topic(MessageType::Normal, 4);
+        let fifo = topic(MessageType::Fifo, 4);
+        let delay = topic(MessageType::Delay, 4);
+        assert_eq!(
+            code(plan(&fifo, vec![msg()], false, 0, || 0)),
+            ErrorCode::MessageTypeMismatch
+        );
+        assert_eq!(
+            code(plan(&normal, vec![grouped.clone()], false, 0, || 0)),
+            ErrorCode::MessageTypeMismatch
+        );
+        assert_eq!(
+            code(plan(&normal, vec![delayed.clone()], false, 0, || 0)),
+            ErrorCode::MessageTypeMismatch
+        );
+        assert_eq!(
+            code(plan(&delay, vec![msg()], false, 0, || 0)),
+            ErrorCode::MessageTypeMismatch
+        );
+        assert_eq!(
+            code(plan(&normal, vec![msg()], true, 0, || 0)),
+            ErrorCode::MessageTypeMismatch
+        );
+        assert!(plan(&fifo, vec![grouped], false, 0, || 0).is_ok());
+        let p = plan(&delay, vec![delayed], false, 100, || 0).unwrap();
+        assert_eq!(p[0].request.deliver_at_ms, Some(105));
+    }
+
+    #[test]
+    fn delays() {
+        let d = |delay_ms, deliver_at_ms, delay_level| DelayInput {
+            delay_ms,
+            deliver_at_ms,
+            delay_level,
+        };
+        assert_eq!(
+            deliver_at(&d(None, None, Some(1)), 10).unwrap(),
+            Some(1_010)
+        );
+        assert_eq!(
+            deliver_at(&d(None, None, Some(18)), 0).unwrap(),
+            Some(7_200_000)
+        );
+        assert!(deliver_at(&d(None, None, Some(0)), 0).is_err());
+        assert!(deliver_at(&d(None, None, Some(19)), 0).is_err());
+        assert!(deliver_at(&d(Some(1), Some(2), None), 0).is_err());
+        assert!(deliver_at(&d(Some(MAX_DELAY_MS), None, None), 0).is_ok());
+        assert!(deliver_at(&d(Some(MAX_DELAY_MS + 1), None, None), 0).is_err());
+        assert!(deliver_at(&d(None, Some(MAX_DELAY_MS + 11), None), 10).is_err());
+    }
+
+    #[test]
+    fn queues_and_repeats() {
+        let t = topic(MessageType::Normal, 4);
+        let pinned = MessageInput {
+            queue: Some(3),
+            ..msg()
+        };
+        let with_id = MessageInput {
+            dedup_id: Some("d".into()),
+            ..msg()
+        };
+        let p = plan(
+            &t,
+            vec![msg(), pinned, msg(), with_id.clone(), with_id],
+            false,
+            0,
+            || 6,
+        )
+        .unwrap();
+        let queues: Vec<u32> = p.iter().map(|m| m.queue).collect();
+        assert_eq!(queues, vec![2, 3, 2, 2, 2]);
+        assert_eq!(p[3].repeat_of, None);
+        assert_eq!(p[4].repeat_of, Some(3));
+        assert!(
+            p[3].request
+                .properties
+                .contains(&(DEDUP_PROPERTY.into(), "d".into()))
+        );
+        let bad = MessageInput {
+            queue: Some(4),
+            ..msg()
+        };
+        assert_eq!(
+            code(plan(&t, vec![bad], false, 0, || 0)),
+            ErrorCode::InvalidArgument
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn unpinned_messages_share_one_queue(n in 1usize..50, queues in 1u32..64, rr: u32) {
+            let t = topic(MessageType::Normal, queues);
+            let p = plan(&t, vec![msg(); n], false, 0, || rr).unwrap();
+            prop_assert!(p.iter().all(|m| m.queue == rr % queues));
+        }
+
+        #[test]
+        fn fifo_groups_map_to_stable_queues(groups in proptest::collection::vec("[a-z]{1,8}", 1..20), queues in 1u32..64) {
+            let t = topic(MessageType::Fifo, queues);
+            let inputs: Vec<_> = groups.iter().map(|g| MessageInput { message_group: Some(g.clone()), ..msg() }).collect();
+            let p = plan(&t, inputs, false, 0, || 0).unwrap();
+            for (m, g) in p.iter().zip(&groups) {
+                prop_assert_eq!(m.queue, group_queue(g, queues));
+            }
+        }
+    }
+}

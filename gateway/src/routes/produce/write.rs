@@ -1,0 +1,191 @@
+//! Storing a planned request: dedup check, one append per queue, durability.
+//!
+//! Invariants:
+//! - the ids' dedup stripes are held from the window check until the new ids
+//!   are recorded, so two concurrent requests with one id store it once;
+//! - the topic's `deleted` read lock is held across the appends, so a
+//!   concurrent delete waits for them and no message outlives its topic;
+//! - each queue's messages go in one `append` (whole batch or nothing). A
+//!   request spanning several queues is atomic per queue only: if one queue
+//!   fails (disk full) the others may have stored their part; the request
+//!   then fails and the stored ids stay in the dedup window, so a retry with
+//!   the same `dedup_id`s stores only what is missing;
+//! - with SYNC durability the answer waits for the group-commit fsync of every
+//!   offset it reports, repeats of earlier messages included.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use shale_hot::{AppendRequest, Appended, QueueLog};
+
+use super::plan::Planned;
+use crate::dedup::DedupHit;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::topics::{Durability, Topic};
+
+/// Where one message of the request was stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProduceResult {
+    pub message_id: String,
+    pub queue: u32,
+    pub offset: u64,
+    /// Delay messages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at_ms: Option<i64>,
+}
+
+impl From<DedupHit> for ProduceResult {
+    fn from(h: DedupHit) -> Self {
+        ProduceResult {
+            message_id: h.message_id.to_string(),
+            queue: h.queue,
+            offset: h.offset,
+            deliver_at_ms: h.deliver_at_ms,
+        }
+    }
+}
+
+/// Stores `planned` on `topic` at `durability`; results in request order.
+pub async fn store(
+    state: &Arc<AppState>,
+    topic: &Arc<Topic>,
+    mut planned: Vec<Planned>,
+    durability: Durability,
+) -> ApiResult<Vec<ProduceResult>> {
+    let ids = planned
+        .iter()
+        .filter(|p| p.repeat_of.is_none())
+        .filter_map(|p| p.dedup_id.as_deref());
+    let dedup_guard = state.dedup.lock(&topic.name, ids).await;
+    let deleted = topic.deleted.read().await;
+    if *deleted {
+        return Err(ApiError::topic_not_found(&topic.name));
+    }
+
+    let now = state.clock.now_ms();
+    let mut outcome: Vec<Option<DedupHit>> = vec![None; planned.len()];
+    let mut by_queue: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, p) in planned.iter().enumerate() {
+        if p.repeat_of.is_some() {
+            continue;
+        }
+        if let Some(hit) = p
+            .dedup_id
+            .as_deref()
+            .and_then(|id| state.dedup.lookup(&topic.name, id, now))
+        {
+            outcome[i] = Some(hit);
+            continue;
+        }
+        by_queue.entry(p.queue).or_default().push(i);
+    }
+
+    // Read before the requests are moved into the appends.
+    let deliver_at: Vec<Option<i64>> = planned.iter().map(|p| p.request.deliver_at_ms).collect();
+    let appends = by_queue.into_iter().map(|(queue, indexes)| {
+        let batch: Vec<AppendRequest> = indexes
+            .iter()
+            .map(|&i| std::mem::take(&mut planned[i].request))
+            .collect();
+        let hot = state.hot.clone();
+        let name = topic.name.clone();
+        async move {
+            let appended = tokio::task::spawn_blocking(move || {
+                let log = hot.queue(&name, queue)?;
+                let appended = log.append(&batch)?;
+                let bytes: u64 = batch.iter().map(|r| r.body.len() as u64).sum();
+                Ok::<_, shale_hot::HotError>((log, appended, bytes))
+            })
+            .await;
+            (queue, indexes, appended)
+        }
+    });
+    let mut first_error = None;
+    let mut touched: BTreeMap<u32, (Arc<QueueLog>, u64)> = BTreeMap::new();
+    let (mut stored, mut stored_bytes) = (0u64, 0u64);
+    for (queue, indexes, appended) in futures::future::join_all(appends).await {
+        let (log, appended, bytes) = match appended {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(e)) => {
+                first_error.get_or_insert(ApiError::from(e));
+                continue;
+            }
+            Err(join) => {
+                first_error.get_or_insert(ApiError::from(join));
+                continue;
+            }
+        };
+        stored += appended.len() as u64;
+        stored_bytes += bytes;
+        for (&i, a) in indexes.iter().zip(&appended) {
+            let hit = hit_of(queue, a, deliver_at[i]);
+            if let Some(id) = planned[i].dedup_id.as_deref() {
+                state.dedup.record(&topic.name, id, hit);
+            }
+            outcome[i] = Some(hit);
+        }
+        if let Some(last) = appended.last() {
+            touched.insert(queue, (log, last.offset + 1));
+        }
+    }
+    drop(deleted);
+    drop(dedup_guard);
+    crate::metrics::produced(&topic.name, stored, stored_bytes);
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+
+    let mut results = Vec::with_capacity(planned.len());
+    for (i, p) in planned.iter().enumerate() {
+        let hit = match p.repeat_of {
+            Some(first) => outcome[first],
+            None => outcome[i],
+        };
+        let hit =
+            hit.ok_or_else(|| ApiError::internal("collecting results", "a message has no result"))?;
+        results.push(hit);
+    }
+    if durability >= Durability::Sync {
+        sync_all(state, &topic.name, touched, &results).await?;
+    }
+    Ok(results.into_iter().map(ProduceResult::from).collect())
+}
+
+fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
+    DedupHit {
+        queue,
+        offset: a.offset,
+        message_id: a.message_id,
+        store_ms: a.store_ms,
+        deliver_at_ms,
+    }
+}
+
+/// Waits for the fsync of every reported offset: the queues just appended to
+/// and those holding repeated (dedup) messages.
+async fn sync_all(
+    state: &AppState,
+    topic: &str,
+    mut touched: BTreeMap<u32, (Arc<QueueLog>, u64)>,
+    results: &[DedupHit],
+) -> ApiResult<()> {
+    for r in results {
+        match touched.get_mut(&r.queue) {
+            Some((_, through)) => *through = (*through).max(r.offset + 1),
+            None => {
+                if let Some(log) = state.hot.existing_queue(topic, r.queue) {
+                    touched.insert(r.queue, (log, r.offset + 1));
+                }
+            }
+        }
+    }
+    let syncs = touched
+        .into_values()
+        .map(|(log, through)| async move { log.sync(through).await });
+    for r in futures::future::join_all(syncs).await {
+        r?;
+    }
+    Ok(())
+}
