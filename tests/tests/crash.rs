@@ -48,7 +48,7 @@ async fn produce_until_killed(
             .map(|(i, b)| {
                 let mut m = json!({"body_base64": b64(b)});
                 // Half the batches pick a queue, half let the node round-robin.
-                if seq % 2 == 0 {
+                if seq.is_multiple_of(2) {
                     m["queue"] = json!((producer + i as u64) % QUEUES as u64);
                 }
                 m
