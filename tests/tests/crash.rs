@@ -171,9 +171,9 @@ async fn kill9_under_sync_load_loses_nothing_acknowledged() -> anyhow::Result<()
             .collect();
         // Let the producers get well under way, then pull the plug mid-flight.
         let log = acked.clone();
-        wait_until(Duration::from_secs(60), "300 acknowledged messages", || {
+        wait_until(Duration::from_secs(60), "1500 acknowledged messages", || {
             let log = log.clone();
-            async move { log.lock().unwrap_or_else(|e| e.into_inner()).len() >= before + 300 }
+            async move { log.lock().unwrap_or_else(|e| e.into_inner()).len() >= before + 1500 }
         })
         .await?;
         node.kill9()?;

@@ -200,8 +200,7 @@ async fn produce_validation_stores_nothing() -> anyhow::Result<()> {
     node.create_topic("e-normal", 2, "NORMAL", "SYNC").await?;
     node.create_topic("e-fifo", 2, "FIFO", "SYNC").await?;
     node.create_topic("e-delay", 1, "DELAY", "SYNC").await?;
-    node.create_topic("e-tx", 1, "TRANSACTION", "SYNC").await?;
-    let all = ["e-normal", "e-fifo", "e-delay", "e-tx"];
+    let all = ["e-normal", "e-fifo", "e-delay"];
     node.produce_ok(
         "e-normal",
         json!([{"body": "the one good message", "queue": 0}]),
