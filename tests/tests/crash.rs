@@ -1,4 +1,4 @@
-//! kill -9 while four producers write to a SYNC topic: every acknowledged
+//! kill -9 (or SIGTERM) while four producers write: every acknowledged
 //! message survives with its offset, id and bytes, and each queue's offsets
 //! stay contiguous from 0 (no holes, no acknowledged offset reused).
 
@@ -142,19 +142,27 @@ async fn verify(
     Ok(total)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill9_under_sync_load_loses_nothing_acknowledged() -> anyhow::Result<()> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// kill -9: SYNC data is on disk, ASYNC data in the page cache; both survive a process crash.
+    Kill9,
+    /// SIGTERM: the node drains; nothing acknowledged may be lost, whatever the durability.
+    Sigterm,
+}
+
+async fn stop_under_load(durability: &str, stop: Stop) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path();
-    // Small segments so the crash can also land near a seal.
+    // Small segments so the stop can also land near a seal.
     let args = ["--segment-bytes", "65536"];
-    let topic = "crash-sync";
+    let topic = "under-load";
     let acked: AckLog = Arc::new(Mutex::new(BTreeMap::new()));
 
     let mut node = Node::start(data, &args)?;
-    node.create_topic(topic, QUEUES, "NORMAL", "SYNC").await?;
+    node.create_topic(topic, QUEUES, "NORMAL", durability)
+        .await?;
 
-    // Two crash rounds: the second one crashes a node that itself recovered from a crash.
+    // Two rounds: the second one stops a node that itself recovered.
     for round in 0..2u64 {
         let url = node.url(&format!("/v1/topics/{topic}/messages"));
         let before = acked.lock().unwrap_or_else(|e| e.into_inner()).len();
@@ -169,20 +177,27 @@ async fn kill9_under_sync_load_loses_nothing_acknowledged() -> anyhow::Result<()
                 ))
             })
             .collect();
-        // Let the producers get well under way, then pull the plug mid-flight.
+        // Let the producers get well under way, then stop the node mid-flight.
         let log = acked.clone();
-        wait_until(Duration::from_secs(60), "1500 acknowledged messages", || {
-            let log = log.clone();
-            async move { log.lock().unwrap_or_else(|e| e.into_inner()).len() >= before + 1500 }
-        })
+        wait_until(
+            Duration::from_secs(60),
+            "1500 acknowledged messages",
+            || {
+                let log = log.clone();
+                async move { log.lock().unwrap_or_else(|e| e.into_inner()).len() >= before + 1500 }
+            },
+        )
         .await?;
-        node.kill9()?;
+        match stop {
+            Stop::Kill9 => node.kill9()?,
+            Stop::Sigterm => node.stop_clean()?,
+        }
         for t in tasks {
             t.await?;
         }
         let snapshot = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
         eprintln!(
-            "round {round}: {} acknowledged before kill -9",
+            "{durability} {stop:?} round {round}: {} acknowledged before the stop",
             snapshot.len()
         );
 
@@ -190,7 +205,7 @@ async fn kill9_under_sync_load_loses_nothing_acknowledged() -> anyhow::Result<()
         let total = verify(&node, topic, &snapshot).await?;
         assert!(total >= snapshot.len() as u64);
         eprintln!(
-            "round {round}: {total} stored after restart (acknowledged {})",
+            "{durability} {stop:?} round {round}: {total} stored after restart (acknowledged {})",
             snapshot.len()
         );
 
@@ -214,4 +229,22 @@ async fn kill9_under_sync_load_loses_nothing_acknowledged() -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_under_sync_load_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    stop_under_load("SYNC", Stop::Kill9).await
+}
+
+/// ASYNC writes are in the page cache once acknowledged: a process crash
+/// (unlike a machine crash) must not lose them either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_under_async_load_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    stop_under_load("ASYNC", Stop::Kill9).await
+}
+
+/// SIGTERM drains: in-flight requests finish, nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_async_load_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    stop_under_load("ASYNC", Stop::Sigterm).await
 }
