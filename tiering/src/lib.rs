@@ -2,8 +2,24 @@
 //!
 //! Sealed hot segments become Parquet objects under
 //! `{prefix}/topics/{topic}/queues/{queue}/segments/{base_offset:020}.parquet`,
-//! listed in per-queue manifests written with compare-and-swap. This crate
-//! knows nothing of HTTP; it depends only on `shale-hot`.
+//! listed in a per-queue manifest written with compare-and-swap under the
+//! queue's epoch. This crate knows nothing of HTTP; it depends only on
+//! `shale-hot`. Every object-store access goes through `object_store`, with
+//! behaviour (retries, fault injection) added by wrapping it.
 //!
-//! The crate is intentionally empty until the tiering capability lands; the
-//! gateway does not depend on it yet.
+//! What is here so far: the object-store URL, the retrying and fault-injecting
+//! wrappers, the bucket layout and the fenced queue manifest. The Parquet
+//! uploader, cold reads and retention build on these.
+
+pub mod error;
+pub mod fault_store;
+pub mod manifest;
+pub mod object_url;
+pub mod paths;
+pub mod retry_store;
+
+pub use error::{Result, TieringError};
+pub use fault_store::{FaultStore, Faults};
+pub use manifest::{FencedManifest, QueueManifest, SegmentEntry};
+pub use object_url::{ObjectStoreUrl, open_object_store};
+pub use retry_store::{RetryPolicy, RetryStore};

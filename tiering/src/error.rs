@@ -1,0 +1,35 @@
+//! Errors of the tiering layer. `Fenced` is the one a caller must not retry:
+//! another writer owns the queue now.
+
+/// Result alias of this crate.
+pub type Result<T, E = TieringError> = std::result::Result<T, E>;
+
+/// What can go wrong in the tiering layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TieringError {
+    /// A newer owner (higher epoch) has taken the queue; stop writing it.
+    #[error("queue {queue} is owned by epoch {current}, this writer holds epoch {ours}")]
+    Fenced { queue: String, ours: u64, current: u64 },
+    /// The object store failed (after retries).
+    #[error("object store error while {context}")]
+    Store {
+        context: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// An object exists but is not what we wrote (bad JSON, unknown format version).
+    #[error("object {path} is not valid: {reason}")]
+    Invalid { path: String, reason: String },
+    /// A configuration value (object-store URL, ...) is wrong.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A manifest change kept losing compare-and-swap races.
+    #[error("gave up updating {path} after {attempts} compare-and-swap conflicts")]
+    Contended { path: String, attempts: u32 },
+}
+
+impl TieringError {
+    pub(crate) fn store(context: impl Into<String>, source: object_store::Error) -> Self {
+        TieringError::Store { context: context.into(), source }
+    }
+}
