@@ -1,29 +1,112 @@
-//! Node settings. (Being written.)
-use std::path::PathBuf;
+//! Node settings: what they are, where they come from, and what is valid.
+//!
+//! Every setting is a key of [`NodeConfig`], read from four layers, each
+//! overriding the one before:
+//!
+//! 1. the built-in defaults ([`NodeConfig::default`]);
+//! 2. the config file given with `--config FILE` / `SHALE_CONFIG` (TOML, top-level keys);
+//! 3. environment variables `SHALE_<KEY>` (`SHALE_SEGMENT_BYTES` for `segment_bytes`);
+//! 4. command-line flags `--<key>` with `-` for `_` (`--segment-bytes`).
+//!
+//! [`load`] merges the layers, refuses unknown keys, fills the settings that
+//! derive from others (the default object store lives in the data directory)
+//! and runs [`NodeConfig::validate`], so a node never starts on a setting it
+//! would misread. [`NodeConfig::prepare_local_state`] then creates the local
+//! directories and fixes the node id (see [`node_id`]). Sizes and durations
+//! accept units (`64MiB`, `10m`, see [`units`]).
+
+pub mod node_id;
+pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that set keys of [`NodeConfig`].
+pub const ENV_PREFIX: &str = "SHALE_";
+
+/// Every key of [`NodeConfig`] (also the `SHALE_*` variables read as settings).
+pub const SETTING_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "object_store",
+    "segment_bytes",
+    "segment_ms",
+    "hot_bytes",
+    "node_id",
+    "tls_cert",
+    "tls_key",
+    "auth_file",
+    "flush_interval_ms",
+    "drain_timeout_ms",
+];
+
+/// `SHALE_*` variables that are not settings but are read elsewhere.
+pub const OTHER_ENV_VARS: &[&str] = &["SHALE_CONFIG", "SHALE_LOG"];
+
+/// Smallest accepted `segment_bytes`: below it, per-segment overhead dominates.
+pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
+
+/// Largest accepted `segment_bytes`: segment indexes hold 32-bit positions and
+/// a segment may overshoot its limit by one batch.
+pub const MAX_SEGMENT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Settings of one node.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
-    /// HTTP(S) listen address; port 0 picks a free port.
+    /// HTTP(S) listen address, `HOST:PORT`; port 0 picks a free port (the node
+    /// prints the bound address). `127.0.0.1` keeps the node private to this
+    /// machine; `0.0.0.0` or `[::]` exposes it (then set TLS and, once it
+    /// exists, auth).
     pub listen: String,
     /// Hot tier (`{data_dir}/hot`) and local state (topic metadata, node id).
+    /// Put it on a local SSD: SYNC produce latency is this disk's fsync latency.
     pub data_dir: PathBuf,
-    /// Object store URL: `file:///abs/path`, `s3://bucket/prefix`, `memory://`.
+    /// Object store URL: `file:///abs/path` or `file://./relative/path`,
+    /// `s3://bucket/prefix`, `memory://` (tests: lost on exit). Default:
+    /// `file://{data_dir}/objects`, which needs no other service but does not
+    /// survive the loss of this machine. Used once tiering lands.
     pub object_store: String,
-    /// Seal the active segment at this size.
+    /// Seal the active segment at this size (bytes; `64MiB` style accepted,
+    /// 64 KiB – 2 GiB). Larger segments mean fewer, bigger objects (fewer PUTs,
+    /// longer uploads); smaller ones reach the object store sooner.
+    #[serde(deserialize_with = "units::size")]
     pub segment_bytes: u64,
-    /// Seal the active segment at this age.
+    /// Seal the active segment at this age (milliseconds; `10m` style
+    /// accepted). Bounds how long a quiet queue's data stays only on local disk,
+    /// at the cost of more, smaller objects for slow topics.
+    #[serde(deserialize_with = "units::duration_ms")]
     pub segment_ms: u64,
-    /// Local disk budget of the hot tier (used once tiering lands).
+    /// Local disk budget of the hot tier (bytes; unset = unbounded). Sealed
+    /// segments already in the object store are evicted beyond it; reads of
+    /// them then cost an object-store GET. Used once tiering lands.
+    #[serde(deserialize_with = "units::optional_size")]
     pub hot_bytes: Option<u64>,
-    /// Stable node id (default: generated and kept in the data dir).
+    /// Stable node id (default: generated once and kept in `{data_dir}/node-id`).
+    /// Leases and heartbeats carry it; two live nodes must never share one.
     pub node_id: Option<String>,
+    /// PEM certificate chain: with `tls_key`, the node serves HTTPS only.
+    /// TLS costs some CPU per request; without it, keep `listen` private.
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// Period of the background fsync that makes ASYNC writes durable.
+    /// Tokens and their rules. Auth is not built yet: setting this refuses to
+    /// start rather than run without the protection the operator asked for.
+    pub auth_file: Option<PathBuf>,
+    /// Period of the background work (fsync of ASYNC data, sealing segments
+    /// past `segment_ms`). Shorter bounds how much ASYNC data a machine crash
+    /// can lose, at the cost of more fsyncs.
+    #[serde(deserialize_with = "units::duration_ms")]
     pub flush_interval_ms: u64,
-    /// How long SIGTERM waits for in-flight requests before stopping.
+    /// How long SIGTERM waits for in-flight requests (long polls included)
+    /// before closing them. Longer drains more gently; shorter restarts sooner.
+    /// Nothing acknowledged is lost either way.
+    #[serde(deserialize_with = "units::duration_ms")]
     pub drain_timeout_ms: u64,
 }
 
@@ -39,8 +122,425 @@ impl Default for NodeConfig {
             node_id: None,
             tls_cert: None,
             tls_key: None,
+            auth_file: None,
             flush_interval_ms: 1000,
             drain_timeout_ms: 30_000,
         }
     }
 }
+
+/// Why the settings cannot be used. The node exits with status 2 on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or a value has the wrong type or an unknown key.
+    #[error("{}", describe(.0))]
+    Load(Box<figment::Error>),
+    /// The config file named by `--config` / `SHALE_CONFIG` is missing.
+    #[error("config file {}: not found (or not a regular file)", .0.display())]
+    MissingFile(PathBuf),
+    /// A value that parsed but is not acceptable.
+    #[error("invalid {key}{}: {reason}", .origin.as_deref().map(|o| format!(" (from {o})")).unwrap_or_default())]
+    Invalid {
+        /// The setting's key.
+        key: &'static str,
+        /// Where the value came from (`--segment-bytes`, `SHALE_SEGMENT_BYTES`, a file).
+        origin: Option<String>,
+        /// What is wrong, and what would be right.
+        reason: String,
+    },
+    /// Preparing local state (data directory, node id, TLS files) failed.
+    #[error("{what}")]
+    Local {
+        /// What was being done, with the path.
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One line per figment error: unknown keys listed with the known ones,
+/// anything else as figment words it (joined when there are several).
+fn describe(error: &figment::Error) -> String {
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+        let place = match error.metadata.as_ref().and_then(|md| md.source.as_ref()) {
+            Some(source) => format!(" in {source}"),
+            None => error
+                .metadata
+                .as_ref()
+                .map(|md| format!(" in the {}", md.name))
+                .unwrap_or_default(),
+        };
+        return format!(
+            "unknown setting `{field}`{place} (known: {})",
+            SETTING_KEYS.join(", ")
+        );
+    }
+    error.to_string().replace('\n', "; ")
+}
+
+impl ConfigError {
+    fn invalid(key: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key,
+            origin: None,
+            reason: reason.into(),
+        }
+    }
+
+    fn local(what: impl Into<String>, source: std::io::Error) -> Self {
+        ConfigError::Local {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        ConfigError::Load(Box::new(error))
+    }
+}
+
+/// Where the node's objects go, parsed from [`NodeConfig::object_store`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectStoreUrl {
+    /// A directory on a local filesystem (relative paths: to the working directory).
+    File(PathBuf),
+    /// An S3-compatible bucket; endpoint, region and credentials come from the `AWS_*` variables.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix without leading or trailing `/` (may be empty).
+        prefix: String,
+    },
+    /// In process memory: gone when the node exits (tests only).
+    Memory,
+}
+
+impl ObjectStoreUrl {
+    /// Parses `file:///abs`, `file://./rel`, `s3://bucket[/prefix]`, `memory://`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let expected =
+            "expected file:///abs/path, file://./relative/path, s3://bucket/prefix or memory://";
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(format!("`{url}` is not a URL ({expected})"));
+        };
+        match scheme {
+            "file" if rest.is_empty() => Err(format!("`{url}` has no path ({expected})")),
+            "file" => Ok(ObjectStoreUrl::File(PathBuf::from(rest))),
+            "s3" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                check_bucket(bucket).map_err(|reason| format!("`{url}`: {reason}"))?;
+                let prefix = prefix.trim_matches('/');
+                if prefix
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+                    && !prefix.is_empty()
+                {
+                    return Err(format!(
+                        "`{url}`: the prefix has an empty, `.` or `..` part"
+                    ));
+                }
+                Ok(ObjectStoreUrl::S3 {
+                    bucket: bucket.into(),
+                    prefix: prefix.into(),
+                })
+            }
+            "memory" if rest.is_empty() || rest == "/" => Ok(ObjectStoreUrl::Memory),
+            "memory" => Err(format!("`{url}`: write memory:// with nothing after it")),
+            _ => Err(format!(
+                "`{url}` has an unsupported scheme `{scheme}` ({expected})"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ObjectStoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectStoreUrl::File(path) => write!(f, "file://{}", path.display()),
+            ObjectStoreUrl::S3 { bucket, prefix } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            ObjectStoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            ObjectStoreUrl::Memory => f.write_str("memory://"),
+        }
+    }
+}
+
+/// S3 bucket naming rules (3–63 of `a-z 0-9 . -`, starting and ending with a letter or digit).
+fn check_bucket(bucket: &str) -> Result<(), String> {
+    let chars_ok = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(3..=63).contains(&bucket.len())
+        || !chars_ok
+        || !ends_ok(bucket.chars().next())
+        || !ends_ok(bucket.chars().last())
+    {
+        return Err(format!(
+            "`{bucket}` is not a bucket name (3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit)"
+        ));
+    }
+    Ok(())
+}
+
+/// `HOST:PORT` where HOST is an IP (`[::1]` for IPv6) or a DNS name.
+fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let expected =
+        "expected HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080, [::]:8080 or localhost:0";
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return Err(format!("`{listen}` has no port ({expected})"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "`{listen}` has an invalid port `{port}` ({expected})"
+        ));
+    }
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !host.starts_with(['-', '.']);
+    if !host_ok {
+        return Err(format!(
+            "`{listen}` has an invalid host `{host}` ({expected})"
+        ));
+    }
+    Ok(())
+}
+
+impl NodeConfig {
+    /// Checks every setting, returning the first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_listen(&self.listen).map_err(|r| ConfigError::invalid("listen", r))?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "is empty"));
+        }
+        self.object_store_url()
+            .map_err(|r| ConfigError::invalid("object_store", r))?;
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(ConfigError::invalid(
+                "segment_bytes",
+                format!(
+                    "{} is outside 64KiB..=2GiB ({MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES} bytes)",
+                    self.segment_bytes
+                ),
+            ));
+        }
+        if self.segment_ms == 0 || self.segment_ms > i64::MAX as u64 {
+            return Err(ConfigError::invalid(
+                "segment_ms",
+                format!("{} must be at least 1", self.segment_ms),
+            ));
+        }
+        if self.hot_bytes == Some(0) {
+            return Err(ConfigError::invalid(
+                "hot_bytes",
+                "0 would evict everything; leave it unset for no limit",
+            ));
+        }
+        if let Some(id) = &self.node_id {
+            node_id::check_node_id(id).map_err(|r| ConfigError::invalid("node_id", r))?;
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "tls_cert",
+                    "is set without tls_key; set both or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "tls_key",
+                    "is set without tls_cert; set both or neither",
+                ));
+            }
+            _ => {}
+        }
+        for (key, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(ConfigError::invalid(key, "is empty"));
+            }
+        }
+        if let Some(path) = &self.auth_file {
+            return Err(ConfigError::invalid(
+                "auth_file",
+                format!(
+                    "auth is not supported by this build yet; refusing to start without the auth {} asks for \
+                     (remove --auth-file / SHALE_AUTH_FILE / auth_file, and keep the node private)",
+                    path.display()
+                ),
+            ));
+        }
+        if self.flush_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "flush_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`NodeConfig::object_store`] parsed.
+    pub fn object_store_url(&self) -> Result<ObjectStoreUrl, String> {
+        ObjectStoreUrl::parse(&self.object_store)
+    }
+
+    /// Whether the node serves HTTPS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Creates the data directory and a `file://` object store's directory,
+    /// and fixes the node id (given, kept in the data dir, or generated and
+    /// kept): afterwards `node_id` is `Some`.
+    pub fn prepare_local_state(&mut self) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+            ConfigError::local(format!("creating data_dir {}", self.data_dir.display()), e)
+        })?;
+        if let Ok(ObjectStoreUrl::File(dir)) = self.object_store_url() {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                ConfigError::local(
+                    format!("creating the object store directory {}", dir.display()),
+                    e,
+                )
+            })?;
+        }
+        let id = node_id::resolve(&self.data_dir, self.node_id.as_deref()).map_err(|e| {
+            ConfigError::local(format!("node id in {}", self.data_dir.display()), e)
+        })?;
+        self.node_id = Some(id);
+        Ok(())
+    }
+}
+
+/// The default object store of a node whose data lives in `data_dir`.
+pub fn default_object_store(data_dir: &Path) -> String {
+    format!("file://{}", data_dir.join("objects").display())
+}
+
+/// Merges the defaults, `config_file`, the `SHALE_*` environment and `flags`
+/// (a struct serializing only the flags given), then validates.
+pub fn load(config_file: Option<&Path>, flags: &impl Serialize) -> Result<NodeConfig, ConfigError> {
+    let overrides = overrides(config_file, flags)?;
+    let defaults = Layer::new(
+        Serialized::defaults(NodeConfig::default()),
+        "built-in default",
+        |_| "default".into(),
+    );
+    let merged = Figment::from(defaults).merge(overrides.clone());
+    let mut config: NodeConfig = merged.extract()?;
+    if !overrides.contains("object_store") {
+        config.object_store = default_object_store(&config.data_dir);
+    }
+    config.validate().map_err(|error| match error {
+        ConfigError::Invalid {
+            key,
+            origin: None,
+            reason,
+        } => ConfigError::Invalid {
+            key,
+            origin: origin_of(&merged, key),
+            reason,
+        },
+        other => other,
+    })?;
+    Ok(config)
+}
+
+/// The layers above the defaults: file < environment < flags.
+fn overrides(config_file: Option<&Path>, flags: &impl Serialize) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(path) = config_file {
+        if !path.is_file() {
+            return Err(ConfigError::MissingFile(path.to_path_buf()));
+        }
+        let file = Layer::new(Toml::file_exact(path), "config file", str::to_string);
+        figment = figment.merge(file.with_file_source(path));
+    }
+    let env = Layer::new(
+        Env::prefixed(ENV_PREFIX).only(SETTING_KEYS),
+        "environment",
+        |key| format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()),
+    );
+    let flags = Layer::new(Serialized::defaults(flags), "command-line flag", |key| {
+        format!("--{}", key.replace('_', "-"))
+    });
+    Ok(figment.merge(env).merge(flags))
+}
+
+/// Names where `key`'s value came from, for error messages.
+fn origin_of(figment: &Figment, key: &str) -> Option<String> {
+    let metadata = figment.find_metadata(key)?;
+    match &metadata.source {
+        Some(Source::File(path)) => Some(format!("`{key}` in {}", path.display())),
+        _ => Some(metadata.interpolate(&Profile::Default, &[key])),
+    }
+}
+
+/// `SHALE_*` variables set in the environment that are neither settings nor
+/// [`OTHER_ENV_VARS`]: most likely typos, which would otherwise be ignored.
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with(ENV_PREFIX))
+        .filter(|name| !OTHER_ENV_VARS.contains(&name.as_str()))
+        .filter(|name| {
+            !SETTING_KEYS
+                .iter()
+                .any(|key| name[ENV_PREFIX.len()..].eq_ignore_ascii_case(key))
+        })
+        .collect()
+}
+
+/// A provider that names keys as the user wrote them in error messages
+/// (`--segment-bytes`, `SHALE_SEGMENT_BYTES`, `` `segment_bytes` in shale.toml``)
+/// instead of figment's profile-qualified `default.segment_bytes`.
+struct Layer<P> {
+    inner: P,
+    name: &'static str,
+    source: Option<Source>,
+    key_name: fn(&str) -> String,
+}
+
+impl<P> Layer<P> {
+    fn new(inner: P, name: &'static str, key_name: fn(&str) -> String) -> Self {
+        Layer {
+            inner,
+            name,
+            source: None,
+            key_name,
+        }
+    }
+
+    fn with_file_source(self, path: &Path) -> Self {
+        Layer {
+            source: Some(Source::File(path.to_path_buf())),
+            ..self
+        }
+    }
+}
+
+impl<P: Provider> Provider for Layer<P> {
+    fn metadata(&self) -> Metadata {
+        let key_name = self.key_name;
+        let metadata = match &self.source {
+            Some(source) => Metadata::from(self.name, source.clone()),
+            None => Metadata::named(self.name),
+        };
+        metadata.interpolater(move |_profile, keys| key_name(&keys.join(".")))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.inner.data()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,294 @@
-//! (being written)
+//! Running a node: bind, serve HTTP or HTTPS, background maintenance, drain.
+//!
+//! [`run`] keeps this order, and each step is a promise to the user:
+//! 1. TLS files are loaded and SIGTERM/SIGINT handlers installed before
+//!    anything else, so a bad certificate is a settings error (exit 2) and a
+//!    signal that arrives during startup still drains instead of killing.
+//! 2. The listener is bound (port 0 allowed) before the storage is opened, so
+//!    a taken port fails fast; connections wait in the backlog meanwhile.
+//! 3. Once the server accepts, exactly one line `shale listening on
+//!    http://ADDR` (`https://` with TLS) goes to stdout, with the bound address.
+//!    Everything else (logs) goes to stderr.
+//! 4. The maintenance loop calls [`AppState::maintenance_tick`] every
+//!    `flush_interval_ms` (fsync of ASYNC data, sealing old segments).
+//! 5. On the first SIGTERM or SIGINT: [`AppState::set_draining`], stop
+//!    accepting, let in-flight requests finish (at most `drain_timeout_ms`),
+//!    stop the maintenance loop, [`AppState::shutdown_flush`], return `Ok`.
+//!    A second signal exits at once with status 130: every acknowledged write
+//!    is already in the page cache (ASYNC) or on disk (SYNC), so only the
+//!    final fsync of ASYNC data is skipped, as after a plain process crash.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum_server::Handle;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::state::AppState;
+
+/// Runs a node with `config` (as [`crate::config::load`] returns it) until
+/// SIGTERM or SIGINT, then drains. Errors that are the settings' fault are
+/// [`ConfigError`]s (the binary exits 2 on those, 1 on the others).
+pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(load_tls(cert, key)?),
+        _ => None,
+    };
+    config.prepare_local_state()?;
+    let mut signals = Signals::install().context("installing the SIGTERM/SIGINT handlers")?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+
+    tracing::info!(
+        node_id = config.node_id.as_deref().unwrap_or("?"),
+        data_dir = %config.data_dir.display(),
+        object_store = %config.object_store,
+        "opening storage"
+    );
+    let opened = Instant::now();
+    let open_config = config.clone();
+    let state = tokio::task::spawn_blocking(move || AppState::open(&open_config))
+        .await
+        .context("opening the node's storage panicked")??;
+    tracing::info!(
+        elapsed_ms = opened.elapsed().as_millis() as u64,
+        "storage open"
+    );
+
+    let tick_state = state.clone();
+    let maintenance = Periodic::spawn(Duration::from_millis(config.flush_interval_ms), move || {
+        let state = tick_state.clone();
+        async move { state.maintenance_tick().await }
+    });
+
+    let drain_state = state.clone();
+    let shutdown = async move {
+        let name = signals.next().await;
+        tracing::info!(
+            signal = name,
+            "draining: no new connections, waiting for in-flight requests"
+        );
+        drain_state.set_draining();
+        tokio::spawn(async move {
+            let name = signals.next().await;
+            tracing::error!(
+                signal = name,
+                "second signal: exiting now without the final flush"
+            );
+            std::process::exit(130);
+        });
+    };
+    let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
+    let served = serve(
+        listener,
+        crate::app::app(state.clone()),
+        tls,
+        drain_timeout,
+        announce,
+        shutdown,
+    )
+    .await;
+
+    maintenance.stop().await;
+    let flushed = state.shutdown_flush().await.context("final flush");
+    match (&served, &flushed) {
+        (Ok(()), Ok(())) => tracing::info!("stopped cleanly"),
+        _ => tracing::error!("stopped with errors"),
+    }
+    served.and(flushed)
+}
+
+/// Prints the one line that tells users and scripts the node is ready.
+fn announce(url: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout must not stop the node: the line is a courtesy, logs say the same.
+    let _ = writeln!(stdout, "shale listening on {url}").and_then(|()| stdout.flush());
+    tracing::info!(%url, "listening");
+}
+
+/// Serves `router` on `listener` (HTTPS with `tls`) until `shutdown`
+/// completes, then stops accepting and waits up to `drain_timeout` for open
+/// requests before closing their connections. `on_ready` gets the URL
+/// (`http://127.0.0.1:PORT`) once connections are being accepted.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<RustlsConfig>,
+    drain_timeout: Duration,
+    on_ready: impl FnOnce(&str),
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server = axum_server::Server::from_listener(listener).handle(handle.clone());
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut serving: JoinHandle<std::io::Result<()>> = match tls {
+        None => tokio::spawn(server.acceptor(NoDelayAcceptor).serve(service)),
+        Some(tls) => tokio::spawn(
+            server
+                .acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor))
+                .serve(service),
+        ),
+    };
+
+    match handle.listening().await {
+        Some(addr) => on_ready(&format!("{scheme}://{addr}")),
+        None => return Err(server_ended(serving.await)),
+    }
+
+    tokio::select! {
+        () = shutdown => {}
+        ended = &mut serving => return Err(server_ended(ended)),
+    }
+    let started = Instant::now();
+    handle.graceful_shutdown(Some(drain_timeout));
+    let open = handle.connection_count();
+    let ended = serving.await;
+    let left = handle.connection_count();
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            timeout_ms = drain_timeout.as_millis() as u64,
+            "drain timed out; closed the rest"
+        );
+    }
+    tracing::info!(
+        connections = open,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "drained"
+    );
+    match ended {
+        Ok(Ok(())) => Ok(()),
+        other => Err(server_ended(other)),
+    }
+}
+
+/// The error for a server task that ended without being asked to.
+fn server_ended(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> anyhow::Error {
+    match ended {
+        Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped unexpectedly"),
+        Ok(Err(error)) => anyhow::Error::new(error).context("the HTTP server failed"),
+        Err(error) => anyhow::Error::new(error).context("the HTTP server panicked"),
+    }
+}
+
+/// Loads a PEM certificate chain and private key into a rustls server config
+/// (ring provider; TLS 1.2 and 1.3; ALPN `h2`, `http/1.1`).
+pub fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, ConfigError> {
+    let tls_error = |what: String, error: &dyn std::fmt::Display| ConfigError::Local {
+        what,
+        source: std::io::Error::other(error.to_string()),
+    };
+    let cert_what = || format!("TLS certificate {}", cert.display());
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| tls_error(cert_what(), &e))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            cert_what(),
+            &"no PEM CERTIFICATE block in the file",
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| tls_error(format!("TLS private key {}", key.display()), &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| {
+            builder
+                .with_no_client_auth()
+                .with_single_cert(certs, key_der)
+        })
+        .map_err(|e| {
+            tls_error(
+                format!(
+                    "TLS certificate {} with key {}",
+                    cert.display(),
+                    key.display()
+                ),
+                &e,
+            )
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
+}
+
+/// SIGTERM and SIGINT, installed once: while installed, they no longer kill the process.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next signal and names it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// A background task that runs `tick` every `period` until stopped. A tick
+/// that panics is logged and the next one still runs; stopping waits for the
+/// tick in progress, never cancels it halfway.
+struct Periodic {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Periodic {
+    fn spawn<F, Fut>(period: Duration, tick: F) -> Periodic
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                if let Err(error) = tokio::spawn(tick()).await {
+                    tracing::error!(%error, "maintenance tick panicked");
+                }
+            }
+        });
+        Periodic { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "maintenance loop panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
