@@ -25,17 +25,27 @@ fn codec(c: &mut Criterion) {
     let bytes = encode(&req, 1, 2, MessageId([1; 16]));
     let mut g = c.benchmark_group("codec_1KiB");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    g.bench_function("encode", |b| b.iter(|| encode(std::hint::black_box(&req), 1, 2, MessageId([1; 16]))));
-    g.bench_function("decode", |b| b.iter(|| decode(std::hint::black_box(&bytes)).expect("valid")));
+    g.bench_function("encode", |b| {
+        b.iter(|| encode(std::hint::black_box(&req), 1, 2, MessageId([1; 16])))
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| decode(std::hint::black_box(&bytes)).expect("valid"))
+    });
     g.finish();
 }
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = HotConfig { segment_bytes: 64 << 20, ..HotConfig::default() };
+    let cfg = HotConfig {
+        segment_bytes: 64 << 20,
+        ..HotConfig::default()
+    };
     let store = HotStore::open(dir.path(), cfg, Arc::new(SystemClock)).expect("open");
     let q = store.queue("bench", 0).expect("queue");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("append_1KiB_x100");
     let batch: Vec<_> = (0..100).map(|_| message(1024)).collect();
     let batch_bytes = 100 * shale_hot::encoded_len(&batch[0]) as u64;

@@ -104,7 +104,14 @@ impl ActiveSegment {
             let _ = std::fs::remove_file(&path);
             return Err(HotError::io("allocating a new segment", &path, e));
         }
-        let state = RecoveredState { write_pos: 0, end: base, index: Vec::new(), keys: Vec::new(), first_store_ms: None, last_record: None };
+        let state = RecoveredState {
+            write_pos: 0,
+            end: base,
+            index: Vec::new(),
+            keys: Vec::new(),
+            first_store_ms: None,
+            last_record: None,
+        };
         let seg = Self::from_file(dir, base, file, map_len, interval, state);
         if seg.is_err() {
             let _ = std::fs::remove_file(&path);
@@ -116,18 +123,29 @@ impl ActiveSegment {
 
     /// Opens an active file whose valid contents recovery has established.
     /// The file must already be cut to `state.write_pos` (or be longer only by zeros).
-    pub(crate) fn from_file(dir: &Path, base: u64, file: File, map_len: u64, interval: u64, state: RecoveredState) -> Result<Self> {
+    pub(crate) fn from_file(
+        dir: &Path,
+        base: u64,
+        file: File,
+        map_len: u64,
+        interval: u64,
+        state: RecoveredState,
+    ) -> Result<Self> {
         let path = partial_path(dir, base);
-        let allocated = file.metadata().map_err(|e| HotError::io("reading a segment's size", &path, e))?.len();
+        let allocated = file
+            .metadata()
+            .map_err(|e| HotError::io("reading a segment's size", &path, e))?
+            .len();
         let map_len = map_len.max(allocated).max(state.write_pos).max(MIN_GROWTH);
         // SAFETY: the file is owned by this queue and never truncated below the
         // readable region while mapped; pages past EOF are never touched before
         // `allocate` extends the file over them.
         let mmap = unsafe { MmapOptions::new().len(map_len as usize).map_mut(&file) }
             .map_err(|e| HotError::io("mapping a segment", &path, e))?;
-        let index_writer =
-            IndexWriter::rewrite(&index_path(dir, base), base, &state.index).map_err(|e| HotError::io("writing an index", index_path(dir, base), e))?;
-        let keys = KeysWriter::rewrite(&keys_path(dir, base), base, &state.keys).map_err(|e| HotError::io("writing a key index", keys_path(dir, base), e))?;
+        let index_writer = IndexWriter::rewrite(&index_path(dir, base), base, &state.index)
+            .map_err(|e| HotError::io("writing an index", index_path(dir, base), e))?;
+        let keys = KeysWriter::rewrite(&keys_path(dir, base), base, &state.keys)
+            .map_err(|e| HotError::io("writing a key index", keys_path(dir, base), e))?;
         Ok(Self {
             base,
             end: state.end,
@@ -149,7 +167,13 @@ impl ActiveSegment {
     }
 
     pub(crate) fn view(&self) -> SegmentView<'_> {
-        SegmentView { base: self.base, end: self.end, bytes: &self.mmap[..self.write_pos as usize], index: &self.index, path: &self.path }
+        SegmentView {
+            base: self.base,
+            end: self.end,
+            bytes: &self.mmap[..self.write_pos as usize],
+            index: &self.index,
+            path: &self.path,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -200,7 +224,13 @@ impl ActiveSegment {
 
     /// Writes a batch whose encoded lengths are `lens`, offsets from `self.end`.
     /// All or nothing: on error nothing of the batch is readable or recovered.
-    pub(crate) fn append(&mut self, batch: &[AppendRequest], lens: &[usize], store_ms: i64, queue: u32) -> Result<Vec<Appended>> {
+    pub(crate) fn append(
+        &mut self,
+        batch: &[AppendRequest],
+        lens: &[usize],
+        store_ms: i64,
+        queue: u32,
+    ) -> Result<Vec<Appended>> {
         let total: u64 = lens.iter().map(|l| *l as u64).sum();
         debug_assert!(self.fits(total));
         self.ensure_allocated(self.write_pos + total)?;
@@ -211,7 +241,9 @@ impl ActiveSegment {
             .enumerate()
             .flat_map(|(i, r)| r.keys.iter().map(move |k| (key_hash(k), first + i as u64)))
             .collect();
-        self.keys.append(&key_entries).map_err(|e| HotError::io("writing the key index", self.keys.path(), e))?;
+        self.keys
+            .append(&key_entries)
+            .map_err(|e| HotError::io("writing the key index", self.keys.path(), e))?;
 
         let mut out = Vec::with_capacity(batch.len());
         let mut new_index = Vec::new();
@@ -219,13 +251,34 @@ impl ActiveSegment {
         for (i, (req, len)) in batch.iter().zip(lens).enumerate() {
             let offset = first + i as u64;
             let id = MessageId::new(store_ms, queue, offset, rand::random::<u32>());
-            record::encode_into(&mut self.mmap[pos as usize..pos as usize + len], req, offset, store_ms, id);
-            if self.last_indexed_pos.is_none_or(|p| pos - p >= self.interval) {
-                new_index.push(IndexEntry { offset, position: pos, store_ms });
+            record::encode_into(
+                &mut self.mmap[pos as usize..pos as usize + len],
+                req,
+                offset,
+                store_ms,
+                id,
+            );
+            if self
+                .last_indexed_pos
+                .is_none_or(|p| pos - p >= self.interval)
+            {
+                new_index.push(IndexEntry {
+                    offset,
+                    position: pos,
+                    store_ms,
+                });
                 self.last_indexed_pos = Some(pos);
             }
-            self.last_record = Some(LastRecord { position: pos, offset, store_ms });
-            out.push(Appended { offset, message_id: id, store_ms });
+            self.last_record = Some(LastRecord {
+                position: pos,
+                offset,
+                store_ms,
+            });
+            out.push(Appended {
+                offset,
+                message_id: id,
+                store_ms,
+            });
             pos += *len as u64;
         }
         self.write_pos = pos;
@@ -249,23 +302,49 @@ impl ActiveSegment {
     /// Returns what the sealed segment needs to be opened.
     pub(crate) fn seal(mut self) -> Result<SealedParts> {
         let io = |what: &'static str, p: &Path, e: std::io::Error| HotError::io(what, p, e);
-        self.mmap.flush().map_err(|e| io("flushing a segment", &self.path, e))?;
+        self.mmap
+            .flush()
+            .map_err(|e| io("flushing a segment", &self.path, e))?;
         let last = self.last_record;
         if let Some(last) = last
             && self.last_indexed_pos != Some(last.position)
         {
-            let e = IndexEntry { offset: last.offset, position: last.position, store_ms: last.store_ms };
-            self.index_writer.append(&[e]).map_err(|e| io("indexing the last record", self.index_writer.path(), e))?;
+            let e = IndexEntry {
+                offset: last.offset,
+                position: last.position,
+                store_ms: last.store_ms,
+            };
+            self.index_writer
+                .append(&[e])
+                .map_err(|e| io("indexing the last record", self.index_writer.path(), e))?;
             self.index.push(e);
         }
-        self.index_writer.sync().map_err(|e| io("syncing an index", self.index_writer.path(), e))?;
-        self.keys.sync().map_err(|e| io("syncing a key index", self.keys.path(), e))?;
-        let Self { dir, path, file, mmap, base, end, write_pos, first_store_ms, index, .. } = self;
+        self.index_writer
+            .sync()
+            .map_err(|e| io("syncing an index", self.index_writer.path(), e))?;
+        self.keys
+            .sync()
+            .map_err(|e| io("syncing a key index", self.keys.path(), e))?;
+        let Self {
+            dir,
+            path,
+            file,
+            mmap,
+            base,
+            end,
+            write_pos,
+            first_store_ms,
+            index,
+            ..
+        } = self;
         drop(mmap);
-        file.set_len(write_pos).map_err(|e| io("cutting a segment to size", &path, e))?;
-        file.sync_all().map_err(|e| io("syncing a segment", &path, e))?;
+        file.set_len(write_pos)
+            .map_err(|e| io("cutting a segment to size", &path, e))?;
+        file.sync_all()
+            .map_err(|e| io("syncing a segment", &path, e))?;
         let sealed_path = log_path(&dir, base);
-        std::fs::rename(&path, &sealed_path).map_err(|e| io("renaming a sealed segment", &path, e))?;
+        std::fs::rename(&path, &sealed_path)
+            .map_err(|e| io("renaming a sealed segment", &path, e))?;
         fs_util::fsync_dir(&dir).map_err(|e| io("syncing a queue directory", &dir, e))?;
         Ok(SealedParts {
             dir,

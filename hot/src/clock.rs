@@ -34,7 +34,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock reading `start_ms`.
     pub fn new(start_ms: i64) -> Self {
-        Self { now: Arc::new(AtomicI64::new(start_ms)) }
+        Self {
+            now: Arc::new(AtomicI64::new(start_ms)),
+        }
     }
 
     /// Moves time forward (or backward, to test clock steps) by `delta_ms`.

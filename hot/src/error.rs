@@ -27,7 +27,11 @@ pub enum HotError {
     },
     /// Stored bytes failed their checksum or framing check. Never returned as data.
     #[error("corrupt record in {path} at byte {position}: {reason}")]
-    Corrupt { path: PathBuf, position: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
     /// The offset is outside `[min_offset, max_offset]` of the queue.
     #[error("offset {offset} is out of range [{min}, {max}]")]
     OffsetOutOfRange { offset: u64, min: u64, max: u64 },
@@ -44,12 +48,23 @@ pub enum HotError {
 
 impl HotError {
     /// Builds an I/O error, classifying "disk full" errors as [`HotError::InsufficientStorage`].
-    pub(crate) fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        context: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         let path = path.into();
         if is_disk_full(&source) {
-            return HotError::InsufficientStorage { context: format!("{context} ({})", path.display()), source };
+            return HotError::InsufficientStorage {
+                context: format!("{context} ({})", path.display()),
+                source,
+            };
         }
-        HotError::Io { context, path, source }
+        HotError::Io {
+            context,
+            path,
+            source,
+        }
     }
 
     /// True when retrying later (after space is freed) may succeed.
@@ -59,6 +74,8 @@ impl HotError {
 }
 
 fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG))
-        || e.kind() == std::io::ErrorKind::StorageFull
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    ) || e.kind() == std::io::ErrorKind::StorageFull
 }

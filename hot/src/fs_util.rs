@@ -24,7 +24,13 @@ pub(crate) fn allocate(file: &File, current: u64, len: u64) -> std::io::Result<(
         return Ok(());
     }
     // SAFETY: plain syscall on a valid, open descriptor; no memory is passed.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), current as libc::off_t, (len - current) as libc::off_t) };
+    let rc = unsafe {
+        libc::posix_fallocate(
+            file.as_raw_fd(),
+            current as libc::off_t,
+            (len - current) as libc::off_t,
+        )
+    };
     match rc {
         0 => Ok(()),
         libc::EOPNOTSUPP | libc::EINVAL => {
@@ -54,7 +60,11 @@ pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
     {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

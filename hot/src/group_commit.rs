@@ -37,7 +37,11 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     pub(crate) fn new(durable: u64) -> Self {
-        Self { durable: AtomicU64::new(durable), leader: tokio::sync::Mutex::new(()), poisoned: AtomicBool::new(false) }
+        Self {
+            durable: AtomicU64::new(durable),
+            leader: tokio::sync::Mutex::new(()),
+            poisoned: AtomicBool::new(false),
+        }
     }
 
     pub(crate) fn durable(&self) -> u64 {
@@ -58,7 +62,11 @@ impl GroupCommit {
     }
 
     /// Waits until every offset below `through` is durable, leading an fsync if needed.
-    pub(crate) async fn sync_to(&self, through: u64, snapshot: impl Fn() -> SyncTarget) -> Result<()> {
+    pub(crate) async fn sync_to(
+        &self,
+        through: u64,
+        snapshot: impl Fn() -> SyncTarget,
+    ) -> Result<()> {
         loop {
             if self.durable() >= through {
                 return Ok(());
@@ -71,7 +79,11 @@ impl GroupCommit {
             let covered = target.through;
             let path = target.path.clone();
             let res = tokio::task::spawn_blocking(move || fsync_all(&target)).await;
-            self.finish(res.unwrap_or_else(|e| Err(std::io::Error::other(e))), covered, &path)?;
+            self.finish(
+                res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+                covered,
+                &path,
+            )?;
             if covered < through {
                 // Only possible if the caller asked beyond what was written; don't spin.
                 return Ok(());

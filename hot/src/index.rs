@@ -56,7 +56,8 @@ pub(crate) fn parse(bytes: &[u8], base: u64) -> Option<Vec<IndexEntry>> {
     if bytes.len() < INDEX_HEADER_BYTES || bytes[..INDEX_HEADER_BYTES] != encode_header(base) {
         return None;
     }
-    let mut out: Vec<IndexEntry> = Vec::with_capacity((bytes.len() - INDEX_HEADER_BYTES) / INDEX_ENTRY_BYTES);
+    let mut out: Vec<IndexEntry> =
+        Vec::with_capacity((bytes.len() - INDEX_HEADER_BYTES) / INDEX_ENTRY_BYTES);
     for chunk in bytes[INDEX_HEADER_BYTES..].chunks_exact(INDEX_ENTRY_BYTES) {
         let crc = u32::from_le_bytes([chunk[16], chunk[17], chunk[18], chunk[19]]);
         if crc != crc32c::crc32c(&chunk[0..16]) {
@@ -66,8 +67,14 @@ pub(crate) fn parse(bytes: &[u8], base: u64) -> Option<Vec<IndexEntry>> {
         let position = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as u64;
         let mut ms = [0u8; 8];
         ms.copy_from_slice(&chunk[8..16]);
-        let e = IndexEntry { offset: base + rel, position, store_ms: i64::from_le_bytes(ms) };
-        let ordered = out.last().is_none_or(|p| e.offset > p.offset && e.position > p.position && e.store_ms >= p.store_ms);
+        let e = IndexEntry {
+            offset: base + rel,
+            position,
+            store_ms: i64::from_le_bytes(ms),
+        };
+        let ordered = out.last().is_none_or(|p| {
+            e.offset > p.offset && e.position > p.position && e.store_ms >= p.store_ms
+        });
         if !ordered {
             break;
         }
@@ -113,7 +120,12 @@ impl IndexWriter {
         }
         crate::fs_util::write_file_atomic(path, &bytes)?;
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Self { file, path: path.to_path_buf(), base, len: bytes.len() as u64 })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            base,
+            len: bytes.len() as u64,
+        })
     }
 
     /// Appends entries. On failure the file is cut back so it stays a whole number of entries.
@@ -152,19 +164,25 @@ mod tests {
     use proptest::prelude::*;
 
     fn entries_strategy() -> impl Strategy<Value = Vec<IndexEntry>> {
-        proptest::collection::vec((1u64..1000, 1u64..100_000, 0i64..1000), 0..200).prop_map(|steps| {
-            let (mut off, mut pos, mut ms) = (100u64, 0u64, 1_700_000_000_000i64);
-            let mut out = Vec::new();
-            for (i, (d_off, d_pos, d_ms)) in steps.into_iter().enumerate() {
-                if i > 0 {
-                    off += d_off;
-                    pos += d_pos;
-                    ms += d_ms;
+        proptest::collection::vec((1u64..1000, 1u64..100_000, 0i64..1000), 0..200).prop_map(
+            |steps| {
+                let (mut off, mut pos, mut ms) = (100u64, 0u64, 1_700_000_000_000i64);
+                let mut out = Vec::new();
+                for (i, (d_off, d_pos, d_ms)) in steps.into_iter().enumerate() {
+                    if i > 0 {
+                        off += d_off;
+                        pos += d_pos;
+                        ms += d_ms;
+                    }
+                    out.push(IndexEntry {
+                        offset: off,
+                        position: pos,
+                        store_ms: ms,
+                    });
                 }
-                out.push(IndexEntry { offset: off, position: pos, store_ms: ms });
-            }
-            out
-        })
+                out
+            },
+        )
     }
 
     fn image(base: u64, entries: &[IndexEntry]) -> Vec<u8> {
@@ -212,7 +230,11 @@ mod tests {
 
     #[test]
     fn header_bytes_snapshot() {
-        let e = IndexEntry { offset: 7, position: 4096, store_ms: 1_700_000_000_000 };
+        let e = IndexEntry {
+            offset: 7,
+            position: 4096,
+            store_ms: 1_700_000_000_000,
+        };
         let img = image(5, &[e]);
         assert_eq!(
             hex::encode(&img),

@@ -75,7 +75,13 @@ pub(crate) fn candidates(path: &Path, base: u64, key: &str) -> Option<Vec<u64>> 
     let bytes = std::fs::read(path).ok()?;
     let want = key_hash(key);
     let entries = parse(&bytes, base)?;
-    Some(entries.into_iter().filter(|(h, _)| *h == want).map(|(_, o)| o).collect())
+    Some(
+        entries
+            .into_iter()
+            .filter(|(h, _)| *h == want)
+            .map(|(_, o)| o)
+            .collect(),
+    )
 }
 
 /// Append-only writer of a keys file.
@@ -97,7 +103,12 @@ impl KeysWriter {
         crate::fs_util::write_file_atomic(path, &bytes)?;
         let file = OpenOptions::new().append(true).open(path)?;
         let len = bytes.len() as u64;
-        Ok(Self { file, path: path.to_path_buf(), len, synced_len: len })
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            len,
+            synced_len: len,
+        })
     }
 
     /// Appends one entry per key. All or nothing: on failure the file is cut back.

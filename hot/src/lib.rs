@@ -41,5 +41,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HotError, Result};
 pub use message_id::MessageId;
 pub use queue::{Appended, QueueLog, QueueStats};
-pub use record::{AppendRequest, DecodeError, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Record, decode, encode, encoded_len};
+pub use record::{
+    AppendRequest, DecodeError, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Record, decode, encode,
+    encoded_len,
+};
 pub use store::{HotConfig, HotStore};

@@ -110,7 +110,15 @@ mod tests {
     #[test]
     fn rejects_bad_strings() {
         assert!("xyz".parse::<MessageId>().is_err());
-        assert!("0123456789abcdef0123456789abcdeg".parse::<MessageId>().is_err());
-        assert!("0123456789abcdef0123456789abcdef".parse::<MessageId>().is_ok());
+        assert!(
+            "0123456789abcdef0123456789abcdeg"
+                .parse::<MessageId>()
+                .is_err()
+        );
+        assert!(
+            "0123456789abcdef0123456789abcdef"
+                .parse::<MessageId>()
+                .is_ok()
+        );
     }
 }

@@ -66,13 +66,19 @@ impl Segments {
         if offset >= self.active.base {
             return Some(self.active.view());
         }
-        let i = self.sealed.partition_point(|s| s.base <= offset).checked_sub(1)?;
+        let i = self
+            .sealed
+            .partition_point(|s| s.base <= offset)
+            .checked_sub(1)?;
         let seg = &self.sealed[i];
         (offset < seg.end).then(|| seg.view())
     }
 
     fn views(&self) -> impl Iterator<Item = (SegmentView<'_>, i64, i64)> {
-        let sealed = self.sealed.iter().map(|s| (s.view(), s.first_store_ms, s.last_store_ms));
+        let sealed = self
+            .sealed
+            .iter()
+            .map(|s| (s.view(), s.first_store_ms, s.last_store_ms));
         let active = (!self.active.is_empty()).then(|| {
             let first = self.active.first_store_ms.unwrap_or(i64::MAX);
             (self.active.view(), first, self.last_store_ms)
@@ -97,9 +103,17 @@ pub struct QueueLog {
 
 impl QueueLog {
     /// Opens the queue in `dir`, recovering whatever a previous run left there.
-    pub(crate) fn open(topic: &str, queue: u32, dir: &Path, config: HotConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub(crate) fn open(
+        topic: &str,
+        queue: u32,
+        dir: &Path,
+        config: HotConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         if queue > MAX_QUEUE {
-            return Err(HotError::InvalidRecord(format!("queue {queue} is above the maximum {MAX_QUEUE}")));
+            return Err(HotError::InvalidRecord(format!(
+                "queue {queue} is above the maximum {MAX_QUEUE}"
+            )));
         }
         let recovered = recovery::recover_queue(dir, &config)?;
         let last_store_ms = recovered
@@ -109,7 +123,11 @@ impl QueueLog {
             .or_else(|| recovered.sealed.last().map(|s| s.last_store_ms))
             .unwrap_or(i64::MIN);
         let end = recovered.active.end;
-        let segments = Segments { sealed: recovered.sealed.into_iter().map(Arc::new).collect(), active: recovered.active, last_store_ms };
+        let segments = Segments {
+            sealed: recovered.sealed.into_iter().map(Arc::new).collect(),
+            active: recovered.active,
+            last_store_ms,
+        };
         Ok(Self {
             topic: topic.to_string(),
             queue,
@@ -167,7 +185,9 @@ impl QueueLog {
         self.check_writable()?;
         let now = self.clock.now_ms();
         let active = &segs.active;
-        let too_old = active.first_store_ms.is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms);
+        let too_old = active
+            .first_store_ms
+            .is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms);
         let too_big = active.write_pos + total > self.config.segment_bytes || !active.fits(total);
         if !active.is_empty() && (too_old || too_big) {
             self.roll(&mut segs, total)?;
@@ -189,9 +209,13 @@ impl QueueLog {
     fn roll(&self, segs: &mut Segments, next_batch: u64) -> Result<()> {
         let base = segs.active.end;
         let map_len = self.config.segment_bytes.max(next_batch);
-        let next = ActiveSegment::create(&self.dir, base, map_len, self.config.index_interval_bytes)?;
+        let next =
+            ActiveSegment::create(&self.dir, base, map_len, self.config.index_interval_bytes)?;
         let old = std::mem::replace(&mut segs.active, next);
-        let sealed = old.seal().and_then(SealedSegment::from_parts).inspect_err(|_| self.commit.poison())?;
+        let sealed = old
+            .seal()
+            .and_then(SealedSegment::from_parts)
+            .inspect_err(|_| self.commit.poison())?;
         self.commit.mark_durable(sealed.end);
         segs.sealed.push(Arc::new(sealed));
         Ok(())
@@ -200,8 +224,15 @@ impl QueueLog {
     /// Seals the active segment if its first record is older than `segment_ms`.
     pub fn seal_if_expired(&self) -> Result<()> {
         let now = self.clock.now_ms();
-        let expired = |s: &Segments| s.active.first_store_ms.is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms);
-        if self.removed.load(Ordering::Acquire) || self.commit.is_poisoned() || !expired(&self.segments.read()) {
+        let expired = |s: &Segments| {
+            s.active
+                .first_store_ms
+                .is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms)
+        };
+        if self.removed.load(Ordering::Acquire)
+            || self.commit.is_poisoned()
+            || !expired(&self.segments.read())
+        {
             return Ok(());
         }
         let mut segs = self.segments.write();
@@ -217,12 +248,18 @@ impl QueueLog {
         let (log, keys) = segs.active.sync_handles();
         let mut files = vec![log];
         files.extend(keys.map(Arc::new));
-        SyncTarget { files, through, path: self.dir.clone() }
+        SyncTarget {
+            files,
+            through,
+            path: self.dir.clone(),
+        }
     }
 
     /// Returns once every offset below `through_offset` is fsynced (group commit).
     pub async fn sync(&self, through_offset: u64) -> Result<()> {
-        self.commit.sync_to(through_offset, || self.sync_target()).await
+        self.commit
+            .sync_to(through_offset, || self.sync_target())
+            .await
     }
 
     /// Blocking fsync of everything written so far (background flush, shutdown).
@@ -256,7 +293,11 @@ impl QueueLog {
         let mut at = offset;
         while at < max && out.len() < max_messages {
             let Some(view) = segs.view_for(at) else {
-                return Err(HotError::Corrupt { path: self.dir.clone(), position: 0, reason: format!("no segment holds offset {at}") });
+                return Err(HotError::Corrupt {
+                    path: self.dir.clone(),
+                    position: 0,
+                    reason: format!("no segment holds offset {at}"),
+                });
             };
             let next = view.read_into(at, max_messages, &mut budget, &mut out)?;
             if next == at {
@@ -273,7 +314,9 @@ impl QueueLog {
         if offset < segs.min_offset() || offset >= segs.active.end {
             return Ok(None);
         }
-        let Some(view) = segs.view_for(offset) else { return Ok(None) };
+        let Some(view) = segs.view_for(offset) else {
+            return Ok(None);
+        };
         let pos = view.position_of(offset)?;
         view.record_at(pos, offset).map(Some)
     }
@@ -287,7 +330,13 @@ impl QueueLog {
     }
 
     /// Messages carrying `key` with `begin_ms <= store_ms <= end_ms`, oldest first, at most `max`.
-    pub fn find_by_key(&self, key: &str, begin_ms: i64, end_ms: i64, max: usize) -> Result<Vec<Record>> {
+    pub fn find_by_key(
+        &self,
+        key: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
         let segs = self.segments.read();
         let mut out = Vec::new();
         for (view, first_ms, last_ms) in segs.views() {
@@ -300,12 +349,18 @@ impl QueueLog {
                 let i = segs.sealed.partition_point(|s| s.base < view.base);
                 segs.sealed[i].key_candidates(key)
             };
-            let mut offsets: Vec<u64> = candidates.into_iter().filter(|o| *o >= view.base && *o < view.end).collect();
+            let mut offsets: Vec<u64> = candidates
+                .into_iter()
+                .filter(|o| *o >= view.base && *o < view.end)
+                .collect();
             offsets.sort_unstable();
             offsets.dedup();
             for offset in offsets {
                 let rec = view.record_at(view.position_of(offset)?, offset)?;
-                if rec.store_ms >= begin_ms && rec.store_ms <= end_ms && rec.keys.iter().any(|k| k == key) {
+                if rec.store_ms >= begin_ms
+                    && rec.store_ms <= end_ms
+                    && rec.keys.iter().any(|k| k == key)
+                {
                     out.push(rec);
                     if out.len() >= max {
                         return Ok(out);
@@ -340,7 +395,8 @@ impl QueueLog {
         QueueStats {
             min_offset: segs.min_offset(),
             max_offset: segs.active.end,
-            disk_bytes: segs.sealed.iter().map(|s| s.disk_bytes()).sum::<u64>() + segs.active.disk_bytes(),
+            disk_bytes: segs.sealed.iter().map(|s| s.disk_bytes()).sum::<u64>()
+                + segs.active.disk_bytes(),
             segments: segs.sealed.len() + 1,
         }
     }

@@ -105,10 +105,15 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::End => f.write_str("end of data"),
-            DecodeError::Truncated { need, have } => write!(f, "record needs {need} bytes, {have} available"),
+            DecodeError::Truncated { need, have } => {
+                write!(f, "record needs {need} bytes, {have} available")
+            }
             DecodeError::Malformed(why) => write!(f, "malformed record: {why}"),
             DecodeError::Checksum { stored, computed } => {
-                write!(f, "CRC32C mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "CRC32C mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
         }
     }
@@ -132,7 +137,11 @@ pub fn encoded_len(req: &AppendRequest) -> usize {
         + 2
         + req.keys.iter().map(|k| 2 + k.len()).sum::<usize>()
         + 2
-        + req.properties.iter().map(|(k, v)| 2 + k.len() + 4 + v.len()).sum::<usize>()
+        + req
+            .properties
+            .iter()
+            .map(|(k, v)| 2 + k.len() + 4 + v.len())
+            .sum::<usize>()
         + 4
         + req.body.len()
 }
@@ -143,13 +152,19 @@ pub fn check_encodable(req: &AppendRequest) -> Result<usize, String> {
     if req.tag.as_ref().is_some_and(|t| too_long(t.len())) {
         return Err("tag longer than 65535 bytes".into());
     }
-    if req.message_group.as_ref().is_some_and(|g| too_long(g.len())) {
+    if req
+        .message_group
+        .as_ref()
+        .is_some_and(|g| too_long(g.len()))
+    {
         return Err("message_group longer than 65535 bytes".into());
     }
     if req.keys.len() > u16::MAX as usize || req.keys.iter().any(|k| too_long(k.len())) {
         return Err("too many or too long keys".into());
     }
-    if req.properties.len() > u16::MAX as usize || req.properties.iter().any(|(k, _)| too_long(k.len())) {
+    if req.properties.len() > u16::MAX as usize
+        || req.properties.iter().any(|(k, _)| too_long(k.len()))
+    {
         return Err("too many properties or too long a property name".into());
     }
     let len = encoded_len(req);
@@ -182,7 +197,10 @@ pub fn encode_into(out: &mut [u8], req: &AppendRequest, offset: u64, store_ms: i
     out[28..36].copy_from_slice(&req.born_ms.to_le_bytes());
     out[36..44].copy_from_slice(&req.deliver_at_ms.unwrap_or(0).to_le_bytes());
     out[44..60].copy_from_slice(&id.0);
-    let mut w = Writer { buf: out, pos: RECORD_HEADER_BYTES };
+    let mut w = Writer {
+        buf: out,
+        pos: RECORD_HEADER_BYTES,
+    };
     w.short_bytes(req.tag.as_deref().unwrap_or("").as_bytes());
     w.short_bytes(req.message_group.as_deref().unwrap_or("").as_bytes());
     w.u16(req.keys.len() as u16);
@@ -236,23 +254,35 @@ pub fn peek_header(buf: &[u8]) -> Result<Header, DecodeError> {
         if buf.iter().take(2).all(|&b| b == 0) {
             return Err(DecodeError::End);
         }
-        return Err(DecodeError::Truncated { need: RECORD_HEADER_BYTES, have: buf.len() });
+        return Err(DecodeError::Truncated {
+            need: RECORD_HEADER_BYTES,
+            have: buf.len(),
+        });
     }
     if buf[0] == 0 && buf[1] == 0 {
         return Err(DecodeError::End);
     }
     if buf[0..2] != RECORD_MAGIC {
-        return Err(DecodeError::Malformed(format!("bad magic {:02x}{:02x}", buf[0], buf[1])));
+        return Err(DecodeError::Malformed(format!(
+            "bad magic {:02x}{:02x}",
+            buf[0], buf[1]
+        )));
     }
     if buf[2] != RECORD_VERSION {
-        return Err(DecodeError::Malformed(format!("unknown version {}", buf[2])));
+        return Err(DecodeError::Malformed(format!(
+            "unknown version {}",
+            buf[2]
+        )));
     }
     let len = u32::from_le_bytes(le4(&buf[4..8])) as usize;
     if !(RECORD_HEADER_BYTES + 12..=MAX_RECORD_BYTES).contains(&len) {
         return Err(DecodeError::Malformed(format!("impossible length {len}")));
     }
     if len > buf.len() {
-        return Err(DecodeError::Truncated { need: len, have: buf.len() });
+        return Err(DecodeError::Truncated {
+            need: len,
+            have: buf.len(),
+        });
     }
     Ok(Header {
         len,
@@ -277,7 +307,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
     let h = verify(buf)?;
     let rec = &buf[..h.len];
     let flags = rec[3];
-    let mut r = Reader { buf: rec, pos: RECORD_HEADER_BYTES };
+    let mut r = Reader {
+        buf: rec,
+        pos: RECORD_HEADER_BYTES,
+    };
     let tag = r.short_str()?;
     let group = r.short_str()?;
     let nkeys = r.u16()? as usize;
@@ -295,7 +328,10 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
     let body_len = r.u32()? as usize;
     let body = r.take(body_len)?;
     if r.pos != rec.len() {
-        return Err(DecodeError::Malformed(format!("{} trailing bytes", rec.len() - r.pos)));
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            rec.len() - r.pos
+        )));
     }
     let mut id = [0u8; 16];
     id.copy_from_slice(&rec[44..60]);
@@ -303,7 +339,8 @@ pub fn decode(buf: &[u8]) -> Result<Record, DecodeError> {
         offset: h.offset,
         store_ms: h.store_ms,
         born_ms: i64::from_le_bytes(le8(&rec[28..36])),
-        deliver_at_ms: (flags & FLAG_DELIVER_AT != 0).then(|| i64::from_le_bytes(le8(&rec[36..44]))),
+        deliver_at_ms: (flags & FLAG_DELIVER_AT != 0)
+            .then(|| i64::from_le_bytes(le8(&rec[36..44]))),
         message_id: MessageId(id),
         tag: (flags & FLAG_TAG != 0).then_some(tag),
         keys,
@@ -363,7 +400,8 @@ impl<'a> Reader<'a> {
 }
 
 fn utf8(b: &[u8]) -> Result<String, DecodeError> {
-    String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Malformed("string field is not UTF-8".into()))
+    String::from_utf8(b.to_vec())
+        .map_err(|_| DecodeError::Malformed("string field is not UTF-8".into()))
 }
 
 #[cfg(test)]

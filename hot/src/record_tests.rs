@@ -18,15 +18,17 @@ fn request() -> impl Strategy<Value = AppendRequest> {
         proptest::option::of(any::<String>()),
         proptest::collection::vec(any::<u8>(), 0..300),
     )
-        .prop_map(|(born_ms, deliver_at_ms, tag, keys, properties, message_group, body)| AppendRequest {
-            born_ms,
-            deliver_at_ms,
-            tag,
-            keys,
-            properties,
-            message_group,
-            body: Bytes::from(body),
-        })
+        .prop_map(
+            |(born_ms, deliver_at_ms, tag, keys, properties, message_group, body)| AppendRequest {
+                born_ms,
+                deliver_at_ms,
+                tag,
+                keys,
+                properties,
+                message_group,
+                body: Bytes::from(body),
+            },
+        )
 }
 
 proptest! {
@@ -102,13 +104,22 @@ fn record_bytes_snapshot() {
 
 /// Compares against a recorded hex image and prints the actual one on mismatch.
 fn insta_like_snapshot(actual: &str, expected: &str) {
-    assert_eq!(actual, expected, "record format changed; if intended, bump RECORD_VERSION and update the snapshot");
+    assert_eq!(
+        actual, expected,
+        "record format changed; if intended, bump RECORD_VERSION and update the snapshot"
+    );
 }
 
 #[test]
 fn check_encodable_rejects_oversized_records() {
-    let req = AppendRequest { body: Bytes::from(vec![0u8; MAX_RECORD_BYTES]), ..Default::default() };
+    let req = AppendRequest {
+        body: Bytes::from(vec![0u8; MAX_RECORD_BYTES]),
+        ..Default::default()
+    };
     assert!(check_encodable(&req).is_err());
-    let ok = AppendRequest { body: Bytes::from(vec![0u8; 4 * 1024 * 1024]), ..Default::default() };
+    let ok = AppendRequest {
+        body: Bytes::from(vec![0u8; 4 * 1024 * 1024]),
+        ..Default::default()
+    };
     assert!(check_encodable(&ok).is_ok());
 }

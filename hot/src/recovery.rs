@@ -18,7 +18,9 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::active_segment::{ActiveSegment, LastRecord, RecoveredState, index_path, keys_path, partial_path};
+use crate::active_segment::{
+    ActiveSegment, LastRecord, RecoveredState, index_path, keys_path, partial_path,
+};
 use crate::error::{HotError, Result};
 use crate::index::{self, IndexEntry};
 use crate::key_index;
@@ -43,7 +45,10 @@ enum FileKind {
 
 fn classify(name: &str) -> Option<(u64, FileKind)> {
     let (digits, rest) = name.split_at_checked(20)?;
-    let base = digits.parse::<u64>().ok().filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))?;
+    let base = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))?;
     match rest {
         ".log" => Some((base, FileKind::Sealed)),
         ".log.partial" => Some((base, FileKind::Partial)),
@@ -58,7 +63,8 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
     let mut sealed_bases = Vec::new();
     let mut partial_bases = Vec::new();
     let mut sidecars = Vec::new();
-    let listing = std::fs::read_dir(dir).map_err(|e| HotError::io("listing a queue directory", dir, e))?;
+    let listing =
+        std::fs::read_dir(dir).map_err(|e| HotError::io("listing a queue directory", dir, e))?;
     for entry in listing {
         let entry = entry.map_err(|e| HotError::io("listing a queue directory", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -70,7 +76,9 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
             Some((base, FileKind::Sealed)) => sealed_bases.push(base),
             Some((base, FileKind::Partial)) => partial_bases.push(base),
             Some((base, FileKind::Sidecar)) => sidecars.push((base, entry.path())),
-            None => tracing::warn!(path = %entry.path().display(), "ignoring an unknown file in a queue directory"),
+            None => {
+                tracing::warn!(path = %entry.path().display(), "ignoring an unknown file in a queue directory")
+            }
         }
     }
     sealed_bases.sort_unstable();
@@ -84,7 +92,12 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
     let mut sealed = Vec::with_capacity(sealed_bases.len() + 1);
     for (i, base) in sealed_bases.iter().enumerate() {
         let next = sealed_bases.get(i + 1).or(partial_bases.first()).copied();
-        sealed.push(SealedSegment::open(dir, *base, next, config.index_interval_bytes)?);
+        sealed.push(SealedSegment::open(
+            dir,
+            *base,
+            next,
+            config.index_interval_bytes,
+        )?);
     }
     let last_partial = partial_bases.pop();
     for base in partial_bases {
@@ -101,7 +114,11 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
         }
     };
     let mut expected = sealed.first().map_or(active.base, |s| s.base);
-    for (base, end) in sealed.iter().map(|s| (s.base, s.end)).chain([(active.base, active.end)]) {
+    for (base, end) in sealed
+        .iter()
+        .map(|s| (s.base, s.end))
+        .chain([(active.base, active.end)])
+    {
         if base != expected {
             tracing::error!(dir = %dir.display(), expected, found = base, "queue segments are not contiguous");
         }
@@ -113,28 +130,61 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
 /// Recovers an active segment by reading its tail (see the module docs).
 pub(crate) fn recover_active(dir: &Path, base: u64, config: &HotConfig) -> Result<ActiveSegment> {
     let path = partial_path(dir, base);
-    let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| HotError::io("opening a segment", &path, e))?;
-    let len = file.metadata().map_err(|e| HotError::io("reading a segment's size", &path, e))?.len();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| HotError::io("opening a segment", &path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| HotError::io("reading a segment's size", &path, e))?
+        .len();
     let state = {
         // SAFETY: read-only map of a file only this queue uses; dropped before the file changes.
-        let ro = if len > 0 { Some(unsafe { Mmap::map(&file) }.map_err(|e| HotError::io("mapping a segment", &path, e))?) } else { None };
-        scan_active(dir, base, ro.as_deref().unwrap_or(&[]), config.index_interval_bytes)
+        let ro = if len > 0 {
+            Some(
+                unsafe { Mmap::map(&file) }
+                    .map_err(|e| HotError::io("mapping a segment", &path, e))?,
+            )
+        } else {
+            None
+        };
+        scan_active(
+            dir,
+            base,
+            ro.as_deref().unwrap_or(&[]),
+            config.index_interval_bytes,
+        )
     };
     if len > state.write_pos {
-        file.set_len(state.write_pos).map_err(|e| HotError::io("cutting a torn segment tail", &path, e))?;
+        file.set_len(state.write_pos)
+            .map_err(|e| HotError::io("cutting a torn segment tail", &path, e))?;
     }
-    file.sync_all().map_err(|e| HotError::io("syncing a recovered segment", &path, e))?;
-    ActiveSegment::from_file(dir, base, file, config.segment_bytes, config.index_interval_bytes, state)
+    file.sync_all()
+        .map_err(|e| HotError::io("syncing a recovered segment", &path, e))?;
+    ActiveSegment::from_file(
+        dir,
+        base,
+        file,
+        config.segment_bytes,
+        config.index_interval_bytes,
+        state,
+    )
 }
 
 fn entry_checks_out(data: &[u8], e: &IndexEntry) -> bool {
-    (e.position as usize) < data.len() && record::verify(&data[e.position as usize..]).is_ok_and(|h| h.offset == e.offset && h.store_ms == e.store_ms)
+    (e.position as usize) < data.len()
+        && record::verify(&data[e.position as usize..])
+            .is_ok_and(|h| h.offset == e.offset && h.store_ms == e.store_ms)
 }
 
 /// Works out the valid prefix of an active segment's bytes.
 fn scan_active(dir: &Path, base: u64, data: &[u8], interval: u64) -> RecoveredState {
     let mut entries = index::load(&index_path(dir, base), base).unwrap_or_default();
-    if entries.first().is_some_and(|e| e.offset != base || e.position != 0) {
+    if entries
+        .first()
+        .is_some_and(|e| e.offset != base || e.position != 0)
+    {
         entries.clear();
     }
     while entries.last().is_some_and(|e| !entry_checks_out(data, e)) {
@@ -148,11 +198,19 @@ fn scan_active(dir: &Path, base: u64, data: &[u8], interval: u64) -> RecoveredSt
     let outcome = segment_view::scan(data, start_pos, start_off, |pos, rec| {
         let Ok(r) = record::decode(rec) else { return };
         if last_indexed.is_none_or(|p| pos - p >= interval) {
-            entries.push(IndexEntry { offset: r.offset, position: pos, store_ms: r.store_ms });
+            entries.push(IndexEntry {
+                offset: r.offset,
+                position: pos,
+                store_ms: r.store_ms,
+            });
             last_indexed = Some(pos);
         }
         tail_keys.extend(r.keys.iter().map(|k| (key_index::key_hash(k), r.offset)));
-        last_record = Some(LastRecord { position: pos, offset: r.offset, store_ms: r.store_ms });
+        last_record = Some(LastRecord {
+            position: pos,
+            offset: r.offset,
+            store_ms: r.store_ms,
+        });
     });
     if let Some(why) = &outcome.stopped_by {
         tracing::warn!(
@@ -162,7 +220,11 @@ fn scan_active(dir: &Path, base: u64, data: &[u8], interval: u64) -> RecoveredSt
     }
     let keys_image = std::fs::read(keys_path(dir, base)).unwrap_or_default();
     let keys = match key_index::parse(&keys_image, base) {
-        Some(existing) => existing.into_iter().filter(|(_, o)| *o < start_off).chain(tail_keys).collect(),
+        Some(existing) => existing
+            .into_iter()
+            .filter(|(_, o)| *o < start_off)
+            .chain(tail_keys)
+            .collect(),
         None => sealed_segment::collect_keys(data, 0, base),
     };
     RecoveredState {

@@ -36,12 +36,16 @@ pub(crate) struct SealedSegment {
 
 fn map(path: &Path) -> Result<(Option<Mmap>, u64)> {
     let file = File::open(path).map_err(|e| HotError::io("opening a segment", path, e))?;
-    let len = file.metadata().map_err(|e| HotError::io("reading a segment's size", path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| HotError::io("reading a segment's size", path, e))?
+        .len();
     if len == 0 {
         return Ok((None, 0));
     }
     // SAFETY: sealed segments are never written or truncated while mapped.
-    let mmap = unsafe { Mmap::map(&file) }.map_err(|e| HotError::io("mapping a segment", path, e))?;
+    let mmap =
+        unsafe { Mmap::map(&file) }.map_err(|e| HotError::io("mapping a segment", path, e))?;
     Ok((Some(mmap), len))
 }
 
@@ -65,21 +69,31 @@ impl SealedSegment {
 
     /// Opens a sealed segment found on disk at start. `next_base` is the base
     /// of the following segment, when there is one.
-    pub(crate) fn open(dir: &Path, base: u64, next_base: Option<u64>, interval: u64) -> Result<Self> {
+    pub(crate) fn open(
+        dir: &Path,
+        base: u64,
+        next_base: Option<u64>,
+        interval: u64,
+    ) -> Result<Self> {
         let path = log_path(dir, base);
         let (mmap, bytes) = map(&path)?;
         let data: &[u8] = mmap.as_deref().unwrap_or(&[]);
 
         let idx_path = index_path(dir, base);
         let mut entries = index::load(&idx_path, base).unwrap_or_default();
-        let trustworthy = entries.first().is_some_and(|e| e.offset == base && e.position == 0)
+        let trustworthy = entries
+            .first()
+            .is_some_and(|e| e.offset == base && e.position == 0)
             && entries.last().is_some_and(|e| {
-                (e.position as usize) < data.len() && record::verify(&data[e.position as usize..]).is_ok_and(|h| h.offset == e.offset)
+                (e.position as usize) < data.len()
+                    && record::verify(&data[e.position as usize..])
+                        .is_ok_and(|h| h.offset == e.offset)
             });
         if !trustworthy && !data.is_empty() {
             tracing::warn!(path = %idx_path.display(), "segment index missing or damaged; rebuilding it from the log");
             entries = rebuild_index(data, base, interval);
-            IndexWriter::rewrite(&idx_path, base, &entries).map_err(|e| HotError::io("rewriting an index", &idx_path, e))?;
+            IndexWriter::rewrite(&idx_path, base, &entries)
+                .map_err(|e| HotError::io("rewriting an index", &idx_path, e))?;
         }
 
         let (start_pos, start_off) = entries.last().map_or((0, base), |e| (e.position, e.offset));
@@ -99,13 +113,30 @@ impl SealedSegment {
         if !keys_file_is_ours(&kpath, base) && !data.is_empty() {
             tracing::warn!(path = %kpath.display(), "key index missing or damaged; rebuilding it from the log");
             let keys = collect_keys(data, 0, base);
-            KeysWriter::rewrite(&kpath, base, &keys).map_err(|e| HotError::io("rewriting a key index", &kpath, e))?;
+            KeysWriter::rewrite(&kpath, base, &keys)
+                .map_err(|e| HotError::io("rewriting a key index", &kpath, e))?;
         }
-        Ok(Self { base, end, first_store_ms, last_store_ms, path, keys_path: kpath, mmap, index: entries, bytes })
+        Ok(Self {
+            base,
+            end,
+            first_store_ms,
+            last_store_ms,
+            path,
+            keys_path: kpath,
+            mmap,
+            index: entries,
+            bytes,
+        })
     }
 
     pub(crate) fn view(&self) -> SegmentView<'_> {
-        SegmentView { base: self.base, end: self.end, bytes: self.mmap.as_deref().unwrap_or(&[]), index: &self.index, path: &self.path }
+        SegmentView {
+            base: self.base,
+            end: self.end,
+            bytes: self.mmap.as_deref().unwrap_or(&[]),
+            index: &self.index,
+            path: &self.path,
+        }
     }
 
     pub(crate) fn disk_bytes(&self) -> u64 {
@@ -121,7 +152,9 @@ impl SealedSegment {
 fn keys_file_is_ours(path: &Path, base: u64) -> bool {
     use std::io::Read;
     let mut header = [0u8; 16];
-    let Ok(mut f) = File::open(path) else { return false };
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
     f.read_exact(&mut header).is_ok() && key_index::parse(&header, base).is_some()
 }
 
@@ -133,7 +166,11 @@ pub(crate) fn rebuild_index(data: &[u8], base: u64, interval: u64) -> Vec<IndexE
         if entries.last().is_none_or(|e| pos - e.position >= interval)
             && let Ok(h) = record::peek_header(rec)
         {
-            entries.push(IndexEntry { offset: at, position: pos, store_ms: h.store_ms });
+            entries.push(IndexEntry {
+                offset: at,
+                position: pos,
+                store_ms: h.store_ms,
+            });
         }
         at += 1;
     });

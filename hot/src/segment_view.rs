@@ -24,7 +24,11 @@ pub(crate) struct SegmentView<'a> {
 
 impl SegmentView<'_> {
     fn corrupt(&self, position: u64, e: DecodeError) -> HotError {
-        HotError::Corrupt { path: self.path.to_path_buf(), position, reason: e.to_string() }
+        HotError::Corrupt {
+            path: self.path.to_path_buf(),
+            position,
+            reason: e.to_string(),
+        }
     }
 
     /// Byte position of the record with `offset` (which must be in `[base, end)`).
@@ -35,9 +39,11 @@ impl SegmentView<'_> {
             None => (0, self.base),
         };
         while at < offset {
-            let h = record::peek_header(&self.bytes[pos as usize..]).map_err(|e| self.corrupt(pos, e))?;
+            let h = record::peek_header(&self.bytes[pos as usize..])
+                .map_err(|e| self.corrupt(pos, e))?;
             if h.offset != at {
-                let why = DecodeError::Malformed(format!("expected offset {at}, found {}", h.offset));
+                let why =
+                    DecodeError::Malformed(format!("expected offset {at}, found {}", h.offset));
                 return Err(self.corrupt(pos, why));
             }
             pos += h.len as u64;
@@ -50,7 +56,8 @@ impl SegmentView<'_> {
     pub(crate) fn record_at(&self, pos: u64, offset: u64) -> Result<Record> {
         let rec = record::decode(&self.bytes[pos as usize..]).map_err(|e| self.corrupt(pos, e))?;
         if rec.offset != offset {
-            let why = DecodeError::Malformed(format!("expected offset {offset}, found {}", rec.offset));
+            let why =
+                DecodeError::Malformed(format!("expected offset {offset}, found {}", rec.offset));
             return Err(self.corrupt(pos, why));
         }
         Ok(rec)
@@ -59,11 +66,18 @@ impl SegmentView<'_> {
     /// Reads records from `offset` into `out` until `max_messages`, the byte budget
     /// (`budget` is decremented by each record's encoded size; the first record is
     /// always taken) or the end of the segment. Returns the next offset to read.
-    pub(crate) fn read_into(&self, offset: u64, max_messages: usize, budget: &mut usize, out: &mut Vec<Record>) -> Result<u64> {
+    pub(crate) fn read_into(
+        &self,
+        offset: u64,
+        max_messages: usize,
+        budget: &mut usize,
+        out: &mut Vec<Record>,
+    ) -> Result<u64> {
         let mut pos = self.position_of(offset)?;
         let mut at = offset;
         while at < self.end && out.len() < max_messages {
-            let h = record::peek_header(&self.bytes[pos as usize..]).map_err(|e| self.corrupt(pos, e))?;
+            let h = record::peek_header(&self.bytes[pos as usize..])
+                .map_err(|e| self.corrupt(pos, e))?;
             if !out.is_empty() && h.len > *budget {
                 break;
             }
@@ -82,7 +96,8 @@ impl SegmentView<'_> {
             None => (0, self.base),
         };
         while at < self.end {
-            let h = record::peek_header(&self.bytes[pos as usize..]).map_err(|e| self.corrupt(pos, e))?;
+            let h = record::peek_header(&self.bytes[pos as usize..])
+                .map_err(|e| self.corrupt(pos, e))?;
             if h.store_ms >= ts {
                 return Ok(at);
             }
@@ -108,11 +123,21 @@ pub(crate) struct ScanOutcome {
 
 /// Walks records from `(pos, offset)`, checking CRCs, until the data ends or
 /// stops making sense. `on_record(position, &bytes)` sees each valid record.
-pub(crate) fn scan(bytes: &[u8], mut pos: u64, mut offset: u64, mut on_record: impl FnMut(u64, &[u8])) -> ScanOutcome {
+pub(crate) fn scan(
+    bytes: &[u8],
+    mut pos: u64,
+    mut offset: u64,
+    mut on_record: impl FnMut(u64, &[u8]),
+) -> ScanOutcome {
     let mut last_store_ms = None;
     loop {
         if pos as usize >= bytes.len() {
-            return ScanOutcome { end_position: pos, end_offset: offset, last_store_ms, stopped_by: None };
+            return ScanOutcome {
+                end_position: pos,
+                end_offset: offset,
+                last_store_ms,
+                stopped_by: None,
+            };
         }
         let rest = &bytes[pos as usize..];
         match record::verify(rest) {
@@ -123,13 +148,31 @@ pub(crate) fn scan(bytes: &[u8], mut pos: u64, mut offset: u64, mut on_record: i
                 offset += 1;
             }
             Ok(h) => {
-                let why = DecodeError::Malformed(format!("expected offset {offset}, found {}", h.offset));
-                return ScanOutcome { end_position: pos, end_offset: offset, last_store_ms, stopped_by: Some(why) };
+                let why =
+                    DecodeError::Malformed(format!("expected offset {offset}, found {}", h.offset));
+                return ScanOutcome {
+                    end_position: pos,
+                    end_offset: offset,
+                    last_store_ms,
+                    stopped_by: Some(why),
+                };
             }
             Err(DecodeError::End) => {
-                return ScanOutcome { end_position: pos, end_offset: offset, last_store_ms, stopped_by: None };
+                return ScanOutcome {
+                    end_position: pos,
+                    end_offset: offset,
+                    last_store_ms,
+                    stopped_by: None,
+                };
             }
-            Err(e) => return ScanOutcome { end_position: pos, end_offset: offset, last_store_ms, stopped_by: Some(e) },
+            Err(e) => {
+                return ScanOutcome {
+                    end_position: pos,
+                    end_offset: offset,
+                    last_store_ms,
+                    stopped_by: Some(e),
+                };
+            }
         }
     }
 }

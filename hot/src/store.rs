@@ -31,7 +31,11 @@ pub struct HotConfig {
 
 impl Default for HotConfig {
     fn default() -> Self {
-        Self { segment_bytes: 64 * 1024 * 1024, segment_ms: 10 * 60 * 1000, index_interval_bytes: 4096 }
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+            segment_ms: 10 * 60 * 1000,
+            index_interval_bytes: 4096,
+        }
     }
 }
 
@@ -39,10 +43,17 @@ impl HotConfig {
     /// Checks the settings make sense together.
     pub fn validate(&self) -> Result<(), String> {
         if self.segment_bytes < 4096 || self.segment_bytes > 1 << 30 {
-            return Err(format!("segment_bytes must be between 4096 and {} (got {})", 1u64 << 30, self.segment_bytes));
+            return Err(format!(
+                "segment_bytes must be between 4096 and {} (got {})",
+                1u64 << 30,
+                self.segment_bytes
+            ));
         }
         if self.segment_ms <= 0 {
-            return Err(format!("segment_ms must be positive (got {})", self.segment_ms));
+            return Err(format!(
+                "segment_ms must be positive (got {})",
+                self.segment_ms
+            ));
         }
         if self.index_interval_bytes == 0 {
             return Err("index_interval_bytes must be positive".into());
@@ -61,20 +72,30 @@ pub struct HotStore {
 }
 
 fn valid_component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']) && name.len() <= 255
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\0'])
+        && name.len() <= 255
 }
 
 impl HotStore {
     /// Opens (creating if needed) the hot tier at `root` and recovers every queue in it.
     pub fn open(root: &Path, config: HotConfig, clock: Arc<dyn Clock>) -> Result<Arc<HotStore>> {
         config.validate().map_err(HotError::InvalidRecord)?;
-        std::fs::create_dir_all(root).map_err(|e| HotError::io("creating the hot tier directory", root, e))?;
+        std::fs::create_dir_all(root)
+            .map_err(|e| HotError::io("creating the hot tier directory", root, e))?;
         let mut queues = HashMap::new();
         for (topic, queue, dir) in list_queue_dirs(root)? {
             let log = QueueLog::open(&topic, queue, &dir, config.clone(), clock.clone())?;
             queues.insert((topic, queue), Arc::new(log));
         }
-        Ok(Arc::new(HotStore { root: root.to_path_buf(), config, clock, queues: RwLock::new(queues) }))
+        Ok(Arc::new(HotStore {
+            root: root.to_path_buf(),
+            config,
+            clock,
+            queues: RwLock::new(queues),
+        }))
     }
 
     /// The queue, opened or created on first use.
@@ -83,7 +104,9 @@ impl HotStore {
             return Ok(q);
         }
         if !valid_component(topic) {
-            return Err(HotError::InvalidRecord(format!("{topic:?} cannot name a topic directory")));
+            return Err(HotError::InvalidRecord(format!(
+                "{topic:?} cannot name a topic directory"
+            )));
         }
         let mut queues = self.queues.write();
         if let Some(q) = queues.get(&(topic.to_string(), queue)) {
@@ -92,11 +115,19 @@ impl HotStore {
         let topic_dir = self.root.join(topic);
         let dir = topic_dir.join(queue.to_string());
         let created = !dir.exists();
-        let log = Arc::new(QueueLog::open(topic, queue, &dir, self.config.clone(), self.clock.clone())?);
+        let log = Arc::new(QueueLog::open(
+            topic,
+            queue,
+            &dir,
+            self.config.clone(),
+            self.clock.clone(),
+        )?);
         if created {
             // Make the new directories themselves durable.
-            fs_util::fsync_dir(&topic_dir).map_err(|e| HotError::io("syncing a topic directory", &topic_dir, e))?;
-            fs_util::fsync_dir(&self.root).map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))?;
+            fs_util::fsync_dir(&topic_dir)
+                .map_err(|e| HotError::io("syncing a topic directory", &topic_dir, e))?;
+            fs_util::fsync_dir(&self.root)
+                .map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))?;
         }
         queues.insert((topic.to_string(), queue), log.clone());
         Ok(log)
@@ -134,7 +165,8 @@ impl HotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(HotError::io("deleting a topic's hot data", &dir, e)),
         }
-        fs_util::fsync_dir(&self.root).map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))
+        fs_util::fsync_dir(&self.root)
+            .map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))
     }
 
     fn all(&self) -> Vec<Arc<QueueLog>> {
@@ -174,16 +206,25 @@ impl HotStore {
 /// `(topic, queue, dir)` for every queue directory under `root`.
 fn list_queue_dirs(root: &Path) -> Result<Vec<(String, u32, PathBuf)>> {
     let mut out = Vec::new();
-    let read = |p: &Path| std::fs::read_dir(p).map_err(|e| HotError::io("listing the hot tier", p, e));
+    let read =
+        |p: &Path| std::fs::read_dir(p).map_err(|e| HotError::io("listing the hot tier", p, e));
     for topic in read(root)? {
         let topic = topic.map_err(|e| HotError::io("listing the hot tier", root, e))?;
         if !topic.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Some(name) = topic.file_name().to_str().map(str::to_string) else { continue };
+        let Some(name) = topic.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
         for queue in read(&topic.path())? {
             let queue = queue.map_err(|e| HotError::io("listing the hot tier", topic.path(), e))?;
-            let Some(n) = queue.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(n) = queue
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
             if queue.file_type().is_ok_and(|t| t.is_dir()) {
                 out.push((name.clone(), n, queue.path()));
             }

@@ -20,13 +20,23 @@ fn appends_get_contiguous_offsets_and_read_back() {
     assert_eq!(recs.len(), 3);
     for (i, r) in recs.iter().enumerate() {
         let m = msg(i, 10);
-        assert_eq!((r.offset, &r.body, &r.keys, &r.tag, r.born_ms), (i as u64, &m.body, &m.keys, &m.tag, m.born_ms));
+        assert_eq!(
+            (r.offset, &r.body, &r.keys, &r.tag, r.born_ms),
+            (i as u64, &m.body, &m.keys, &m.tag, m.born_ms)
+        );
         assert_eq!(r.message_id.queue(), 3);
         assert_eq!(r.message_id.offset(), i as u64);
     }
     assert!(a[0].message_id < a[1].message_id || a[0].store_ms == a[1].store_ms);
     assert!(q.read(3, 10, usize::MAX).unwrap().is_empty());
-    assert!(matches!(q.read(4, 10, usize::MAX), Err(HotError::OffsetOutOfRange { offset: 4, min: 0, max: 3 })));
+    assert!(matches!(
+        q.read(4, 10, usize::MAX),
+        Err(HotError::OffsetOutOfRange {
+            offset: 4,
+            min: 0,
+            max: 3
+        })
+    ));
 }
 
 #[test]
@@ -34,7 +44,8 @@ fn read_limits_messages_and_bytes_but_returns_at_least_one() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), &config(1 << 20), &ManualClock::new(T0));
     let q = store.queue("t", 0).unwrap();
-    q.append(&(0..20).map(|i| msg(i, 1000)).collect::<Vec<_>>()).unwrap();
+    q.append(&(0..20).map(|i| msg(i, 1000)).collect::<Vec<_>>())
+        .unwrap();
     assert_eq!(q.read(0, 5, usize::MAX).unwrap().len(), 5);
     let one_len = q.read(0, 1, usize::MAX).unwrap()[0].encoded_len();
     assert_eq!(q.read(0, 100, one_len * 3).unwrap().len(), 3);
@@ -88,7 +99,10 @@ fn segments_seal_by_age() {
     clock.advance(60_000);
     store.seal_expired().unwrap();
     assert_eq!(q.stats().segments, 2);
-    assert_eq!(files_with_suffix(&queue_dir(dir.path(), "t", 0), ".log").len(), 1);
+    assert_eq!(
+        files_with_suffix(&queue_dir(dir.path(), "t", 0), ".log").len(),
+        1
+    );
     // An empty active segment never seals.
     clock.advance(600_000);
     store.seal_expired().unwrap();
@@ -155,9 +169,15 @@ fn lookup_by_id_and_by_key_across_segments_and_restarts() {
     forged.0[15] ^= 1;
     assert!(q.get_by_id(&forged).unwrap().is_none());
     let hits = q.find_by_key("key-3", 0, i64::MAX, 100).unwrap();
-    assert_eq!(hits.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 13, 23, 33, 43, 53]);
+    assert_eq!(
+        hits.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![3, 13, 23, 33, 43, 53]
+    );
     let windowed = q.find_by_key("key-3", T0 + 1400, T0 + 3400, 100).unwrap();
-    assert_eq!(windowed.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![13, 23, 33]);
+    assert_eq!(
+        windowed.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![13, 23, 33]
+    );
     assert_eq!(q.find_by_key("key-3", 0, i64::MAX, 2).unwrap().len(), 2);
     assert!(q.find_by_key("nope", 0, i64::MAX, 10).unwrap().is_empty());
 }
@@ -201,7 +221,10 @@ async fn concurrent_sync_appends_are_all_durable_and_contiguous() {
             let mut offsets = Vec::new();
             for i in 0..50 {
                 let q2 = q.clone();
-                let a = tokio::task::spawn_blocking(move || q2.append(&[msg(w * 1000 + i, 100)])).await.unwrap().unwrap();
+                let a = tokio::task::spawn_blocking(move || q2.append(&[msg(w * 1000 + i, 100)]))
+                    .await
+                    .unwrap()
+                    .unwrap();
                 q.sync(a[0].offset + 1).await.unwrap();
                 assert!(q.durable_offset() > a[0].offset);
                 offsets.push(a[0].offset);

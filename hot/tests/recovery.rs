@@ -55,7 +55,8 @@ fn stale_bytes_after_the_tail_never_come_back() {
     {
         let store = open(dir.path(), &cfg, &clock);
         let q = store.queue("t", 0).unwrap();
-        q.append(&(0..6).map(|i| msg(i, 100)).collect::<Vec<_>>()).unwrap();
+        q.append(&(0..6).map(|i| msg(i, 100)).collect::<Vec<_>>())
+            .unwrap();
         store.flush_all().unwrap();
     }
     // Simulate pages of records 4 and 5 reaching disk while record 3's did not.
@@ -75,7 +76,11 @@ fn stale_bytes_after_the_tail_never_come_back() {
         store.flush_all().unwrap();
     }
     let store = open(dir.path(), &cfg, &clock);
-    assert_eq!(store.queue("t", 0).unwrap().max_offset(), 4, "stale records 4 and 5 were resurrected");
+    assert_eq!(
+        store.queue("t", 0).unwrap().max_offset(),
+        4,
+        "stale records 4 and 5 were resurrected"
+    );
 }
 
 #[test]
@@ -105,14 +110,21 @@ fn a_flipped_bit_is_an_error_on_read_never_data() {
 
     let store = open(dir.path(), &cfg, &clock);
     let q = store.queue("t", 0).unwrap();
-    assert_eq!(q.max_offset(), 60, "corruption before the last index entry must not cut data");
+    assert_eq!(
+        q.max_offset(),
+        60,
+        "corruption before the last index entry must not cut data"
+    );
     let err = q.read(0, 100, usize::MAX).unwrap_err();
     assert!(matches!(err, HotError::Corrupt { .. }), "{err:?}");
     let before = q.read(0, victim, usize::MAX).unwrap();
     assert_eq!(before.len(), victim);
     assert!(q.read(victim as u64 + 1, 1, usize::MAX).is_ok());
     let active_base = q.stats().max_offset - astarts.len() as u64;
-    assert!(matches!(q.read(active_base + 1, 1, usize::MAX), Err(HotError::Corrupt { .. })));
+    assert!(matches!(
+        q.read(active_base + 1, 1, usize::MAX),
+        Err(HotError::Corrupt { .. })
+    ));
     assert_eq!(q.read(active_base, 1, usize::MAX).unwrap().len(), 1);
 }
 
@@ -158,7 +170,8 @@ fn a_crash_between_creating_the_next_segment_and_sealing_is_recovered() {
     {
         let store = open(dir.path(), &cfg, &clock);
         let q = store.queue("t", 0).unwrap();
-        q.append(&(0..5).map(|i| msg(i, 50)).collect::<Vec<_>>()).unwrap();
+        q.append(&(0..5).map(|i| msg(i, 50)).collect::<Vec<_>>())
+            .unwrap();
         store.flush_all().unwrap();
     }
     // The next segment (base 5) was created but the old one is still `.partial`.
@@ -189,14 +202,18 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
 #[test]
 fn a_full_disk_rejects_the_batch_and_the_queue_resumes_once_space_returns() {
     let Some(fs) = Tmpfs::mount("3m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); disk-full behaviour not exercised");
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); disk-full behaviour not exercised"
+        );
         return;
     };
     let root = fs.0.path().join("hot");
@@ -218,7 +235,11 @@ fn a_full_disk_rejects_the_batch_and_the_queue_resumes_once_space_returns() {
         assert!(stored < 10_000, "the disk never filled");
     };
     assert!(err.is_disk_full(), "{err:?}");
-    assert_eq!(q.max_offset() as usize, stored, "a failed batch changed the queue");
+    assert_eq!(
+        q.max_offset() as usize,
+        stored,
+        "a failed batch changed the queue"
+    );
     let recs = q.read(0, 10_000, usize::MAX).unwrap();
     assert_eq!(recs.len(), stored);
     // Still full: whatever still fits in reserved space goes in with the next

@@ -9,7 +9,11 @@ pub type Result<T, E = TieringError> = std::result::Result<T, E>;
 pub enum TieringError {
     /// A newer owner (higher epoch) has taken the queue; stop writing it.
     #[error("queue {queue} is owned by epoch {current}, this writer holds epoch {ours}")]
-    Fenced { queue: String, ours: u64, current: u64 },
+    Fenced {
+        queue: String,
+        ours: u64,
+        current: u64,
+    },
     /// The object store failed (after retries).
     #[error("object store error while {context}")]
     Store {
@@ -30,6 +34,9 @@ pub enum TieringError {
 
 impl TieringError {
     pub(crate) fn store(context: impl Into<String>, source: object_store::Error) -> Self {
-        TieringError::Store { context: context.into(), source }
+        TieringError::Store {
+            context: context.into(),
+            source,
+        }
     }
 }

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    Error, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    Result,
+    Error, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use parking_lot::Mutex;
 
@@ -100,7 +100,10 @@ impl Faults {
 }
 
 fn injected(what: &'static str) -> Error {
-    Error::Generic { store: "FaultStore", source: what.into() }
+    Error::Generic {
+        store: "FaultStore",
+        source: what.into(),
+    }
 }
 
 /// Injects the faults of a [`Faults`] into the wrapped store.
@@ -124,7 +127,12 @@ impl fmt::Display for FaultStore {
 
 #[async_trait]
 impl ObjectStore for FaultStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         self.faults.before(|c| c.puts += 1).await?;
         let res = self.inner.put_opts(location, payload, opts).await?;
         if self.faults.take_lost_ack() {
@@ -133,7 +141,11 @@ impl ObjectStore for FaultStore {
         Ok(res)
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         self.faults.before(|c| c.puts += 1).await?;
         self.inner.put_multipart_opts(location, opts).await
     }
@@ -149,7 +161,9 @@ impl ObjectStore for FaultStore {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.faults.before(|c| c.gets += ranges.len() as u64).await?;
+        self.faults
+            .before(|c| c.gets += ranges.len() as u64)
+            .await?;
         self.inner.get_ranges(location, ranges).await
     }
 

@@ -27,8 +27,8 @@
 
 use std::sync::Arc;
 
-use object_store::path::Path;
 use futures::TryStreamExt;
+use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
@@ -67,17 +67,24 @@ pub struct QueueManifest {
 
 impl QueueManifest {
     fn empty() -> Self {
-        Self { format: MANIFEST_FORMAT, epoch: 0, min_offset: 0, segments: Vec::new() }
+        Self {
+            format: MANIFEST_FORMAT,
+            epoch: 0,
+            min_offset: 0,
+            segments: Vec::new(),
+        }
     }
 
     /// Offset after the last cold row (where the next segment must start).
     pub fn end_offset(&self) -> u64 {
-        self.segments.last().map_or(self.min_offset, |s| s.end_offset)
+        self.segments
+            .last()
+            .map_or(self.min_offset, |s| s.end_offset)
     }
 
     /// Adds `seg` unless it is already listed. Errors if it would leave a gap or an overlap.
     pub fn add_segment(&mut self, seg: SegmentEntry) -> std::result::Result<(), String> {
-        if self.segments.iter().any(|s| *s == seg) {
+        if self.segments.contains(&seg) {
             return Ok(());
         }
         if seg.base_offset != self.end_offset() || seg.end_offset <= seg.base_offset {
@@ -96,10 +103,16 @@ impl QueueManifest {
         if self.format != MANIFEST_FORMAT {
             return Err(format!("unknown manifest format {}", self.format));
         }
-        let mut at = self.segments.first().map_or(self.min_offset, |s| s.base_offset);
+        let mut at = self
+            .segments
+            .first()
+            .map_or(self.min_offset, |s| s.base_offset);
         for s in &self.segments {
             if s.base_offset != at || s.end_offset <= s.base_offset {
-                return Err(format!("segment [{}, {}) breaks the sequence at {at}", s.base_offset, s.end_offset));
+                return Err(format!(
+                    "segment [{}, {}) breaks the sequence at {at}",
+                    s.base_offset, s.end_offset
+                ));
             }
             at = s.end_offset;
         }
@@ -119,20 +132,42 @@ fn parse_seq(p: &Path) -> Option<u64> {
 
 /// Sequence numbers of the versions stored under `dir`, ascending.
 async fn list_versions(store: &dyn ObjectStore, dir: &Path) -> Result<Vec<u64>> {
-    let metas: Vec<_> = store.list(Some(dir)).try_collect().await.map_err(|e| TieringError::store(format!("listing {dir}"), e))?;
-    let mut seqs: Vec<u64> = metas.iter().filter_map(|m| parse_seq(&m.location)).collect();
+    let metas: Vec<_> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| TieringError::store(format!("listing {dir}"), e))?;
+    let mut seqs: Vec<u64> = metas
+        .iter()
+        .filter_map(|m| parse_seq(&m.location))
+        .collect();
     seqs.sort_unstable();
     Ok(seqs)
 }
 
 /// Reads the newest manifest version under `dir` with its sequence number; `None` if there is none.
-pub async fn read_manifest(store: &dyn ObjectStore, dir: &Path) -> Result<Option<(QueueManifest, u64)>> {
-    let Some(seq) = list_versions(store, dir).await?.pop() else { return Ok(None) };
+pub async fn read_manifest(
+    store: &dyn ObjectStore,
+    dir: &Path,
+) -> Result<Option<(QueueManifest, u64)>> {
+    let Some(seq) = list_versions(store, dir).await?.pop() else {
+        return Ok(None);
+    };
     let path = version_path(dir, seq);
-    let got = store.get(&path).await.map_err(|e| TieringError::store(format!("reading {path}"), e))?;
-    let bytes = got.bytes().await.map_err(|e| TieringError::store(format!("reading {path}"), e))?;
-    let invalid = |reason: String| TieringError::Invalid { path: path.to_string(), reason };
-    let manifest: QueueManifest = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let got = store
+        .get(&path)
+        .await
+        .map_err(|e| TieringError::store(format!("reading {path}"), e))?;
+    let bytes = got
+        .bytes()
+        .await
+        .map_err(|e| TieringError::store(format!("reading {path}"), e))?;
+    let invalid = |reason: String| TieringError::Invalid {
+        path: path.to_string(),
+        reason,
+    };
+    let manifest: QueueManifest =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
     manifest.check().map_err(invalid)?;
     Ok(Some((manifest, seq)))
 }
@@ -149,7 +184,11 @@ pub struct FencedManifest {
 
 impl FencedManifest {
     /// Takes ownership of the queue: writes the next version with a raised epoch.
-    pub async fn acquire(store: Arc<dyn ObjectStore>, dir: Path, queue: impl Into<String>) -> Result<Self> {
+    pub async fn acquire(
+        store: Arc<dyn ObjectStore>,
+        dir: Path,
+        queue: impl Into<String>,
+    ) -> Result<Self> {
         let queue = queue.into();
         for _ in 0..MAX_CAS_ATTEMPTS {
             let (mut next, seq) = match read_manifest(store.as_ref(), &dir).await? {
@@ -159,7 +198,13 @@ impl FencedManifest {
             next.epoch += 1;
             match create(store.as_ref(), &dir, seq, &next).await {
                 Ok(()) => {
-                    let me = Self { store: store.clone(), dir: dir.clone(), queue: queue.clone(), current: next, seq };
+                    let me = Self {
+                        store: store.clone(),
+                        dir: dir.clone(),
+                        queue: queue.clone(),
+                        current: next,
+                        seq,
+                    };
                     match me.after_write().await {
                         Ok(()) => return Ok(me),
                         // A newer version appeared meanwhile: take over from it.
@@ -172,7 +217,10 @@ impl FencedManifest {
                 Err(e) => return Err(TieringError::store(format!("taking over {}", dir), e)),
             }
         }
-        Err(TieringError::Contended { path: dir.to_string(), attempts: MAX_CAS_ATTEMPTS })
+        Err(TieringError::Contended {
+            path: dir.to_string(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
     }
 
     pub fn epoch(&self) -> u64 {
@@ -186,10 +234,16 @@ impl FencedManifest {
 
     /// Applies `change` and writes the result as the next version, resolving
     /// conflicts as the module docs describe. `change` must be idempotent.
-    pub async fn update(&mut self, change: impl Fn(&mut QueueManifest) -> std::result::Result<(), String>) -> Result<()> {
+    pub async fn update(
+        &mut self,
+        change: impl Fn(&mut QueueManifest) -> std::result::Result<(), String>,
+    ) -> Result<()> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let mut next = self.current.clone();
-            change(&mut next).map_err(|reason| TieringError::Invalid { path: self.dir.to_string(), reason })?;
+            change(&mut next).map_err(|reason| TieringError::Invalid {
+                path: self.dir.to_string(),
+                reason,
+            })?;
             if next == self.current {
                 return Ok(());
             }
@@ -198,22 +252,35 @@ impl FencedManifest {
                     let ours = self.current.epoch;
                     self.current = next;
                     self.seq += 1;
-                    return self.after_write().await.inspect_err(|_| self.current.epoch = ours);
+                    return self
+                        .after_write()
+                        .await
+                        .inspect_err(|_| self.current.epoch = ours);
                 }
                 Err(e) if is_conflict(&e) || is_transient(&e) => self.refresh().await?,
                 Err(e) => return Err(TieringError::store(format!("writing {}", self.dir), e)),
             }
         }
-        Err(TieringError::Contended { path: self.dir.to_string(), attempts: MAX_CAS_ATTEMPTS })
+        Err(TieringError::Contended {
+            path: self.dir.to_string(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
     }
 
     /// Re-reads the newest version; fails with `Fenced` if another owner took over.
     pub async fn refresh(&mut self) -> Result<()> {
         let Some((m, seq)) = read_manifest(self.store.as_ref(), &self.dir).await? else {
-            return Err(TieringError::Invalid { path: self.dir.to_string(), reason: "manifest disappeared".into() });
+            return Err(TieringError::Invalid {
+                path: self.dir.to_string(),
+                reason: "manifest disappeared".into(),
+            });
         };
         if m.epoch != self.current.epoch {
-            return Err(TieringError::Fenced { queue: self.queue.clone(), ours: self.current.epoch, current: m.epoch });
+            return Err(TieringError::Fenced {
+                queue: self.queue.clone(),
+                ours: self.current.epoch,
+                current: m.epoch,
+            });
         }
         self.current = m;
         self.seq = seq;
@@ -226,9 +293,15 @@ impl FencedManifest {
         let seqs = list_versions(self.store.as_ref(), &self.dir).await?;
         if let Some(newest) = seqs.last().copied().filter(|n| *n > self.seq) {
             let _ = self.store.delete(&version_path(&self.dir, self.seq)).await;
-            let current = read_manifest(self.store.as_ref(), &self.dir).await?.map_or(0, |(m, _)| m.epoch);
+            let current = read_manifest(self.store.as_ref(), &self.dir)
+                .await?
+                .map_or(0, |(m, _)| m.epoch);
             tracing::warn!(dir = %self.dir, ours = self.seq, newest, "a newer manifest version exists; this writer is fenced");
-            return Err(TieringError::Fenced { queue: self.queue.clone(), ours: self.current.epoch, current });
+            return Err(TieringError::Fenced {
+                queue: self.queue.clone(),
+                ours: self.current.epoch,
+                current,
+            });
         }
         let floor = self.seq.saturating_sub(KEEP_VERSIONS);
         for old in seqs.into_iter().filter(|s| *s < floor) {
@@ -241,15 +314,32 @@ impl FencedManifest {
 }
 
 fn is_conflict(e: &object_store::Error) -> bool {
-    matches!(e, object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. })
+    matches!(
+        e,
+        object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }
+    )
 }
 
 fn is_transient(e: &object_store::Error) -> bool {
     crate::retry_store::is_transient(e)
 }
 
-async fn create(store: &dyn ObjectStore, dir: &Path, seq: u64, m: &QueueManifest) -> object_store::Result<()> {
-    let body = serde_json::to_vec(m).map_err(|e| object_store::Error::Generic { store: "manifest", source: Box::new(e) })?;
-    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-    store.put_opts(&version_path(dir, seq), PutPayload::from(body), opts).await.map(|_| ())
+async fn create(
+    store: &dyn ObjectStore,
+    dir: &Path,
+    seq: u64,
+    m: &QueueManifest,
+) -> object_store::Result<()> {
+    let body = serde_json::to_vec(m).map_err(|e| object_store::Error::Generic {
+        store: "manifest",
+        source: Box::new(e),
+    })?;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    store
+        .put_opts(&version_path(dir, seq), PutPayload::from(body), opts)
+        .await
+        .map(|_| ())
 }

@@ -36,7 +36,9 @@ impl std::str::FromStr for ObjectStoreUrl {
         let bad = |why: &str| TieringError::Config(format!("object store URL {s:?}: {why}"));
         if let Some(rest) = s.strip_prefix("file://") {
             if rest.is_empty() {
-                return Err(bad("file:// needs a path, e.g. file:///var/lib/shale/objects"));
+                return Err(bad(
+                    "file:// needs a path, e.g. file:///var/lib/shale/objects",
+                ));
             }
             return Ok(ObjectStoreUrl::File(PathBuf::from(rest)));
         }
@@ -45,12 +47,17 @@ impl std::str::FromStr for ObjectStoreUrl {
             if bucket.is_empty() {
                 return Err(bad("s3:// needs a bucket, e.g. s3://my-bucket/shale"));
             }
-            return Ok(ObjectStoreUrl::S3 { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() });
+            return Ok(ObjectStoreUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
         }
         if s == "memory://" || s == "memory:///" {
             return Ok(ObjectStoreUrl::Memory);
         }
-        Err(bad("expected file:///path, s3://bucket/prefix or memory://"))
+        Err(bad(
+            "expected file:///path, s3://bucket/prefix or memory://",
+        ))
     }
 }
 
@@ -59,7 +66,9 @@ impl std::str::FromStr for ObjectStoreUrl {
 pub fn open_object_store(url: &ObjectStoreUrl) -> Result<(Arc<dyn ObjectStore>, Path)> {
     match url {
         ObjectStoreUrl::File(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| TieringError::Config(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                TieringError::Config(format!("cannot create {}: {e}", dir.display()))
+            })?;
             let store = LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| TieringError::store(format!("opening {}", dir.display()), e))?
                 .with_automatic_cleanup(true);
@@ -82,14 +91,34 @@ mod tests {
 
     #[test]
     fn parses_the_three_schemes() {
-        assert_eq!("file:///a/b".parse::<ObjectStoreUrl>().unwrap(), ObjectStoreUrl::File("/a/b".into()));
-        assert_eq!("file://./shale-data/objects".parse::<ObjectStoreUrl>().unwrap(), ObjectStoreUrl::File("./shale-data/objects".into()));
+        assert_eq!(
+            "file:///a/b".parse::<ObjectStoreUrl>().unwrap(),
+            ObjectStoreUrl::File("/a/b".into())
+        );
+        assert_eq!(
+            "file://./shale-data/objects"
+                .parse::<ObjectStoreUrl>()
+                .unwrap(),
+            ObjectStoreUrl::File("./shale-data/objects".into())
+        );
         assert_eq!(
             "s3://bkt/some/prefix/".parse::<ObjectStoreUrl>().unwrap(),
-            ObjectStoreUrl::S3 { bucket: "bkt".into(), prefix: "some/prefix".into() }
+            ObjectStoreUrl::S3 {
+                bucket: "bkt".into(),
+                prefix: "some/prefix".into()
+            }
         );
-        assert_eq!("s3://bkt".parse::<ObjectStoreUrl>().unwrap(), ObjectStoreUrl::S3 { bucket: "bkt".into(), prefix: String::new() });
-        assert_eq!("memory://".parse::<ObjectStoreUrl>().unwrap(), ObjectStoreUrl::Memory);
+        assert_eq!(
+            "s3://bkt".parse::<ObjectStoreUrl>().unwrap(),
+            ObjectStoreUrl::S3 {
+                bucket: "bkt".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            "memory://".parse::<ObjectStoreUrl>().unwrap(),
+            ObjectStoreUrl::Memory
+        );
         for bad in ["", "file://", "s3://", "s3:///x", "gs://b", "http://x"] {
             assert!(bad.parse::<ObjectStoreUrl>().is_err(), "{bad}");
         }

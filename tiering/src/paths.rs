@@ -24,12 +24,18 @@ impl Layout {
     }
 
     fn queue_dir(&self, topic: &str, queue: u32) -> Path {
-        self.prefix.child("topics").child(topic).child("queues").child(queue.to_string())
+        self.prefix
+            .child("topics")
+            .child(topic)
+            .child("queues")
+            .child(queue.to_string())
     }
 
     /// The Parquet object of the segment starting at `base_offset`.
     pub fn segment(&self, topic: &str, queue: u32, base_offset: u64) -> Path {
-        self.queue_dir(topic, queue).child("segments").child(format!("{base_offset:020}.parquet"))
+        self.queue_dir(topic, queue)
+            .child("segments")
+            .child(format!("{base_offset:020}.parquet"))
     }
 
     /// The directory of the queue's manifest versions.
@@ -50,9 +56,20 @@ mod tests {
     #[test]
     fn layout_matches_the_contract() {
         let l = Layout::new(Path::from("tenant/a"));
-        assert_eq!(l.segment("orders", 3, 1200).as_ref(), "tenant/a/topics/orders/queues/3/segments/00000000000000001200.parquet");
-        assert_eq!(l.manifest_dir("orders", 3).as_ref(), "tenant/a/topics/orders/queues/3/manifest");
+        assert_eq!(
+            l.segment("orders", 3, 1200).as_ref(),
+            "tenant/a/topics/orders/queues/3/segments/00000000000000001200.parquet"
+        );
+        assert_eq!(
+            l.manifest_dir("orders", 3).as_ref(),
+            "tenant/a/topics/orders/queues/3/manifest"
+        );
         // System names keep their `%` (encoded by object_store, decoded on the way back).
-        assert_eq!(Layout::new(Path::default()).segment("%DLQ%g", 0, 0).as_ref(), "topics/%25DLQ%25g/queues/0/segments/00000000000000000000.parquet");
+        assert_eq!(
+            Layout::new(Path::default())
+                .segment("%DLQ%g", 0, 0)
+                .as_ref(),
+            "topics/%25DLQ%25g/queues/0/segments/00000000000000000000.parquet"
+        );
     }
 }

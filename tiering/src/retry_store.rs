@@ -22,8 +22,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    Error, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    Result,
+    Error, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// How many times and how fast to retry.
@@ -39,7 +39,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 6, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(5) }
+        Self {
+            max_attempts: 6,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
     }
 }
 
@@ -97,32 +101,58 @@ impl fmt::Display for RetryStore {
 
 #[async_trait]
 impl ObjectStore for RetryStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        self.retry("put", location, || self.inner.put_opts(location, payload.clone(), opts.clone())).await
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.retry("put", location, || {
+            self.inner.put_opts(location, payload.clone(), opts.clone())
+        })
+        .await
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.retry("put_multipart", location, || self.inner.put_multipart_opts(location, opts.clone())).await
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.retry("put_multipart", location, || {
+            self.inner.put_multipart_opts(location, opts.clone())
+        })
+        .await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.retry("get", location, || self.inner.get_opts(location, options.clone())).await
+        self.retry("get", location, || {
+            self.inner.get_opts(location, options.clone())
+        })
+        .await
     }
 
     async fn get_range(&self, location: &Path, range: Range<u64>) -> Result<Bytes> {
-        self.retry("get_range", location, || self.inner.get_range(location, range.clone())).await
+        self.retry("get_range", location, || {
+            self.inner.get_range(location, range.clone())
+        })
+        .await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.retry("get_ranges", location, || self.inner.get_ranges(location, ranges)).await
+        self.retry("get_ranges", location, || {
+            self.inner.get_ranges(location, ranges)
+        })
+        .await
     }
 
     async fn head(&self, location: &Path) -> Result<ObjectMeta> {
-        self.retry("head", location, || self.inner.head(location)).await
+        self.retry("head", location, || self.inner.head(location))
+            .await
     }
 
     async fn delete(&self, location: &Path) -> Result<()> {
-        self.retry("delete", location, || self.inner.delete(location)).await
+        self.retry("delete", location, || self.inner.delete(location))
+            .await
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -131,7 +161,8 @@ impl ObjectStore for RetryStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let at = prefix.cloned().unwrap_or_default();
-        self.retry("list", &at, || self.inner.list_with_delimiter(prefix)).await
+        self.retry("list", &at, || self.inner.list_with_delimiter(prefix))
+            .await
     }
 
     async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
@@ -139,6 +170,9 @@ impl ObjectStore for RetryStore {
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
-        self.retry("copy_if_not_exists", to, || self.inner.copy_if_not_exists(from, to)).await
+        self.retry("copy_if_not_exists", to, || {
+            self.inner.copy_if_not_exists(from, to)
+        })
+        .await
     }
 }

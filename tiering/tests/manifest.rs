@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The manifest and store-wrapper suite, run against every backend: the
 //! in-memory store, the local file system, and a real S3-compatible server
 //! when `SHALE_TEST_S3_BUCKET` (plus the AWS_* variables) names one —
@@ -10,16 +12,30 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use shale_tiering::manifest::read_manifest;
-use shale_tiering::{FaultStore, Faults, FencedManifest, ObjectStoreUrl, RetryPolicy, RetryStore, SegmentEntry, TieringError, open_object_store};
+use shale_tiering::{
+    FaultStore, Faults, FencedManifest, ObjectStoreUrl, RetryPolicy, RetryStore, SegmentEntry,
+    TieringError, open_object_store,
+};
 
 fn seg(base: u64, end: u64) -> SegmentEntry {
-    SegmentEntry { base_offset: base, end_offset: end, min_store_ms: base as i64, max_store_ms: end as i64, rows: end - base, bytes: 10 }
+    SegmentEntry {
+        base_offset: base,
+        end_offset: end,
+        min_store_ms: base as i64,
+        max_store_ms: end as i64,
+        rows: end - base,
+        bytes: 10,
+    }
 }
 
 fn quick_retries(inner: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
     Arc::new(RetryStore::new(
         inner,
-        RetryPolicy { max_attempts: 4, initial_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(5) },
+        RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        },
     ))
 }
 
@@ -31,7 +47,12 @@ fn fresh_dir(name: &str) -> Path {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish()
 }
 
@@ -46,10 +67,14 @@ async fn suite(store: Arc<dyn ObjectStore>) {
 
 async fn takeover_raises_the_epoch_and_keeps_segments(store: Arc<dyn ObjectStore>) {
     let dir = fresh_dir("takeover");
-    let mut a = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
+    let mut a = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     assert_eq!(a.epoch(), 1);
     a.update(|m| m.add_segment(seg(0, 10))).await.unwrap();
-    let b = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
+    let b = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     assert_eq!(b.epoch(), 2);
     assert_eq!(b.manifest().segments, vec![seg(0, 10)]);
     let (m, _) = read_manifest(store.as_ref(), &dir).await.unwrap().unwrap();
@@ -58,21 +83,40 @@ async fn takeover_raises_the_epoch_and_keeps_segments(store: Arc<dyn ObjectStore
 
 async fn adding_is_idempotent_and_gaps_are_refused(store: Arc<dyn ObjectStore>) {
     let dir = fresh_dir("idempotent");
-    let mut a = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
+    let mut a = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     a.update(|m| m.add_segment(seg(0, 5))).await.unwrap();
     a.update(|m| m.add_segment(seg(0, 5))).await.unwrap();
-    assert!(matches!(a.update(|m| m.add_segment(seg(6, 9))).await, Err(TieringError::Invalid { .. })));
+    assert!(matches!(
+        a.update(|m| m.add_segment(seg(6, 9))).await,
+        Err(TieringError::Invalid { .. })
+    ));
     let (m, _) = read_manifest(store.as_ref(), &dir).await.unwrap().unwrap();
     assert_eq!(m.segments, vec![seg(0, 5)]);
 }
 
 async fn a_stale_owner_is_fenced(store: Arc<dyn ObjectStore>) {
     let dir = fresh_dir("fenced");
-    let mut old = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
+    let mut old = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     old.update(|m| m.add_segment(seg(0, 5))).await.unwrap();
-    let mut new = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
+    let mut new = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     let err = old.update(|m| m.add_segment(seg(5, 9))).await.unwrap_err();
-    assert!(matches!(err, TieringError::Fenced { ours: 1, current: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            TieringError::Fenced {
+                ours: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     new.update(|m| m.add_segment(seg(5, 7))).await.unwrap();
     let (m, _) = read_manifest(store.as_ref(), &dir).await.unwrap().unwrap();
     assert_eq!(m.segments, vec![seg(0, 5), seg(5, 7)]);
@@ -80,12 +124,21 @@ async fn a_stale_owner_is_fenced(store: Arc<dyn ObjectStore>) {
 
 async fn a_stale_owner_is_fenced_even_after_old_versions_are_deleted(store: Arc<dyn ObjectStore>) {
     let dir = fresh_dir("fenced-gc");
-    let mut old = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
-    let mut new = FencedManifest::acquire(store.clone(), dir.clone(), "t/0").await.unwrap();
+    let mut old = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
+    let mut new = FencedManifest::acquire(store.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     for i in 0..12 {
-        new.update(move |m| m.add_segment(seg(i, i + 1))).await.unwrap();
+        new.update(move |m| m.add_segment(seg(i, i + 1)))
+            .await
+            .unwrap();
     }
-    let err = old.update(|m| m.add_segment(seg(0, 100))).await.unwrap_err();
+    let err = old
+        .update(|m| m.add_segment(seg(0, 100)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, TieringError::Fenced { .. }), "{err:?}");
     let (m, _) = read_manifest(store.as_ref(), &dir).await.unwrap().unwrap();
     assert_eq!((m.epoch, m.end_offset(), m.segments.len()), (2, 12, 12));
@@ -95,7 +148,9 @@ async fn a_write_that_lands_but_reports_failure_is_not_applied_twice(store: Arc<
     let dir = fresh_dir("lost-ack");
     let faults = Faults::default();
     let faulty: Arc<dyn ObjectStore> = Arc::new(FaultStore::new(store.clone(), faults.clone()));
-    let mut a = FencedManifest::acquire(faulty.clone(), dir.clone(), "t/0").await.unwrap();
+    let mut a = FencedManifest::acquire(faulty.clone(), dir.clone(), "t/0")
+        .await
+        .unwrap();
     faults.lose_next_put_acks(1);
     a.update(|m| m.add_segment(seg(0, 5))).await.unwrap();
     faults.fail_next(1);
@@ -114,7 +169,10 @@ async fn racing_writers_lose_nothing_and_list_nothing_twice(store: Arc<dyn Objec
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for round in 0..6 {
-                let Ok(mut owner) = FencedManifest::acquire(s.clone(), d.clone(), "t/0").await else { continue };
+                let Ok(mut owner) = FencedManifest::acquire(s.clone(), d.clone(), "t/0").await
+                else {
+                    continue;
+                };
                 for _ in 0..4 {
                     if (round + writer) % 3 == 0 {
                         f.lose_next_put_acks(1);
@@ -138,7 +196,11 @@ async fn racing_writers_lose_nothing_and_list_nothing_twice(store: Arc<dyn Objec
     }
     let (m, _) = read_manifest(store.as_ref(), &dir).await.unwrap().unwrap();
     for a in &acked {
-        assert_eq!(m.segments.iter().filter(|s| *s == a).count(), 1, "acknowledged {a:?} lost or listed twice in {m:?}");
+        assert_eq!(
+            m.segments.iter().filter(|s| *s == a).count(),
+            1,
+            "acknowledged {a:?} lost or listed twice in {m:?}"
+        );
     }
     let mut at = 0;
     for s in &m.segments {
@@ -156,24 +218,39 @@ async fn memory_backend() {
 #[tokio::test]
 async fn file_backend() {
     let dir = tempfile::tempdir().unwrap();
-    suite(open_object_store(&ObjectStoreUrl::File(dir.path().to_path_buf())).unwrap().0).await;
+    suite(
+        open_object_store(&ObjectStoreUrl::File(dir.path().to_path_buf()))
+            .unwrap()
+            .0,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn s3_backend() {
     let Ok(bucket) = std::env::var("SHALE_TEST_S3_BUCKET") else {
-        assert!(std::env::var("SHALE_REQUIRE_S3").is_err(), "SHALE_REQUIRE_S3 is set but SHALE_TEST_S3_BUCKET is not");
+        assert!(
+            std::env::var("SHALE_REQUIRE_S3").is_err(),
+            "SHALE_REQUIRE_S3 is set but SHALE_TEST_S3_BUCKET is not"
+        );
         eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts moto)");
         return;
     };
-    let (store, _) = open_object_store(&ObjectStoreUrl::S3 { bucket, prefix: String::new() }).unwrap();
+    let (store, _) = open_object_store(&ObjectStoreUrl::S3 {
+        bucket,
+        prefix: String::new(),
+    })
+    .unwrap();
     suite(store).await;
 }
 
 #[tokio::test]
 async fn retries_stop_at_meaningful_answers_and_at_the_limit() {
     let faults = Faults::default();
-    let inner: Arc<dyn ObjectStore> = Arc::new(FaultStore::new(open_object_store(&ObjectStoreUrl::Memory).unwrap().0, faults.clone()));
+    let inner: Arc<dyn ObjectStore> = Arc::new(FaultStore::new(
+        open_object_store(&ObjectStoreUrl::Memory).unwrap().0,
+        faults.clone(),
+    ));
     let store = quick_retries(inner.clone());
     let p = Path::from("x");
     store.put(&p, "v".into()).await.unwrap();
@@ -187,6 +264,9 @@ async fn retries_stop_at_meaningful_answers_and_at_the_limit() {
     assert_eq!(faults.counts().gets, 4);
     faults.fail_next(0);
     faults.reset_counts();
-    assert!(matches!(store.get(&Path::from("missing")).await, Err(object_store::Error::NotFound { .. })));
+    assert!(matches!(
+        store.get(&Path::from("missing")).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
     assert_eq!(faults.counts().gets, 1);
 }

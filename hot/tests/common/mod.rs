@@ -10,7 +10,11 @@ use shale_hot::{AppendRequest, HotConfig, HotStore, ManualClock};
 pub const T0: i64 = 1_700_000_000_000;
 
 pub fn config(segment_bytes: u64) -> HotConfig {
-    HotConfig { segment_bytes, segment_ms: 60_000, index_interval_bytes: 512 }
+    HotConfig {
+        segment_bytes,
+        segment_ms: 60_000,
+        index_interval_bytes: 512,
+    }
 }
 
 pub fn open(dir: &Path, cfg: &HotConfig, clock: &ManualClock) -> Arc<HotStore> {
@@ -49,7 +53,12 @@ pub fn record_starts(bytes: &[u8]) -> Vec<usize> {
     let mut pos = 0;
     while pos + 8 <= bytes.len() && bytes[pos] == b'S' && bytes[pos + 1] == b'H' {
         out.push(pos);
-        let len = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let len = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
         pos += len;
     }
     out
