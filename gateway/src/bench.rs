@@ -578,12 +578,13 @@ async fn throughput(args: &BenchArgs, work: &Path) -> anyhow::Result<Vec<Scenari
             let sample = match durability {
                 None => {
                     let dir = raw_dir.clone();
-                    let (clients, bytes) = (args.clients, batch * args.message_bytes);
+                    let (clients, batch, message_bytes) =
+                        (args.clients, *batch, args.message_bytes);
                     let s = tokio::task::spawn_blocking(move || {
-                        raw_fsync_writers(&dir, clients, bytes, duration)
+                        raw_fsync_writers(&dir, clients, batch, message_bytes, duration)
                     })
                     .await??;
-                    baseline_mb.insert(*batch, s.mb_per_s());
+                    baseline_mb.insert(batch, s.mb_per_s());
                     s
                 }
                 Some(d) => {
@@ -745,14 +746,17 @@ async fn drive_http(
     })
 }
 
-/// The baseline: `writers` threads, each appending `batch_bytes` to its own
-/// file and calling `sync_data()` after every write.
+/// The baseline: `writers` threads, each appending a batch of `batch`
+/// messages (`batch × message_bytes` bytes, one `write`) to its own file and
+/// calling `sync_data()` after every batch.
 fn raw_fsync_writers(
     dir: &Path,
     writers: usize,
-    batch_bytes: usize,
+    batch: usize,
+    message_bytes: usize,
     duration: Duration,
 ) -> anyhow::Result<Sample> {
+    let batch_bytes = batch * message_bytes;
     let start = Instant::now();
     let measure_from = start + WARMUP;
     let until = measure_from + duration;
@@ -799,10 +803,8 @@ fn raw_fsync_writers(
         hist.add(h)?;
         batches += n;
     }
-    // Count in the same unit as the HTTP scenarios: messages of the batch.
-    let per_batch_messages = 1;
     Ok(Sample {
-        messages: batches * per_batch_messages,
+        messages: batches * batch as u64,
         payload_bytes: batches * batch_bytes as u64,
         elapsed: duration,
         hist,

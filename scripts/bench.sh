@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole benchmark set of docs/BENCHMARKS.md, on this machine.
+#
+#   scripts/bench.sh                 # throughput (5 runs), restart with 5 GiB, RssAnon after 1M messages
+#   RUNS=3 SECONDS_PER=2 scripts/bench.sh
+#   SKIP_RESTART=1 SKIP_MEMORY=1 scripts/bench.sh
+#
+# Data goes under $BENCH_DIR (default: ./target/bench-data, i.e. the disk of the
+# checkout — not /tmp, which may be a tmpfs). Needs ~6 GB free for the restart
+# measurement. Results: Markdown on stdout and in $OUT_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS="${RUNS:-5}"
+SECONDS_PER="${SECONDS_PER:-3}"
+CLIENTS="${CLIENTS:-4}"
+RESTART_GB="${RESTART_GB:-5}"
+MEMORY_MESSAGES="${MEMORY_MESSAGES:-1000000}"
+BENCH_DIR="${BENCH_DIR:-target/bench-data}"
+OUT_DIR="${OUT_DIR:-target/bench-results}"
+mkdir -p "$BENCH_DIR" "$OUT_DIR"
+
+cargo build --release -p shale-gateway --bin shale
+BIN=target/release/shale
+
+echo "# machine"
+echo "nproc: $(nproc)"
+grep -m1 'model name' /proc/cpuinfo || true
+df -h "$BENCH_DIR" | tail -1
+echo
+
+echo "# throughput (loopback HTTP, in-process node) vs raw fsync writer"
+"$BIN" bench --dir "$BENCH_DIR" --runs "$RUNS" --seconds "$SECONDS_PER" --clients "$CLIENTS" \
+  | tee "$OUT_DIR/throughput.md"
+echo
+
+if [ -z "${SKIP_RESTART:-}" ]; then
+  echo "# restart with ${RESTART_GB} GiB of hot data"
+  "$BIN" bench --dir "$BENCH_DIR" --no-throughput --runs "$RUNS" --restart-gb "$RESTART_GB" --bin "$BIN" \
+    | tee "$OUT_DIR/restart.md"
+  echo
+fi
+
+if [ -z "${SKIP_MEMORY:-}" ]; then
+  echo "# anonymous memory after ${MEMORY_MESSAGES} messages"
+  "$BIN" bench --dir "$BENCH_DIR" --no-throughput --runs 1 --memory-messages "$MEMORY_MESSAGES" --bin "$BIN" \
+    | tee "$OUT_DIR/memory.md"
+fi
