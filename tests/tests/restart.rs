@@ -209,3 +209,71 @@ async fn deleted_topic_stays_deleted_after_restart() -> anyhow::Result<()> {
     assert_eq!(r[0].offset, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn segments_seal_by_age_and_indexes_survive_restart() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path();
+    let args = ["--segment-ms", "300", "--flush-interval-ms", "50"];
+    let mut node = Node::start(data, &args)?;
+    node.create_topic("aged", 1, "NORMAL", "ASYNC").await?;
+    let first = node
+        .produce_ok("aged", json!([{"body": "old", "keys": ["a"]}]))
+        .await?;
+    let qdir = queue_dir(data, "aged", 0);
+    let sealed = shale_tests::wait_for(
+        std::time::Duration::from_secs(15),
+        "a segment sealed by age",
+        || {
+            let qdir = qdir.clone();
+            async move { sealed_segments(&qdir).ok().filter(|s| !s.is_empty()) }
+        },
+    )
+    .await?;
+    assert_eq!(sealed.len(), 1, "{sealed:?}");
+    let second = node
+        .produce_ok("aged", json!([{"body": "new", "keys": ["b"]}]))
+        .await?;
+    assert_eq!(second[0].offset, 1);
+    let before = node.read_all("aged", 0).await?;
+    assert_eq!(before.len(), 2);
+    let ts: Vec<i64> = before
+        .iter()
+        .map(|m| m["store_ms"].as_i64().unwrap_or(0))
+        .collect();
+    let before_ts = offsets_for(&node, &ts).await?;
+    node.stop_clean()?;
+
+    let node = Node::start(data, &args)?;
+    assert_eq!(node.read_all("aged", 0).await?, before);
+    assert_eq!(
+        offsets_for(&node, &ts).await?,
+        before_ts,
+        "offset by timestamp after restart"
+    );
+    for (key, id) in [("a", &first[0].message_id), ("b", &second[0].message_id)] {
+        let v = node
+            .get(&format!("/v1/topics/aged/messages?key={key}"))
+            .await?
+            .ok_json(200);
+        assert_eq!(
+            v["messages"][0]["message_id"],
+            id.as_str(),
+            "key {key} after restart: {v}"
+        );
+    }
+    Ok(())
+}
+
+/// `offset?timestamp_ms=` around each of two store times.
+async fn offsets_for(node: &Node, ts: &[i64]) -> anyhow::Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for t in [0, ts[0], ts[0] + 1, ts[1], ts[1] + 1] {
+        let v = node
+            .get(&format!("/v1/topics/aged/queues/0/offset?timestamp_ms={t}"))
+            .await?
+            .ok_json(200);
+        out.push(v["offset"].as_u64().unwrap_or(u64::MAX));
+    }
+    Ok(out)
+}
