@@ -395,3 +395,45 @@ async fn query_by_key_merges_queues_by_time() {
         .await
         .assert_error(404, "TOPIC_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn corrupt_records_are_500_internal_never_returned() {
+    use std::os::unix::fs::FileExt;
+    let n = Node::new();
+    n.topic("t", json!({"queues": 1})).await;
+    let r = n
+        .produce(
+            "t",
+            json!([{"body": "fine"}, {"body": "CORRUPT-ME-PLEASE"}, {"body": "after"}]),
+        )
+        .await;
+    let seg_dir = n.dir.path().join("hot/t/0");
+    let mut flipped = false;
+    for entry in std::fs::read_dir(&seg_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".log.partial")
+            && path.extension().is_none_or(|e| e != "log")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        if let Some(pos) = bytes.windows(7).position(|w| w == b"CORRUPT") {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.write_at(b"X", pos as u64).unwrap();
+            flipped = true;
+        }
+    }
+    assert!(flipped, "marker not found under {}", seg_dir.display());
+    let a = n.get("/v1/topics/t/queues/0/messages?offset=1").await;
+    a.assert_error(500, "INTERNAL");
+    assert!(!a.bytes.windows(7).any(|w| w == b"XORRUPT"));
+    let id = r[1]["message_id"].as_str().unwrap();
+    n.get(&format!("/v1/topics/t/messages/{id}"))
+        .await
+        .assert_error(500, "INTERNAL");
+    // Intact neighbours are still served.
+    let first = n
+        .get("/v1/topics/t/queues/0/messages?offset=0&max_messages=1")
+        .await;
+    assert_eq!(first.body["messages"][0]["body"], "fine");
+}

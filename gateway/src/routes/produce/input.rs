@@ -233,8 +233,9 @@ pub fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<MessageInput, ApiErr
                 "header {name} given more than once"
             )));
         }
-        let value = std::str::from_utf8(value.as_bytes())
-            .map_err(|_| ApiError::invalid(format!("header {name} is not valid UTF-8")))?;
+        let value = std::str::from_utf8(value.as_bytes()).map_err(|e| {
+            ApiError::invalid(format!("header {name} is not valid UTF-8")).with_source(e)
+        })?;
         match name {
             "shale-tag" => input.tag = Some(value.to_string()),
             "shale-keys" => input.keys = split_keys(value),
@@ -258,10 +259,9 @@ fn split_keys(value: &str) -> Vec<String> {
 }
 
 fn parse_int(name: &str, value: &str) -> Result<i64, ApiError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("header {name} must be an integer, got {value:?}")))
+    value.trim().parse().map_err(|e| {
+        ApiError::invalid(format!("header {name} must be an integer, got {value:?}")).with_source(e)
+    })
 }
 
 #[cfg(test)]
