@@ -344,3 +344,16 @@ fn uncreatable_data_dir_is_a_clear_error() {
     let error = config.prepare_local_state().unwrap_err().to_string();
     assert!(error.starts_with("creating data_dir "), "{error}");
 }
+
+#[test]
+fn the_example_file_holds_the_defaults() {
+    let example = include_str!("../../../shale.toml.example");
+    jailed(|jail| {
+        jail.create_file("shale.toml", example)?;
+        assert_eq!(
+            loaded(Some(Path::new("shale.toml")), &no_flags()),
+            NodeConfig::default()
+        );
+        Ok(())
+    });
+}
