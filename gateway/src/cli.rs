@@ -57,7 +57,12 @@ impl Cli {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args, Serialize)]
 pub struct ServeArgs {
     /// Read settings from this TOML file (keys as below, e.g. `segment_bytes = "64MiB"`).
-    #[arg(long, value_name = "FILE", env = "SHALE_CONFIG")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SHALE_CONFIG",
+        hide_env_values = true
+    )]
     #[serde(skip)]
     pub config: Option<PathBuf>,
 

@@ -333,11 +333,12 @@ impl NodeConfig {
                 ),
             ));
         }
-        if self.segment_ms == 0 || self.segment_ms > i64::MAX as u64 {
-            return Err(ConfigError::invalid(
-                "segment_ms",
-                format!("{} must be at least 1", self.segment_ms),
-            ));
+        if self.segment_ms == 0 {
+            return Err(ConfigError::invalid("segment_ms", "must be at least 1"));
+        }
+        if i64::try_from(self.segment_ms).is_err() {
+            let reason = format!("{} is too large", self.segment_ms);
+            return Err(ConfigError::invalid("segment_ms", reason));
         }
         if self.hot_bytes == Some(0) {
             return Err(ConfigError::invalid(

@@ -189,6 +189,7 @@ fn invalid_values_are_refused_with_their_origin() {
         (json!({"segment_bytes": 0}), "outside 64KiB"),
         (json!({"segment_bytes": 3u64 << 30}), "outside 64KiB"),
         (json!({"segment_ms": 0}), "invalid segment_ms"),
+        (json!({"segment_ms": u64::MAX}), "is too large"),
         (json!({"hot_bytes": 0}), "invalid hot_bytes"),
         (json!({"node_id": "a b"}), "is not a node id"),
         (
