@@ -118,3 +118,18 @@ async fn openapi_lists_every_route_and_error_code() {
         .unwrap();
     assert!(create.contains("TRANSACTION") && create.contains("OBJECT"));
 }
+
+#[tokio::test]
+async fn maintenance_and_shutdown_flush_make_async_writes_durable() {
+    let n = Node::new();
+    n.topic("t", json!({"queues": 1, "durability": "ASYNC"}))
+        .await;
+    n.produce("t", json!([{"body": "a"}, {"body": "b"}])).await;
+    n.state.maintenance_tick().await;
+    n.produce("t", json!([{"body": "c"}])).await;
+    n.state.shutdown_flush().await.unwrap();
+    let log = n.state.hot.existing_queue("t", 0).unwrap();
+    assert_eq!(log.durable_offset(), 3);
+    let n = n.reopen();
+    assert_eq!(n.read_all("t", 0).await.len(), 3);
+}
