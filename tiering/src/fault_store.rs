@@ -1,7 +1,9 @@
 //! [`FaultStore`]: an `ObjectStore` wrapper that injects the failures the
 //! tiering layer must survive — errors, an outage, latency, and the nastiest
 //! one: a put that lands but reports failure — and counts calls, so tests can
-//! assert how many object reads an operation needed.
+//! assert how many object reads an operation needed. (`get_ranges` is left to
+//! the trait's default, which coalesces and calls `get_range`, so each real
+//! request is counted once.)
 
 use std::fmt;
 use std::ops::Range;
@@ -158,13 +160,6 @@ impl ObjectStore for FaultStore {
     async fn get_range(&self, location: &Path, range: Range<u64>) -> Result<Bytes> {
         self.faults.before(|c| c.gets += 1).await?;
         self.inner.get_range(location, range).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.faults
-            .before(|c| c.gets += ranges.len() as u64)
-            .await?;
-        self.inner.get_ranges(location, ranges).await
     }
 
     async fn head(&self, location: &Path) -> Result<ObjectMeta> {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fault_store;
 pub mod manifest;
 pub mod object_url;
+pub mod parquet_segment;
 pub mod paths;
 pub mod retry_store;
 

@@ -1,0 +1,371 @@
+//! Sealed segments as Parquet: the public, documented cold format.
+//!
+//! One object per sealed segment, rows ordered by offset, zstd, columns
+//! (API.md "Object-store layout"):
+//!
+//! ```text
+//! offset        INT64                          row-group statistics
+//! store_ms      INT64 TIMESTAMP(MILLIS)        row-group statistics
+//! born_ms       INT64
+//! message_id    STRING                         bloom filter
+//! tag           STRING (nullable)
+//! keys          LIST<STRING>                   bloom filter (keys.list.element)
+//! message_group STRING (nullable)
+//! properties    MAP<STRING, STRING>
+//! body          BINARY
+//! deliver_at_ms INT64 (nullable)               Shale addition; readers may ignore it
+//! ```
+//!
+//! Row groups are cut by encoded size (`row_group_bytes`), so a cold read of
+//! one message fetches about that many bytes. Reading selects row groups by
+//! their `offset` statistics and skips rows before the wanted offset; with
+//! the footer cached, one ranged read of one row group answers a point read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, Int64Builder, ListBuilder, MapBuilder, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
+use shale_hot::{MessageId, Record};
+
+use crate::error::{Result, TieringError};
+use crate::manifest::SegmentEntry;
+
+/// Default target size of one row group (before compression).
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 1024 * 1024;
+/// Rows converted and handed to the writer at a time.
+const WRITE_CHUNK_ROWS: usize = 256;
+
+fn invalid(path: impl std::fmt::Display, reason: impl std::fmt::Display) -> TieringError {
+    TieringError::Invalid {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The Arrow schema of a segment object.
+pub fn schema() -> SchemaRef {
+    let keys_item = Field::new("element", DataType::Utf8, false);
+    let entry = Field::new(
+        "key_value",
+        DataType::Struct(
+            vec![
+                Field::new("key", DataType::Utf8, false),
+                Field::new("value", DataType::Utf8, false),
+            ]
+            .into(),
+        ),
+        false,
+    );
+    Arc::new(Schema::new(vec![
+        Field::new("offset", DataType::Int64, false),
+        Field::new(
+            "store_ms",
+            DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("born_ms", DataType::Int64, false),
+        Field::new("message_id", DataType::Utf8, false),
+        Field::new("tag", DataType::Utf8, true),
+        Field::new("keys", DataType::List(Arc::new(keys_item)), false),
+        Field::new("message_group", DataType::Utf8, true),
+        Field::new("properties", DataType::Map(Arc::new(entry), false), false),
+        Field::new("body", DataType::Binary, false),
+        Field::new("deliver_at_ms", DataType::Int64, true),
+    ]))
+}
+
+fn to_batch(schema: &SchemaRef, records: &[Record]) -> Result<RecordBatch> {
+    let n = records.len();
+    let mut offset = Int64Builder::with_capacity(n);
+    let mut store_ms = TimestampMillisecondBuilder::with_capacity(n);
+    let mut born_ms = Int64Builder::with_capacity(n);
+    let mut message_id = StringBuilder::with_capacity(n, n * 32);
+    let mut tag = StringBuilder::new();
+    let mut keys = ListBuilder::new(StringBuilder::new()).with_field(Field::new(
+        "element",
+        DataType::Utf8,
+        false,
+    ));
+    let mut group = StringBuilder::new();
+    let mut props = MapBuilder::new(
+        Some(arrow_array::builder::MapFieldNames {
+            entry: "key_value".into(),
+            key: "key".into(),
+            value: "value".into(),
+        }),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    )
+    .with_values_field(Field::new("value", DataType::Utf8, false));
+    let mut body = BinaryBuilder::with_capacity(n, records.iter().map(|r| r.body.len()).sum());
+    let mut deliver = Int64Builder::with_capacity(n);
+    for r in records {
+        offset.append_value(r.offset as i64);
+        store_ms.append_value(r.store_ms);
+        born_ms.append_value(r.born_ms);
+        message_id.append_value(r.message_id.to_string());
+        tag.append_option(r.tag.as_deref());
+        for k in &r.keys {
+            keys.values().append_value(k);
+        }
+        keys.append(true);
+        group.append_option(r.message_group.as_deref());
+        for (k, v) in &r.properties {
+            props.keys().append_value(k);
+            props.values().append_value(v);
+        }
+        props.append(true).map_err(|e| invalid("segment", e))?;
+        body.append_value(&r.body);
+        deliver.append_option(r.deliver_at_ms);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(offset.finish()),
+        Arc::new(store_ms.finish()),
+        Arc::new(born_ms.finish()),
+        Arc::new(message_id.finish()),
+        Arc::new(tag.finish()),
+        Arc::new(keys.finish()),
+        Arc::new(group.finish()),
+        Arc::new(props.finish()),
+        Arc::new(body.finish()),
+        Arc::new(deliver.finish()),
+    ];
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| invalid("segment", e))
+}
+
+fn writer_properties() -> Result<WriterProperties> {
+    let zstd = ZstdLevel::try_new(3).map_err(|e| invalid("zstd level", e))?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(zstd))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_size(usize::MAX)
+        .set_column_bloom_filter_enabled(ColumnPath::from("message_id"), true)
+        .set_column_bloom_filter_enabled(
+            ColumnPath::new(vec!["keys".into(), "list".into(), "element".into()]),
+            true,
+        )
+        .build())
+}
+
+/// Encodes the records of one sealed segment (ascending, contiguous offsets)
+/// into a Parquet object, returning its bytes and its manifest entry.
+pub fn encode_segment(records: &[Record], row_group_bytes: usize) -> Result<(Bytes, SegmentEntry)> {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Err(invalid("segment", "a segment needs at least one record"));
+    };
+    if records.windows(2).any(|w| w[1].offset != w[0].offset + 1) {
+        return Err(invalid("segment", "offsets are not contiguous"));
+    }
+    let schema = schema();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(writer_properties()?))
+        .map_err(|e| invalid("segment", e))?;
+    for chunk in records.chunks(WRITE_CHUNK_ROWS) {
+        writer
+            .write(&to_batch(&schema, chunk)?)
+            .map_err(|e| invalid("segment", e))?;
+        if writer.in_progress_size() >= row_group_bytes {
+            writer.flush().map_err(|e| invalid("segment", e))?;
+        }
+    }
+    writer.close().map_err(|e| invalid("segment", e))?;
+    let entry = SegmentEntry {
+        base_offset: first.offset,
+        end_offset: last.offset + 1,
+        min_store_ms: records
+            .iter()
+            .map(|r| r.store_ms)
+            .min()
+            .unwrap_or(first.store_ms),
+        max_store_ms: records
+            .iter()
+            .map(|r| r.store_ms)
+            .max()
+            .unwrap_or(last.store_ms),
+        rows: records.len() as u64,
+        bytes: out.len() as u64,
+    };
+    Ok((Bytes::from(out), entry))
+}
+
+/// A cold segment's footer, parsed once and cached by the reader.
+#[derive(Debug, Clone)]
+pub struct SegmentFooter {
+    pub meta: ArrowReaderMetadata,
+    /// `(first offset, rows)` of each row group.
+    pub row_groups: Vec<(u64, u64)>,
+}
+
+fn int64_min(stats: Option<&Statistics>) -> Option<i64> {
+    match stats? {
+        Statistics::Int64(s) => s.min_opt().copied(),
+        _ => None,
+    }
+}
+
+/// Reads and parses the footer of the segment object at `path` (`size` bytes long).
+pub async fn read_footer(
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+    size: u64,
+) -> Result<SegmentFooter> {
+    let mut reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
+    let meta = ArrowReaderMetadata::load_async(
+        &mut reader,
+        ArrowReaderOptions::new().with_page_index(false),
+    )
+    .await
+    .map_err(|e| invalid(path, e))?;
+    let mut row_groups = Vec::new();
+    for rg in meta.metadata().row_groups() {
+        let first = int64_min(rg.column(0).statistics())
+            .ok_or_else(|| invalid(path, "row group without offset statistics"))?;
+        row_groups.push((first as u64, rg.num_rows() as u64));
+    }
+    Ok(SegmentFooter { meta, row_groups })
+}
+
+/// Reads up to `max_rows` records from `from_offset` on, fetching only the row
+/// groups that hold them.
+pub async fn read_range(
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+    size: u64,
+    footer: &SegmentFooter,
+    from_offset: u64,
+    max_rows: usize,
+) -> Result<Vec<Record>> {
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut wanted = max_rows as u64;
+    for (i, (first, rows)) in footer.row_groups.iter().copied().enumerate() {
+        if wanted == 0 || first + rows <= from_offset {
+            continue;
+        }
+        let skip = from_offset.saturating_sub(first);
+        let take = (rows - skip).min(wanted);
+        groups.push(i);
+        if skip > 0 {
+            selectors.push(RowSelector::skip(skip as usize));
+        }
+        selectors.push(RowSelector::select(take as usize));
+        if skip + take < rows {
+            selectors.push(RowSelector::skip((rows - skip - take) as usize));
+        }
+        wanted -= take;
+    }
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
+    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.meta.clone())
+        .with_row_groups(groups)
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(max_rows.clamp(1, 8192))
+        .build()
+        .map_err(|e| invalid(path, e))?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| invalid(path, e))?;
+    let mut out = Vec::with_capacity(max_rows.min(8192));
+    for b in &batches {
+        from_batch(b, path, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Converts rows back into records (any Parquet writer's output with our schema).
+pub fn from_batch(batch: &RecordBatch, path: &Path, out: &mut Vec<Record>) -> Result<()> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| invalid(path, format!("missing column {name}")))
+    };
+    let offset = col("offset")?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| invalid(path, "offset is not INT64"))?;
+    let store_ms = col("store_ms")?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| invalid(path, "store_ms is not TIMESTAMP(MILLIS)"))?;
+    let born_ms = col("born_ms")?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| invalid(path, "born_ms is not INT64"))?;
+    let message_id = col("message_id")?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| invalid(path, "message_id is not STRING"))?;
+    let tag = col("tag")?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| invalid(path, "tag is not STRING"))?;
+    let keys = col("keys")?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| invalid(path, "keys is not LIST"))?;
+    let group = col("message_group")?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| invalid(path, "message_group is not STRING"))?;
+    let props = col("properties")?
+        .as_map_opt()
+        .ok_or_else(|| invalid(path, "properties is not MAP"))?;
+    let body = col("body")?
+        .as_binary_opt::<i32>()
+        .ok_or_else(|| invalid(path, "body is not BINARY"))?;
+    let deliver = batch
+        .column_by_name("deliver_at_ms")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
+    for i in 0..batch.num_rows() {
+        let id: MessageId = message_id.value(i).parse().map_err(|e| invalid(path, e))?;
+        let key_list = keys.value(i);
+        let key_strs = key_list
+            .as_string_opt::<i32>()
+            .ok_or_else(|| invalid(path, "keys are not strings"))?;
+        let entries = props.value(i);
+        let (pk, pv) = (
+            entries.column(0).as_string::<i32>(),
+            entries.column(1).as_string::<i32>(),
+        );
+        let mut properties: Vec<(String, String)> = (0..pk.len())
+            .map(|j| (pk.value(j).to_string(), pv.value(j).to_string()))
+            .collect();
+        dedup_properties(&mut properties);
+        out.push(Record {
+            offset: offset.value(i) as u64,
+            store_ms: store_ms.value(i),
+            born_ms: born_ms.value(i),
+            deliver_at_ms: deliver
+                .as_ref()
+                .and_then(|d| d.is_valid(i).then(|| d.value(i))),
+            message_id: id,
+            tag: tag.is_valid(i).then(|| tag.value(i).to_string()),
+            keys: (0..key_strs.len())
+                .map(|j| key_strs.value(j).to_string())
+                .collect(),
+            properties,
+            message_group: group.is_valid(i).then(|| group.value(i).to_string()),
+            body: Bytes::copy_from_slice(body.value(i)),
+        });
+    }
+    Ok(())
+}
+
+/// Keeps the first value of a repeated property name (a foreign writer could repeat one).
+fn dedup_properties(props: &mut Vec<(String, String)>) {
+    let mut seen = HashMap::new();
+    props.retain(|(k, _)| seen.insert(k.clone(), ()).is_none());
+}
