@@ -16,9 +16,9 @@ fn record(offset: u64) -> Record {
         offset,
         store_ms: 1_700_000_000_000 + offset as i64,
         born_ms: 1_700_000_000_000,
-        deliver_at_ms: (offset % 3 == 0).then_some(1_800_000_000_000),
+        deliver_at_ms: offset.is_multiple_of(3).then_some(1_800_000_000_000),
         message_id: MessageId::new(1_700_000_000_000 + offset as i64, 2, offset, 7),
-        tag: (offset % 2 == 0).then(|| format!("t{}", offset % 5)),
+        tag: offset.is_multiple_of(2).then(|| format!("t{}", offset % 5)),
         keys: (0..(offset % 3))
             .map(|k| format!("k{k}-{offset}"))
             .collect(),
@@ -26,8 +26,8 @@ fn record(offset: u64) -> Record {
             ("n".into(), offset.to_string()),
             ("region".into(), "eu".into()),
         ],
-        message_group: (offset % 4 == 0).then(|| "g".to_string()),
-        body: if offset % 7 == 0 {
+        message_group: offset.is_multiple_of(4).then(|| "g".to_string()),
+        body: if offset.is_multiple_of(7) {
             Bytes::from(vec![0xff, 0x00, offset as u8])
         } else {
             Bytes::from(format!(
