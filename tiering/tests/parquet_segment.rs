@@ -128,12 +128,12 @@ fn bloom_filters_and_compression_are_as_the_contract_says() {
 /// rows equal what was written.
 #[test]
 fn pyarrow_reads_a_segment() {
-    let Ok(python) = std::env::var("SHALE_PYTHON") else {
+    let Ok(python) = std::env::var("SHALE_TEST_PYTHON") else {
         assert!(
             std::env::var("SHALE_REQUIRE_S3").is_err(),
-            "scripts/test.sh must set SHALE_PYTHON"
+            "scripts/test.sh must set SHALE_TEST_PYTHON"
         );
-        eprintln!("SKIPPED: SHALE_PYTHON is not set (scripts/test.sh sets it)");
+        eprintln!("SKIPPED: SHALE_TEST_PYTHON is not set (scripts/test.sh sets it)");
         return;
     };
     let records: Vec<Record> = (0..300).map(record).collect();
