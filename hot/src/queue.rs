@@ -36,6 +36,17 @@ pub struct Appended {
     pub store_ms: i64,
 }
 
+/// A sealed segment, as the tiering layer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: u64,
+    /// Offset after the last record.
+    pub end_offset: u64,
+    pub first_store_ms: i64,
+    pub last_store_ms: i64,
+    pub bytes: u64,
+}
+
 /// A queue's extent and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
@@ -399,6 +410,42 @@ impl QueueLog {
                 + segs.active.disk_bytes(),
             segments: segs.sealed.len() + 1,
         }
+    }
+
+    /// The sealed segments still on local disk, oldest first.
+    pub fn sealed_segments(&self) -> Vec<SegmentInfo> {
+        let segs = self.segments.read();
+        segs.sealed
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base,
+                end_offset: s.end,
+                first_store_ms: s.first_store_ms,
+                last_store_ms: s.last_store_ms,
+                bytes: s.disk_bytes(),
+            })
+            .collect()
+    }
+
+    /// Deletes local sealed segments that end at or before `offset` (they are
+    /// safe elsewhere, e.g. uploaded). Reads below the new `min_offset` then
+    /// get `OffsetOutOfRange` from this tier. Returns the bytes freed.
+    pub fn evict_through(&self, offset: u64) -> Result<u64> {
+        let evicted: Vec<Arc<SealedSegment>> = {
+            let mut segs = self.segments.write();
+            let keep = segs.sealed.partition_point(|s| s.end <= offset);
+            segs.sealed.drain(..keep).collect()
+        };
+        let mut freed = 0;
+        for seg in &evicted {
+            freed += seg.disk_bytes();
+            seg.delete_files()?;
+        }
+        if !evicted.is_empty() {
+            crate::fs_util::fsync_dir(&self.dir)
+                .map_err(|e| HotError::io("syncing a queue directory", &self.dir, e))?;
+        }
+        Ok(freed)
     }
 
     /// Watches `max_offset`; it changes after every append (for long polls).

@@ -143,6 +143,24 @@ impl SealedSegment {
         self.bytes
     }
 
+    /// Removes the segment's files (the log first, so a crash never leaves a
+    /// log without its sidecars). Open maps stay valid until dropped.
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        for p in [
+            self.path.clone(),
+            index_path(dir, self.base),
+            self.keys_path.clone(),
+        ] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(HotError::io("deleting an evicted segment", &p, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Offsets of records that may carry `key` (to be checked against the records).
     pub(crate) fn key_candidates(&self, key: &str) -> Vec<u64> {
         key_index::candidates(&self.keys_path, self.base, key).unwrap_or_default()

@@ -18,6 +18,7 @@ pub mod object_url;
 pub mod parquet_segment;
 pub mod paths;
 pub mod retry_store;
+pub mod uploader;
 
 pub use error::{Result, TieringError};
 pub use fault_store::{FaultStore, Faults};

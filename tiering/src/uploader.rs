@@ -1,0 +1,155 @@
+//! The uploader of one queue: sealed hot segments → Parquet objects → manifest.
+//!
+//! Order of effects, so that a crash at any point loses nothing and lists
+//! nothing twice:
+//! 1. the segment object is written (a plain put, or a multipart upload for
+//!    big segments) at its deterministic path — writing it again after a crash
+//!    writes the same rows;
+//! 2. the manifest gains its entry (a fenced, idempotent CAS, see
+//!    [`crate::manifest`]);
+//! 3. only then may the hot tier evict the local segment.
+//!
+//! Segments are uploaded strictly in offset order: the manifest stays a
+//! contiguous run, and a segment is never listed before the one it follows.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use shale_hot::{QueueLog, Record, SegmentInfo};
+
+use crate::error::{Result, TieringError};
+use crate::manifest::{FencedManifest, SegmentEntry};
+use crate::parquet_segment::encode_segment;
+use crate::paths::Layout;
+
+/// Segments at least this big go up as multipart uploads.
+pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// Size of one multipart part.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Records read from the hot tier per call while collecting a segment.
+const READ_BATCH: usize = 4096;
+
+/// Uploads one queue's sealed segments while it owns the queue's manifest.
+#[derive(Debug)]
+pub struct QueueUploader {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    topic: String,
+    queue: u32,
+    manifest: FencedManifest,
+    row_group_bytes: usize,
+}
+
+impl QueueUploader {
+    /// Takes ownership of the queue's manifest (raising its epoch).
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        layout: Layout,
+        topic: &str,
+        queue: u32,
+        row_group_bytes: usize,
+    ) -> Result<Self> {
+        let dir = layout.manifest_dir(topic, queue);
+        let manifest =
+            FencedManifest::acquire(store.clone(), dir, format!("{topic}/{queue}")).await?;
+        Ok(Self {
+            store,
+            layout,
+            topic: topic.to_string(),
+            queue,
+            manifest,
+            row_group_bytes,
+        })
+    }
+
+    pub fn manifest(&self) -> &FencedManifest {
+        &self.manifest
+    }
+
+    /// Uploads every local sealed segment the manifest does not list yet,
+    /// oldest first. Returns the entries added. Stops at the first failure
+    /// (what was added before it stays added).
+    pub async fn upload_sealed(&mut self, log: &QueueLog) -> Result<Vec<SegmentEntry>> {
+        let mut added = Vec::new();
+        for info in log.sealed_segments() {
+            let listed_end = self.manifest.manifest().end_offset();
+            if info.end_offset <= listed_end {
+                continue;
+            }
+            if info.base_offset != listed_end
+                && !(self.manifest.manifest().segments.is_empty() && listed_end == 0)
+            {
+                return Err(TieringError::Invalid {
+                    path: self
+                        .layout
+                        .manifest_dir(&self.topic, self.queue)
+                        .to_string(),
+                    reason: format!(
+                        "local segment starts at {} but the manifest ends at {listed_end}",
+                        info.base_offset
+                    ),
+                });
+            }
+            let entry = self.upload_one(log, &info).await?;
+            let e = entry.clone();
+            self.manifest
+                .update(move |m| {
+                    if m.segments.is_empty() {
+                        m.min_offset = e.base_offset;
+                    }
+                    m.add_segment(e.clone())
+                })
+                .await?;
+            added.push(entry);
+        }
+        Ok(added)
+    }
+
+    async fn upload_one(&self, log: &QueueLog, info: &SegmentInfo) -> Result<SegmentEntry> {
+        let records = read_segment(log, info)?;
+        let (bytes, entry) = encode_segment(&records, self.row_group_bytes)?;
+        drop(records);
+        let path = self
+            .layout
+            .segment(&self.topic, self.queue, info.base_offset);
+        put_object(self.store.as_ref(), &path, bytes).await?;
+        Ok(entry)
+    }
+}
+
+fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
+    let mut records = Vec::with_capacity((info.end_offset - info.base_offset) as usize);
+    let mut at = info.base_offset;
+    while at < info.end_offset {
+        let want = ((info.end_offset - at) as usize).min(READ_BATCH);
+        let part = log
+            .read(at, want, usize::MAX)
+            .map_err(|e| TieringError::Invalid {
+                path: format!("{}/{}", log.topic(), log.queue()),
+                reason: format!("reading the sealed segment at {}: {e}", info.base_offset),
+            })?;
+        if part.is_empty() {
+            break;
+        }
+        at += part.len() as u64;
+        records.extend(part);
+    }
+    Ok(records)
+}
+
+async fn put_object(store: &dyn ObjectStore, path: &Path, bytes: bytes::Bytes) -> Result<()> {
+    let fail = |e| TieringError::store(format!("uploading {path}"), e);
+    if bytes.len() < MULTIPART_THRESHOLD {
+        store
+            .put(path, PutPayload::from(bytes))
+            .await
+            .map_err(fail)?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(path).await.map_err(fail)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+    writer.put(bytes);
+    writer.finish().await.map_err(fail)?;
+    Ok(())
+}
