@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh                 # throughput (5 runs), restart with 5 GiB, RssAnon after 1M messages
 #   RUNS=3 SECONDS_PER=2 scripts/bench.sh
-#   SKIP_RESTART=1 SKIP_MEMORY=1 scripts/bench.sh
+#   SKIP_RESTART=1 SKIP_MEMORY=1 scripts/bench.sh     # (also SKIP_THROUGHPUT=1)
 #
 # Data goes under $BENCH_DIR (default: ./target/bench-data, i.e. the disk of the
 # checkout — not /tmp, which may be a tmpfs). Needs ~6 GB free for the restart
@@ -21,7 +21,7 @@ OUT_DIR="${OUT_DIR:-target/bench-results}"
 mkdir -p "$BENCH_DIR" "$OUT_DIR"
 
 cargo build --release -p shale-gateway --bin shale
-BIN=target/release/shale
+BIN="$PWD/target/release/shale"
 
 echo "# machine"
 echo "nproc: $(nproc)"
@@ -29,10 +29,12 @@ grep -m1 'model name' /proc/cpuinfo || true
 df -h "$BENCH_DIR" | tail -1
 echo
 
-echo "# throughput (loopback HTTP, in-process node) vs raw fsync writer"
-"$BIN" bench --dir "$BENCH_DIR" --runs "$RUNS" --seconds "$SECONDS_PER" --clients "$CLIENTS" \
-  | tee "$OUT_DIR/throughput.md"
-echo
+if [ -z "${SKIP_THROUGHPUT:-}" ]; then
+  echo "# throughput (loopback HTTP, in-process node) vs raw fsync writer"
+  "$BIN" bench --dir "$BENCH_DIR" --runs "$RUNS" --seconds "$SECONDS_PER" --clients "$CLIENTS" \
+    | tee "$OUT_DIR/throughput.md"
+  echo
+fi
 
 if [ -z "${SKIP_RESTART:-}" ]; then
   echo "# restart with ${RESTART_GB} GiB of hot data"

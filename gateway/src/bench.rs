@@ -886,10 +886,13 @@ impl Spawned {
 }
 
 fn shale_bin(args: &BenchArgs) -> anyhow::Result<PathBuf> {
-    match &args.bin {
-        Some(b) => Ok(b.clone()),
-        None => std::env::current_exe().context("locating this executable"),
-    }
+    let bin = match &args.bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("locating this executable")?,
+    };
+    // Spawned nodes run in their data directory: a relative path would miss.
+    bin.canonicalize()
+        .with_context(|| format!("locating {}", bin.display()))
 }
 
 /// `(files, bytes)` of segment files (`*.log`, `*.log.partial`) under `dir`.
