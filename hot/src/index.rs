@@ -15,9 +15,9 @@
 //! entries it keeps against the log. Loading stops at the first entry that
 //! fails its checksum or its ordering, so a torn index is a shorter index.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::sidecar::SidecarFile;
 
 pub(crate) const INDEX_MAGIC: [u8; 4] = *b"SHIX";
 pub(crate) const INDEX_VERSION: u32 = 1;
@@ -104,58 +104,37 @@ pub(crate) fn floor_before_time(entries: &[IndexEntry], ts: i64) -> Option<&Inde
 /// Append-only writer of an index file.
 #[derive(Debug)]
 pub(crate) struct IndexWriter {
-    file: File,
-    path: PathBuf,
+    file: SidecarFile,
     base: u64,
-    len: u64,
 }
 
 impl IndexWriter {
     /// Writes a fresh index file holding `entries` (crash-safe replace) and opens it for appending.
     pub(crate) fn rewrite(path: &Path, base: u64, entries: &[IndexEntry]) -> std::io::Result<Self> {
-        let mut bytes = Vec::with_capacity(INDEX_HEADER_BYTES + entries.len() * INDEX_ENTRY_BYTES);
-        bytes.extend_from_slice(&encode_header(base));
-        for e in entries {
-            bytes.extend_from_slice(&encode_entry(base, e));
-        }
-        crate::fs_util::write_file_atomic(path, &bytes)?;
-        let file = OpenOptions::new().append(true).open(path)?;
+        let mut image = encode_header(base).to_vec();
+        image.extend(encode_entries(base, entries));
         Ok(Self {
-            file,
-            path: path.to_path_buf(),
+            file: SidecarFile::rewrite(path, &image)?,
             base,
-            len: bytes.len() as u64,
         })
     }
 
-    /// Appends entries. On failure the file is cut back so it stays a whole number of entries.
+    /// Appends entries; all or nothing.
     pub(crate) fn append(&mut self, entries: &[IndexEntry]) -> std::io::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut bytes = Vec::with_capacity(entries.len() * INDEX_ENTRY_BYTES);
-        for e in entries {
-            bytes.extend_from_slice(&encode_entry(self.base, e));
-        }
-        match self.file.write_all(&bytes) {
-            Ok(()) => {
-                self.len += bytes.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                Err(e)
-            }
-        }
+        self.file.append(&encode_entries(self.base, entries))
     }
 
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        self.file.sync()
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
+}
+
+fn encode_entries(base: u64, entries: &[IndexEntry]) -> Vec<u8> {
+    entries.iter().flat_map(|e| encode_entry(base, e)).collect()
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@
 //! against the record itself. The file is fsynced together with the log on
 //! SYNC commits and at seal.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::sidecar::SidecarFile;
 
 pub(crate) const KEYS_MAGIC: [u8; 4] = *b"SHKY";
 pub(crate) const KEYS_VERSION: u32 = 1;
@@ -87,66 +87,36 @@ pub(crate) fn candidates(path: &Path, base: u64, key: &str) -> Option<Vec<u64>> 
 /// Append-only writer of a keys file.
 #[derive(Debug)]
 pub(crate) struct KeysWriter {
-    file: File,
-    path: PathBuf,
-    len: u64,
-    synced_len: u64,
+    file: SidecarFile,
 }
 
 impl KeysWriter {
     /// Writes a fresh keys file with `entries` (crash-safe replace) and opens it for appending.
     pub(crate) fn rewrite(path: &Path, base: u64, entries: &[(u64, u64)]) -> std::io::Result<Self> {
-        let mut bytes = header(base).to_vec();
-        for (h, o) in entries {
-            bytes.extend_from_slice(&entry(*h, *o));
-        }
-        crate::fs_util::write_file_atomic(path, &bytes)?;
-        let file = OpenOptions::new().append(true).open(path)?;
-        let len = bytes.len() as u64;
+        let mut image = header(base).to_vec();
+        image.extend(entries.iter().flat_map(|(h, o)| entry(*h, *o)));
         Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            len,
-            synced_len: len,
+            file: SidecarFile::rewrite(path, &image)?,
         })
     }
 
-    /// Appends one entry per key. All or nothing: on failure the file is cut back.
+    /// Appends one entry per (hash, offset); all or nothing.
     pub(crate) fn append(&mut self, entries: &[(u64, u64)]) -> std::io::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut bytes = Vec::with_capacity(entries.len() * ENTRY_BYTES);
-        for (h, o) in entries {
-            bytes.extend_from_slice(&entry(*h, *o));
-        }
-        match self.file.write_all(&bytes) {
-            Ok(()) => {
-                self.len += bytes.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                Err(e)
-            }
-        }
+        let bytes: Vec<u8> = entries.iter().flat_map(|(h, o)| entry(*h, *o)).collect();
+        self.file.append(&bytes)
     }
 
     /// A handle to fsync if entries were added since the last call (for group commit).
-    pub(crate) fn take_unsynced(&mut self) -> Option<File> {
-        if self.len == self.synced_len {
-            return None;
-        }
-        self.synced_len = self.len;
-        self.file.try_clone().ok()
+    pub(crate) fn take_unsynced(&mut self) -> Option<std::fs::File> {
+        self.file.take_unsynced()
     }
 
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        self.file.sync()
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 }
 

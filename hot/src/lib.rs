@@ -35,6 +35,7 @@ mod record;
 mod recovery;
 mod sealed_segment;
 mod segment_view;
+mod sidecar;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
