@@ -1,9 +1,11 @@
 //! Running a node: bind, serve HTTP or HTTPS, background maintenance, drain.
 //!
 //! [`run`] keeps this order, and each step is a promise to the user:
-//! 1. TLS files are loaded and SIGTERM/SIGINT handlers installed before
-//!    anything else, so a bad certificate is a settings error (exit 2) and a
-//!    signal that arrives during startup still drains instead of killing.
+//! 1. TLS files are loaded first, then the data directory and node id are
+//!    prepared, so a bad certificate or an unusable data directory is a
+//!    settings error (exit 2) with nothing started. SIGTERM/SIGINT handlers
+//!    are installed next: a signal that arrives during startup still drains
+//!    instead of killing.
 //! 2. The listener is bound (port 0 allowed) before the storage is opened, so
 //!    a taken port fails fast; connections wait in the backlog meanwhile.
 //! 3. Once the server accepts, exactly one line `shale listening on
