@@ -22,13 +22,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use shale_hot::{Clock, HotConfig, HotStore, SystemClock};
 
 use crate::config::NodeConfig;
-use crate::dedup::{DEDUP_WINDOW_MS, DedupHit, DedupWindow, dedup_id_of};
+use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, DedupWindow, dedup_id_of};
 use crate::error::error_chain;
 use crate::topics::TopicRegistry;
 
 /// Records read per step when rebuilding the dedup window.
-const REBUILD_CHUNK_MESSAGES: usize = 1024;
-const REBUILD_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// The shared state behind every handler.
 #[derive(Debug)]
@@ -59,6 +57,8 @@ impl AppState {
         let hot_config = HotConfig {
             segment_bytes: config.segment_bytes,
             segment_ms: i64::try_from(config.segment_ms).unwrap_or(i64::MAX),
+            // Indexed so the dedup window is rebuilt from the few records that carry an id.
+            indexed_properties: vec![DEDUP_PROPERTY.to_string()],
             ..Default::default()
         };
         let hot_dir = config.data_dir.join("hot");
@@ -150,22 +150,17 @@ fn rebuild_dedup(hot: &HotStore, topics: &TopicRegistry, dedup: &DedupWindow, no
             let Some(queue) = hot.existing_queue(&topic.name, q) else {
                 continue;
             };
-            let result = (|| -> shale_hot::Result<()> {
-                let end = queue.max_offset();
-                let mut offset = queue.offset_for_timestamp(now_ms - DEDUP_WINDOW_MS)?;
-                while offset < end {
-                    let records =
-                        queue.read(offset, REBUILD_CHUNK_MESSAGES, REBUILD_CHUNK_BYTES)?;
-                    let Some(last) = records.last() else { break };
-                    offset = last.offset + 1;
+            // Only records carrying a dedup id are read (the hot tier indexes the property).
+            let since = now_ms - DEDUP_WINDOW_MS;
+            let result = queue
+                .find_with_property(DEDUP_PROPERTY, since, i64::MAX, usize::MAX)
+                .map(|records| {
                     for r in &records {
                         if let Some(id) = dedup_id_of(r) {
                             dedup.record(&topic.name, id, DedupHit::of_record(q, r));
                         }
                     }
-                }
-                Ok(())
-            })();
+                });
             if let Err(e) = result {
                 tracing::error!(
                     topic = %topic.name, queue = q, error = %error_chain(&e),

@@ -20,7 +20,7 @@ use memmap2::{MmapMut, MmapOptions};
 use crate::error::{HotError, Result};
 use crate::fs_util;
 use crate::index::{IndexEntry, IndexWriter};
-use crate::key_index::{KeysWriter, key_hash};
+use crate::key_index::{KeysWriter, terms_of};
 use crate::message_id::MessageId;
 use crate::queue::Appended;
 use crate::record::{self, AppendRequest};
@@ -230,6 +230,7 @@ impl ActiveSegment {
         lens: &[usize],
         store_ms: i64,
         queue: u32,
+        indexed: &[String],
     ) -> Result<Vec<Appended>> {
         let total: u64 = lens.iter().map(|l| *l as u64).sum();
         debug_assert!(self.fits(total));
@@ -239,7 +240,11 @@ impl ActiveSegment {
         let key_entries: Vec<(u64, u64)> = batch
             .iter()
             .enumerate()
-            .flat_map(|(i, r)| r.keys.iter().map(move |k| (key_hash(k), first + i as u64)))
+            .flat_map(|(i, r)| {
+                terms_of(&r.keys, &r.properties, indexed)
+                    .into_iter()
+                    .map(move |h| (h, first + i as u64))
+            })
             .collect();
         self.keys
             .append(&key_entries)

@@ -1,5 +1,7 @@
 //! The key index of one segment (`{base:020}.keys`): one entry per
-//! (message key, offset), for query by key.
+//! (message key, offset), for query by key — and one per record carrying an
+//! *indexed property* (`HotConfig::indexed_properties`), so that the few
+//! records with, say, a dedup id are found without reading the others.
 //!
 //! ```text
 //! header (16 bytes): magic "SHKY", u32 version (1), u64 base offset
@@ -30,6 +32,27 @@ pub(crate) fn key_hash(key: &str) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// The index term of "this record has property `name`" (cannot clash with a
+/// real key's entries in a way that matters: every hit is checked against the record).
+pub(crate) fn property_term(name: &str) -> String {
+    format!("\0property:{name}")
+}
+
+/// The hashes a record is indexed under: its keys, then its indexed properties.
+pub(crate) fn terms_of(
+    keys: &[String],
+    properties: &[(String, String)],
+    indexed: &[String],
+) -> Vec<u64> {
+    let mut out: Vec<u64> = keys.iter().map(|k| key_hash(k)).collect();
+    for name in indexed {
+        if properties.iter().any(|(k, _)| k == name) {
+            out.push(key_hash(&property_term(name)));
+        }
+    }
+    out
 }
 
 fn header(base: u64) -> [u8; HEADER_BYTES] {

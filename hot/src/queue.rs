@@ -207,7 +207,13 @@ impl QueueLog {
         }
         let store_ms = now.max(segs.last_store_ms);
         let queue = self.queue;
-        let appended = segs.active.append(batch, &lens, store_ms, queue)?;
+        let appended = segs.active.append(
+            batch,
+            &lens,
+            store_ms,
+            queue,
+            &self.config.indexed_properties,
+        )?;
         segs.last_store_ms = store_ms;
         let end = segs.active.end;
         drop(segs);
@@ -348,6 +354,37 @@ impl QueueLog {
         end_ms: i64,
         max: usize,
     ) -> Result<Vec<Record>> {
+        self.find_indexed(key, begin_ms, end_ms, max, |r| {
+            r.keys.iter().any(|k| k == key)
+        })
+    }
+
+    /// Messages carrying the property `name` (which must be one of
+    /// `HotConfig::indexed_properties`) with `begin_ms <= store_ms <= end_ms`,
+    /// oldest first, at most `max`. Only those records are read.
+    pub fn find_with_property(
+        &self,
+        name: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
+        let term = crate::key_index::property_term(name);
+        self.find_indexed(&term, begin_ms, end_ms, max, |r| {
+            r.properties.iter().any(|(k, _)| k == name)
+        })
+    }
+
+    /// Records indexed under `term` in the time window that pass `matches`
+    /// (index entries are only candidates: hashes collide, failed appends leave some).
+    fn find_indexed(
+        &self,
+        term: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+        matches: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<Record>> {
         let segs = self.segments.read();
         let mut out = Vec::new();
         for (view, first_ms, last_ms) in segs.views() {
@@ -355,10 +392,10 @@ impl QueueLog {
                 continue;
             }
             let candidates = if view.base == segs.active.base {
-                segs.active.key_candidates(key)
+                segs.active.key_candidates(term)
             } else {
                 let i = segs.sealed.partition_point(|s| s.base < view.base);
-                segs.sealed[i].key_candidates(key)
+                segs.sealed[i].key_candidates(term)
             };
             let mut offsets: Vec<u64> = candidates
                 .into_iter()
@@ -368,10 +405,7 @@ impl QueueLog {
             offsets.dedup();
             for offset in offsets {
                 let rec = view.record_at(view.position_of(offset)?, offset)?;
-                if rec.store_ms >= begin_ms
-                    && rec.store_ms <= end_ms
-                    && rec.keys.iter().any(|k| k == key)
-                {
+                if rec.store_ms >= begin_ms && rec.store_ms <= end_ms && matches(&rec) {
                     out.push(rec);
                     if out.len() >= max {
                         return Ok(out);

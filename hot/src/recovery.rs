@@ -92,12 +92,7 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
     let mut sealed = Vec::with_capacity(sealed_bases.len() + 1);
     for (i, base) in sealed_bases.iter().enumerate() {
         let next = sealed_bases.get(i + 1).or(partial_bases.first()).copied();
-        sealed.push(SealedSegment::open(
-            dir,
-            *base,
-            next,
-            config.index_interval_bytes,
-        )?);
+        sealed.push(SealedSegment::open(dir, *base, next, config)?);
     }
     let last_partial = partial_bases.pop();
     for base in partial_bases {
@@ -149,12 +144,7 @@ pub(crate) fn recover_active(dir: &Path, base: u64, config: &HotConfig) -> Resul
         } else {
             None
         };
-        scan_active(
-            dir,
-            base,
-            ro.as_deref().unwrap_or(&[]),
-            config.index_interval_bytes,
-        )
+        scan_active(dir, base, ro.as_deref().unwrap_or(&[]), config)
     };
     if len > state.write_pos {
         file.set_len(state.write_pos)
@@ -179,7 +169,9 @@ fn entry_checks_out(data: &[u8], e: &IndexEntry) -> bool {
 }
 
 /// Works out the valid prefix of an active segment's bytes.
-fn scan_active(dir: &Path, base: u64, data: &[u8], interval: u64) -> RecoveredState {
+fn scan_active(dir: &Path, base: u64, data: &[u8], config: &HotConfig) -> RecoveredState {
+    let interval = config.index_interval_bytes;
+    let indexed = &config.indexed_properties;
     let mut entries = index::load(&index_path(dir, base), base).unwrap_or_default();
     if entries
         .first()
@@ -205,7 +197,11 @@ fn scan_active(dir: &Path, base: u64, data: &[u8], interval: u64) -> RecoveredSt
             });
             last_indexed = Some(pos);
         }
-        tail_keys.extend(r.keys.iter().map(|k| (key_index::key_hash(k), r.offset)));
+        tail_keys.extend(
+            key_index::terms_of(&r.keys, &r.properties, indexed)
+                .into_iter()
+                .map(|h| (h, r.offset)),
+        );
         last_record = Some(LastRecord {
             position: pos,
             offset: r.offset,
@@ -225,7 +221,7 @@ fn scan_active(dir: &Path, base: u64, data: &[u8], interval: u64) -> RecoveredSt
             .filter(|(_, o)| *o < start_off)
             .chain(tail_keys)
             .collect(),
-        None => sealed_segment::collect_keys(data, 0, base),
+        None => sealed_segment::collect_keys(data, 0, base, indexed),
     };
     RecoveredState {
         write_pos: outcome.end_position,

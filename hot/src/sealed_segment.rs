@@ -18,6 +18,7 @@ use crate::index::{self, IndexEntry, IndexWriter};
 use crate::key_index::{self, KeysWriter};
 use crate::record;
 use crate::segment_view::{self, SegmentView};
+use crate::store::HotConfig;
 
 /// An immutable segment.
 #[derive(Debug)]
@@ -73,8 +74,9 @@ impl SealedSegment {
         dir: &Path,
         base: u64,
         next_base: Option<u64>,
-        interval: u64,
+        config: &HotConfig,
     ) -> Result<Self> {
+        let (interval, indexed) = (config.index_interval_bytes, &config.indexed_properties);
         let path = log_path(dir, base);
         let (mmap, bytes) = map(&path)?;
         let data: &[u8] = mmap.as_deref().unwrap_or(&[]);
@@ -112,7 +114,7 @@ impl SealedSegment {
         let kpath = keys_path(dir, base);
         if !keys_file_is_ours(&kpath, base) && !data.is_empty() {
             tracing::warn!(path = %kpath.display(), "key index missing or damaged; rebuilding it from the log");
-            let keys = collect_keys(data, 0, base);
+            let keys = collect_keys(data, 0, base, indexed);
             KeysWriter::rewrite(&kpath, base, &keys)
                 .map_err(|e| HotError::io("rewriting a key index", &kpath, e))?;
         }
@@ -196,11 +198,20 @@ pub(crate) fn rebuild_index(data: &[u8], base: u64, interval: u64) -> Vec<IndexE
 }
 
 /// (key hash, offset) of every key of every valid record from `(pos, offset)` on.
-pub(crate) fn collect_keys(data: &[u8], pos: u64, offset: u64) -> Vec<(u64, u64)> {
+pub(crate) fn collect_keys(
+    data: &[u8],
+    pos: u64,
+    offset: u64,
+    indexed: &[String],
+) -> Vec<(u64, u64)> {
     let mut keys = Vec::new();
     segment_view::scan(data, pos, offset, |_, rec| {
         if let Ok(r) = record::decode(rec) {
-            keys.extend(r.keys.iter().map(|k| (key_index::key_hash(k), r.offset)));
+            keys.extend(
+                key_index::terms_of(&r.keys, &r.properties, indexed)
+                    .into_iter()
+                    .map(|h| (h, r.offset)),
+            );
         }
     });
     keys

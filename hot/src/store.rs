@@ -27,6 +27,10 @@ pub struct HotConfig {
     /// One sparse index entry per this many bytes of records (default 4 KiB):
     /// a smaller interval means shorter scans on read and a bigger index.
     pub index_interval_bytes: u64,
+    /// Property names whose presence is indexed (like keys), so that the
+    /// records carrying them are found without reading the others (the
+    /// gateway indexes `shale.dedup_id` to rebuild its dedup window quickly).
+    pub indexed_properties: Vec<String>,
 }
 
 impl Default for HotConfig {
@@ -35,6 +39,7 @@ impl Default for HotConfig {
             segment_bytes: 64 * 1024 * 1024,
             segment_ms: 10 * 60 * 1000,
             index_interval_bytes: 4096,
+            indexed_properties: Vec::new(),
         }
     }
 }

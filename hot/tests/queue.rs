@@ -239,3 +239,54 @@ async fn concurrent_sync_appends_are_all_durable_and_contiguous() {
     all.sort_unstable();
     assert_eq!(all, (0..800).collect::<Vec<u64>>());
 }
+
+#[test]
+fn records_with_an_indexed_property_are_found_without_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let cfg = config(4096);
+    let marked = |i: usize| {
+        let mut m = msg(i, 200);
+        if i % 7 == 0 {
+            m.properties.push(("marked".into(), format!("m{i}")));
+        }
+        m
+    };
+    {
+        let store = open(dir.path(), &cfg, &clock);
+        let q = store.queue("t", 0).unwrap();
+        for i in 0..70 {
+            clock.advance(10);
+            q.append(&[marked(i)]).unwrap();
+        }
+    }
+    // Also after a restart, and after losing the key files (rebuilt from the logs).
+    for p in files_with_suffix(&queue_dir(dir.path(), "t", 0), ".keys")
+        .into_iter()
+        .step_by(2)
+    {
+        std::fs::remove_file(p).unwrap();
+    }
+    let store = open(dir.path(), &cfg, &clock);
+    let q = store.queue("t", 0).unwrap();
+    let found: Vec<u64> = q
+        .find_with_property("marked", 0, i64::MAX, 1000)
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(found, (0..70).filter(|i| i % 7 == 0).collect::<Vec<u64>>());
+    let recent: Vec<u64> = q
+        .find_with_property("marked", T0 + 400, i64::MAX, 1000)
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(recent, vec![42, 49, 56, 63]);
+    // A property that is not indexed finds nothing (it is not scanned for).
+    assert!(
+        q.find_with_property("i", 0, i64::MAX, 10)
+            .unwrap()
+            .is_empty()
+    );
+}

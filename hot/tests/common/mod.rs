@@ -14,6 +14,7 @@ pub fn config(segment_bytes: u64) -> HotConfig {
         segment_bytes,
         segment_ms: 60_000,
         index_interval_bytes: 512,
+        indexed_properties: vec!["marked".into()],
     }
 }
 
