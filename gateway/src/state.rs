@@ -26,8 +26,6 @@ use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, DedupWindow, dedup
 use crate::error::error_chain;
 use crate::topics::TopicRegistry;
 
-/// Records read per step when rebuilding the dedup window.
-
 /// The shared state behind every handler.
 #[derive(Debug)]
 pub struct AppState {

@@ -247,7 +247,7 @@ fn records_with_an_indexed_property_are_found_without_the_others() {
     let cfg = config(4096);
     let marked = |i: usize| {
         let mut m = msg(i, 200);
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             m.properties.push(("marked".into(), format!("m{i}")));
         }
         m
