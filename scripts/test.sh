@@ -7,17 +7,19 @@
 # 1. Rust: the toolchain of rust-toolchain.toml, through rustup (installed if missing).
 # 2. Python: a virtualenv in .venv with what the S3 tests run (moto's S3 server,
 #    pyarrow to read the Parquet segments); installed once, reused after.
-# 3. `cargo build --workspace --all-targets`, so the black-box tests find
+# 3. A moto S3 server on a free port with a bucket, stopped when the script ends.
+# 4. `cargo build --workspace --all-targets`, so the black-box tests find
 #    `$CARGO_TARGET_DIR/debug/shale` (default target dir: ./target).
-# 4. The tests: cargo-nextest when installed (one process per test, faster),
+# 5. The tests: cargo-nextest when installed (one process per test, faster),
 #    else `cargo test`; doc tests either way. Exit status non-zero on any failure.
 #
 # Environment:
 #   CARGO_TARGET_DIR   where builds go (honoured as cargo does)
 #   SHALE_VENV         the virtualenv to use or create (default: .venv)
-#   SHALE_SKIP_VENV=1  do not create or use a virtualenv (S3 tests will fail)
+#   SHALE_SKIP_VENV=1  no virtualenv and no moto: the S3 and pyarrow tests skip
 #   SHALE_NO_NEXTEST=1 use `cargo test` even when cargo-nextest is installed
-# Exported to the tests: SHALE_TEST_PYTHON (the venv's python) and PATH with the venv's bin first.
+# Exported to the tests: SHALE_TEST_PYTHON (the venv's python), PATH with the venv's bin
+# first, and for S3: AWS_ENDPOINT_URL & co., SHALE_TEST_S3_BUCKET, SHALE_REQUIRE_S3=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -62,11 +64,32 @@ if [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
   export PATH="$venv/bin:$PATH"
 fi
 
-# --- 3. Build (the black-box tests run the real binary) -------------------------
+# --- 3. An S3-compatible server (moto) for the object-store suites ---------------
+# Started here, stopped on exit; the tests find it through the usual AWS
+# variables plus SHALE_TEST_S3_BUCKET, and SHALE_REQUIRE_S3=1 makes a missing
+# server a failure instead of a skip.
+if [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
+  moto_port=$("$SHALE_TEST_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  moto_log=$(mktemp -t shale-moto.XXXXXX)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$moto_log" 2>&1 &
+  moto_pid=$!
+  trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$moto_port/" && break
+    kill -0 "$moto_pid" 2>/dev/null || { cat "$moto_log" >&2; die "moto_server did not start"; }
+    sleep 0.1
+  done
+  curl -sf -X PUT "http://127.0.0.1:$moto_port/shale-test" >/dev/null || { cat "$moto_log" >&2; die "could not create the test bucket in moto"; }
+  say "moto S3 server on 127.0.0.1:$moto_port (bucket shale-test)"
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing SHALE_TEST_S3_BUCKET=shale-test SHALE_REQUIRE_S3=1
+fi
+
+# --- 4. Build (the black-box tests run the real binary) -------------------------
 say "building (target dir: ${CARGO_TARGET_DIR:-$root/target})"
 cargo build --workspace --all-targets --locked
 
-# --- 4. Tests --------------------------------------------------------------------
+# --- 5. Tests --------------------------------------------------------------------
 if [ "${SHALE_NO_NEXTEST:-}" != 1 ] && cargo nextest --version >/dev/null 2>&1; then
   say "running the tests with cargo-nextest"
   status=0
