@@ -18,47 +18,99 @@ use object_store::path::Path;
 
 use crate::error::{Result, TieringError};
 
-/// A parsed object-store URL.
+/// Where a node's objects go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectStoreUrl {
-    /// A directory of the local file system.
+    /// A directory on a local file system (relative paths: to the working directory).
     File(PathBuf),
-    /// A bucket and a key prefix (possibly empty).
-    S3 { bucket: String, prefix: String },
-    /// A process-local store, for tests.
+    /// An S3-compatible bucket; endpoint, region and credentials come from the `AWS_*` variables.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix without leading or trailing `/` (may be empty).
+        prefix: String,
+    },
+    /// In process memory: gone when the process exits (tests only).
     Memory,
+}
+
+impl ObjectStoreUrl {
+    /// Parses `file:///abs`, `file://./rel`, `s3://bucket[/prefix]`, `memory://`;
+    /// the error is a sentence for the user.
+    pub fn parse(url: &str) -> std::result::Result<Self, String> {
+        let expected =
+            "expected file:///abs/path, file://./relative/path, s3://bucket/prefix or memory://";
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(format!("`{url}` is not a URL ({expected})"));
+        };
+        match scheme {
+            "file" if rest.is_empty() => Err(format!("`{url}` has no path ({expected})")),
+            "file" => Ok(ObjectStoreUrl::File(PathBuf::from(rest))),
+            "s3" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                check_bucket(bucket).map_err(|reason| format!("`{url}`: {reason}"))?;
+                let prefix = prefix.trim_matches('/');
+                if !prefix.is_empty()
+                    && prefix
+                        .split('/')
+                        .any(|part| part.is_empty() || part == "." || part == "..")
+                {
+                    return Err(format!(
+                        "`{url}`: the prefix has an empty, `.` or `..` part"
+                    ));
+                }
+                Ok(ObjectStoreUrl::S3 {
+                    bucket: bucket.into(),
+                    prefix: prefix.into(),
+                })
+            }
+            "memory" if rest.is_empty() || rest == "/" => Ok(ObjectStoreUrl::Memory),
+            "memory" => Err(format!("`{url}`: write memory:// with nothing after it")),
+            _ => Err(format!(
+                "`{url}` has an unsupported scheme `{scheme}` ({expected})"
+            )),
+        }
+    }
 }
 
 impl std::str::FromStr for ObjectStoreUrl {
     type Err = TieringError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |why: &str| TieringError::Config(format!("object store URL {s:?}: {why}"));
-        if let Some(rest) = s.strip_prefix("file://") {
-            if rest.is_empty() {
-                return Err(bad(
-                    "file:// needs a path, e.g. file:///var/lib/shale/objects",
-                ));
-            }
-            return Ok(ObjectStoreUrl::File(PathBuf::from(rest)));
-        }
-        if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("s3:// needs a bucket, e.g. s3://my-bucket/shale"));
-            }
-            return Ok(ObjectStoreUrl::S3 {
-                bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
-            });
-        }
-        if s == "memory://" || s == "memory:///" {
-            return Ok(ObjectStoreUrl::Memory);
-        }
-        Err(bad(
-            "expected file:///path, s3://bucket/prefix or memory://",
-        ))
+        ObjectStoreUrl::parse(s)
+            .map_err(|why| TieringError::Config(format!("object store URL {why}")))
     }
+}
+
+impl std::fmt::Display for ObjectStoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectStoreUrl::File(path) => write!(f, "file://{}", path.display()),
+            ObjectStoreUrl::S3 { bucket, prefix } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            ObjectStoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            ObjectStoreUrl::Memory => f.write_str("memory://"),
+        }
+    }
+}
+
+/// S3's bucket naming rules (the part that can be checked offline).
+fn check_bucket(bucket: &str) -> std::result::Result<(), String> {
+    let chars_ok = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(3..=63).contains(&bucket.len())
+        || !chars_ok
+        || !ends_ok(bucket.chars().next())
+        || !ends_ok(bucket.chars().last())
+    {
+        return Err(format!(
+            "`{bucket}` is not a bucket name (3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit)"
+        ));
+    }
+    Ok(())
 }
 
 /// Opens the store a URL names; returns it with the key prefix to use inside it.
@@ -91,36 +143,44 @@ mod tests {
 
     #[test]
     fn parses_the_three_schemes() {
-        assert_eq!(
-            "file:///a/b".parse::<ObjectStoreUrl>().unwrap(),
-            ObjectStoreUrl::File("/a/b".into())
-        );
-        assert_eq!(
-            "file://./shale-data/objects"
-                .parse::<ObjectStoreUrl>()
-                .unwrap(),
-            ObjectStoreUrl::File("./shale-data/objects".into())
-        );
-        assert_eq!(
-            "s3://bkt/some/prefix/".parse::<ObjectStoreUrl>().unwrap(),
-            ObjectStoreUrl::S3 {
-                bucket: "bkt".into(),
-                prefix: "some/prefix".into()
-            }
-        );
-        assert_eq!(
-            "s3://bkt".parse::<ObjectStoreUrl>().unwrap(),
-            ObjectStoreUrl::S3 {
-                bucket: "bkt".into(),
-                prefix: String::new()
-            }
-        );
-        assert_eq!(
-            "memory://".parse::<ObjectStoreUrl>().unwrap(),
-            ObjectStoreUrl::Memory
-        );
-        for bad in ["", "file://", "s3://", "s3:///x", "gs://b", "http://x"] {
-            assert!(bad.parse::<ObjectStoreUrl>().is_err(), "{bad}");
+        use ObjectStoreUrl::*;
+        let s3 = |bucket: &str, prefix: &str| S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        };
+        let cases = [
+            ("file:///var/lib/objects", File("/var/lib/objects".into())),
+            (
+                "file://./shale-data/objects",
+                File("./shale-data/objects".into()),
+            ),
+            ("s3://my-bucket", s3("my-bucket", "")),
+            ("s3://my-bucket/", s3("my-bucket", "")),
+            ("s3://my.bucket/a/b/", s3("my.bucket", "a/b")),
+            ("memory://", Memory),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(ObjectStoreUrl::parse(url).as_ref(), Ok(&expected), "{url}");
+            assert_eq!(url.parse::<ObjectStoreUrl>().ok(), Some(expected.clone()));
+        }
+        assert_eq!(s3("b12", "p/q").to_string(), "s3://b12/p/q");
+        for url in [
+            "",
+            "file://",
+            "s3://",
+            "s3://UPPER",
+            "s3://ab",
+            "s3://bucket/a//b",
+            "s3://bucket/../x",
+            "memory://x",
+            "gs://b",
+            "http://x",
+            "x",
+        ] {
+            assert!(
+                ObjectStoreUrl::parse(url).is_err(),
+                "{url} should be refused"
+            );
         }
     }
 }
