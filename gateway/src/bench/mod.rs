@@ -1,0 +1,137 @@
+//! `shale bench`: the system benchmark of a node, over loopback HTTP.
+//!
+//! Three measurements, each repeated `--runs` times and reported as medians:
+//!
+//! - **throughput** (default): 1 KiB messages (`--message-bytes`) in batches
+//!   of 1 and 100, topics with durability ASYNC and SYNC, `--clients`
+//!   concurrent keep-alive HTTP clients for `--seconds` each. Per scenario:
+//!   msgs/s, MB/s (payload bytes, 10^6), request latency p50/p99
+//!   (hdrhistogram). In the same run and on the same file system, the
+//!   **baseline**: the same payload bytes written by the same number of plain
+//!   `std::fs::File` writers, each calling `sync_data()` after every batch.
+//!   Each scenario's MB/s is reported as a ratio to the baseline of its batch
+//!   size. Baseline and scenarios are interleaved run by run so that noise on
+//!   a shared machine hits both alike.
+//! - **restart** (`--restart-gb G`): a spawned `shale serve` is filled with G
+//!   GiB of hot data, then restarted: time from process spawn to the
+//!   `shale listening on` line, after a clean SIGTERM and after a kill -9.
+//! - **memory** (`--memory-messages N`): a spawned node stores N messages;
+//!   then `RssAnon` (anonymous memory: heap, not the page cache of the
+//!   mmapped segments) is read from `/proc/<pid>/status`, and again after a
+//!   restart.
+//!
+//! The node under test is built in-process from the library
+//! ([`AppState::open`] + [`app`]) on a fresh directory under `--dir`, served
+//! on `127.0.0.1:0`, unless `--url` names a running node. Restart and memory
+//! spawn the binary (`--bin`, default: this executable). Output is a Markdown
+//! report, or JSON with `--json`. No result is asserted: the machine may be
+//! shared and noisy, so read medians and same-run ratios.
+//!
+//! [`AppState::open`]: crate::state::AppState::open
+//! [`app`]: crate::app::app
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, ensure};
+
+use report::{Machine, Report};
+use spawned::{memory, restart};
+use throughput::throughput;
+
+mod report;
+mod spawned;
+mod throughput;
+
+#[cfg(test)]
+mod tests;
+
+/// Options of `shale bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Benchmark a running node at this base URL (`http://127.0.0.1:8080`)
+    /// instead of an in-process one. The baseline still writes under `--dir`,
+    /// which should then be on the node's disk.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Where the in-process node, the baseline files and spawned nodes keep
+    /// their data (a fresh subdirectory, removed at the end). Use the disk
+    /// you want to measure, not a tmpfs.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Repetitions of every measurement; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Measured seconds per scenario and run (after a short warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Concurrent HTTP clients, and concurrent raw writers for the baseline.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Queues of each benchmark topic.
+    #[arg(long, default_value_t = 4)]
+    pub queues: u32,
+    /// Body size of every message.
+    #[arg(long, default_value_t = 1024)]
+    pub message_bytes: usize,
+    /// Batch sizes (messages per request) to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,100")]
+    pub batches: Vec<usize>,
+    /// Durabilities to measure.
+    #[arg(long, value_delimiter = ',', default_value = "ASYNC,SYNC")]
+    pub durabilities: Vec<String>,
+    /// Skip the throughput scenarios (run only restart and/or memory).
+    #[arg(long)]
+    pub no_throughput: bool,
+    /// Measure restart time with this many GiB of hot data (0 = skip).
+    #[arg(long, default_value_t = 0.0)]
+    pub restart_gb: f64,
+    /// Measure RssAnon after storing this many messages (0 = skip).
+    #[arg(long, default_value_t = 0)]
+    pub memory_messages: u64,
+    /// The `shale` binary spawned for restart and memory (default: this executable).
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// Print JSON instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.runs > 0 && args.clients > 0 && args.seconds > 0.0,
+        "--runs, --clients and --seconds must be positive"
+    );
+    ensure!(args.message_bytes > 0, "--message-bytes must be positive");
+    let work = args.dir.join(format!("shale-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let work = work.canonicalize()?;
+    let result = run_in(&args, &work).await;
+    if let Err(e) = std::fs::remove_dir_all(&work) {
+        eprintln!("bench: could not remove {}: {e}", work.display());
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_markdown(&args));
+    }
+    Ok(())
+}
+
+async fn run_in(args: &BenchArgs, work: &Path) -> anyhow::Result<Report> {
+    let mut report = Report {
+        machine: Machine::probe(work),
+        ..Report::default()
+    };
+    if !args.no_throughput {
+        report.throughput = Box::pin(throughput(args, work)).await?;
+    }
+    if args.restart_gb > 0.0 {
+        report.restart = Some(Box::pin(restart(args, work)).await?);
+    }
+    if args.memory_messages > 0 {
+        report.memory = Some(Box::pin(memory(args, work)).await?);
+    }
+    Ok(report)
+}

@@ -1,0 +1,363 @@
+//! Throughput: the node under test (in-process or `--url`), concurrent HTTP
+//! producers per scenario, and the raw `fsync` writers of the baseline.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+use super::BenchArgs;
+use super::report::{Sample, Scenario};
+use crate::app::app;
+use crate::config::NodeConfig;
+use crate::state::AppState;
+
+pub(super) const BASELINE: &str = "raw fsync";
+const WARMUP: Duration = Duration::from_millis(500);
+
+/// A node to benchmark: in-process, or a running one.
+pub(super) struct Target {
+    pub(super) base: String,
+    pub(super) client: reqwest::Client,
+    pub(super) server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+}
+
+async fn in_process_node(data_dir: &Path) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    std::fs::create_dir_all(data_dir)?;
+    let config = NodeConfig {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        ..NodeConfig::default()
+    };
+    let open_config = config.clone();
+    let state = tokio::task::spawn_blocking(move || AppState::open(&open_config)).await??;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = app(state.clone());
+    let flush_every = Duration::from_millis(config.flush_interval_ms.max(1));
+    let handle = tokio::spawn(async move {
+        // ASYNC data is fsynced in the background, as in `shale serve`.
+        let ticker = state.clone();
+        let maintenance = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(flush_every);
+            loop {
+                tick.tick().await;
+                ticker.maintenance_tick().await;
+            }
+        });
+        if let Err(e) = axum::serve(listener, router).await {
+            eprintln!("bench: in-process server failed: {e}");
+        }
+        maintenance.abort();
+    });
+    Ok((format!("http://{addr}"), handle))
+}
+
+pub(super) fn http_client(clients: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
+pub(super) async fn throughput(args: &BenchArgs, work: &Path) -> anyhow::Result<Vec<Scenario>> {
+    let client = http_client(args.clients)?;
+    let target = match &args.url {
+        Some(url) => Target {
+            base: url.trim_end_matches('/').to_string(),
+            client,
+            server: None,
+        },
+        None => {
+            let (base, server) = in_process_node(&work.join("node")).await?;
+            Target {
+                base,
+                client,
+                server: Some(server),
+            }
+        }
+    };
+    let raw_dir = work.join("raw");
+    std::fs::create_dir_all(&raw_dir)?;
+    let duration = Duration::from_secs_f64(args.seconds);
+    let durabilities: Vec<String> = args
+        .durabilities
+        .iter()
+        .map(|d| d.trim().to_ascii_uppercase())
+        .collect();
+
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    let mut slot = |kind: &str, batch: usize| -> usize {
+        if let Some(i) = scenarios
+            .iter()
+            .position(|s| s.kind == kind && s.batch == batch)
+        {
+            return i;
+        }
+        scenarios.push(Scenario {
+            kind: kind.into(),
+            batch,
+            samples: Vec::new(),
+            ratios: Vec::new(),
+        });
+        scenarios.len() - 1
+    };
+    let mut order = Vec::new();
+    for &batch in &args.batches {
+        order.push((slot(BASELINE, batch), batch, None));
+        for d in &durabilities {
+            order.push((slot(d, batch), batch, Some(d.clone())));
+        }
+    }
+
+    for run in 0..args.runs {
+        let mut baseline_mb = std::collections::HashMap::new();
+        for (idx, batch, durability) in &order {
+            let sample = match durability {
+                None => {
+                    let dir = raw_dir.clone();
+                    let (clients, batch, message_bytes) =
+                        (args.clients, *batch, args.message_bytes);
+                    let s = tokio::task::spawn_blocking(move || {
+                        raw_fsync_writers(&dir, clients, batch, message_bytes, duration)
+                    })
+                    .await??;
+                    baseline_mb.insert(batch, s.mb_per_s());
+                    s
+                }
+                Some(d) => {
+                    let topic = format!("bench-{}-{batch}-r{run}", d.to_ascii_lowercase());
+                    let s = http_scenario(&target, args, &topic, d, *batch, duration).await?;
+                    let ratio = s.mb_per_s() / baseline_mb.get(batch).copied().unwrap_or(f64::NAN);
+                    scenarios[*idx].ratios.push(ratio);
+                    s
+                }
+            };
+            eprintln!(
+                "bench run {}/{}: {:>9} batch {:>3}: {:>9.0} msgs/s {:>8.1} MB/s p50 {:>7.2} ms p99 {:>7.2} ms",
+                run + 1,
+                args.runs,
+                durability.as_deref().unwrap_or(BASELINE),
+                batch,
+                sample.msgs_per_s(),
+                sample.mb_per_s(),
+                sample.p_ms(0.5),
+                sample.p_ms(0.99)
+            );
+            scenarios[*idx].samples.push(sample);
+        }
+    }
+    Ok(scenarios)
+}
+
+/// A JSON produce request of `batch` messages with `message_bytes` text bodies.
+pub(super) fn produce_body(batch: usize, message_bytes: usize, seed: u64) -> anyhow::Result<Bytes> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let messages: Vec<Value> = (0..batch)
+        .map(|_| {
+            let body: String = (0..message_bytes)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+                })
+                .collect();
+            json!({ "body": body })
+        })
+        .collect();
+    Ok(Bytes::from(serde_json::to_vec(
+        &json!({ "messages": messages }),
+    )?))
+}
+
+pub(super) async fn create_topic(
+    target: &Target,
+    topic: &str,
+    queues: u32,
+    durability: &str,
+) -> anyhow::Result<()> {
+    let r = target
+        .client
+        .post(format!("{}/v1/topics", target.base))
+        .json(&json!({"name": topic, "queues": queues, "message_type": "NORMAL", "durability": durability}))
+        .send()
+        .await?;
+    let status = r.status();
+    ensure!(
+        status.is_success(),
+        "creating topic {topic}: {status} {}",
+        r.text().await.unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn http_scenario(
+    target: &Target,
+    args: &BenchArgs,
+    topic: &str,
+    durability: &str,
+    batch: usize,
+    duration: Duration,
+) -> anyhow::Result<Sample> {
+    create_topic(target, topic, args.queues, durability).await?;
+    let url = format!("{}/v1/topics/{topic}/messages", target.base);
+    let sample = drive_http(
+        &target.client,
+        &url,
+        args.clients,
+        batch,
+        args.message_bytes,
+        WARMUP,
+        duration,
+    )
+    .await;
+    // Keep the disk from filling up over many runs.
+    let _ = target
+        .client
+        .delete(format!("{}/v1/topics/{topic}", target.base))
+        .send()
+        .await;
+    sample
+}
+
+/// `clients` keep-alive clients post the same pre-serialized batch in a loop
+/// for `warmup + duration`; only requests started after the warm-up count.
+async fn drive_http(
+    client: &reqwest::Client,
+    url: &str,
+    clients: usize,
+    batch: usize,
+    message_bytes: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Sample> {
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let until = measure_from + duration;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let body = produce_body(batch, message_bytes, c as u64 + 1)?;
+        let (client, url) = (client.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut requests = 0u64;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= until {
+                    break;
+                }
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = r.status();
+                let text = r.bytes().await?;
+                if !status.is_success() {
+                    bail!("produce: {status} {}", String::from_utf8_lossy(&text));
+                }
+                let done = Instant::now();
+                if t0 >= measure_from && done <= until {
+                    hist.record((done - t0).as_micros().max(1) as u64)?;
+                    requests += 1;
+                }
+            }
+            anyhow::Ok((hist, requests))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut requests = 0;
+    for t in tasks {
+        let (h, n) = t.await??;
+        hist.add(h)?;
+        requests += n;
+    }
+    let messages = requests * batch as u64;
+    Ok(Sample {
+        messages,
+        payload_bytes: messages * message_bytes as u64,
+        elapsed: duration,
+        hist,
+    })
+}
+
+/// The baseline: `writers` threads, each appending a batch of `batch`
+/// messages (`batch × message_bytes` bytes, one `write`) to its own file and
+/// calling `sync_data()` after every batch.
+fn raw_fsync_writers(
+    dir: &Path,
+    writers: usize,
+    batch: usize,
+    message_bytes: usize,
+    duration: Duration,
+) -> anyhow::Result<Sample> {
+    let batch_bytes = batch * message_bytes;
+    let start = Instant::now();
+    let measure_from = start + WARMUP;
+    let until = measure_from + duration;
+    let results: Vec<anyhow::Result<(Histogram<u64>, u64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                scope.spawn(move || {
+                    let path = dir.join(format!("raw-{w}.dat"));
+                    let mut file = std::fs::File::create(&path)?;
+                    let buf = vec![b'x'; batch_bytes];
+                    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+                    let mut batches = 0u64;
+                    loop {
+                        let t0 = Instant::now();
+                        if t0 >= until {
+                            break;
+                        }
+                        file.write_all(&buf)?;
+                        file.sync_data()?;
+                        let done = Instant::now();
+                        if t0 >= measure_from && done <= until {
+                            hist.record((done - t0).as_micros().max(1) as u64)?;
+                            batches += 1;
+                        }
+                    }
+                    drop(file);
+                    std::fs::remove_file(&path)?;
+                    anyhow::Ok((hist, batches))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("raw writer thread panicked")))
+            })
+            .collect()
+    });
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut batches = 0;
+    for r in results {
+        let (h, n) = r?;
+        hist.add(h)?;
+        batches += n;
+    }
+    Ok(Sample {
+        messages: batches * batch as u64,
+        payload_bytes: batches * batch_bytes as u64,
+        elapsed: duration,
+        hist,
+    })
+}
