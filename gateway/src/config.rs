@@ -18,13 +18,14 @@
 pub mod node_id;
 pub mod units;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
+
+pub use shale_tiering::ObjectStoreUrl;
 
 /// Prefix of the environment variables that set keys of [`NodeConfig`].
 pub const ENV_PREFIX: &str = "SHALE_";
@@ -199,91 +200,6 @@ impl From<figment::Error> for ConfigError {
     fn from(error: figment::Error) -> Self {
         ConfigError::Load(Box::new(error))
     }
-}
-
-/// Where the node's objects go, parsed from [`NodeConfig::object_store`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ObjectStoreUrl {
-    /// A directory on a local filesystem (relative paths: to the working directory).
-    File(PathBuf),
-    /// An S3-compatible bucket; endpoint, region and credentials come from the `AWS_*` variables.
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix without leading or trailing `/` (may be empty).
-        prefix: String,
-    },
-    /// In process memory: gone when the node exits (tests only).
-    Memory,
-}
-
-impl ObjectStoreUrl {
-    /// Parses `file:///abs`, `file://./rel`, `s3://bucket[/prefix]`, `memory://`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let expected =
-            "expected file:///abs/path, file://./relative/path, s3://bucket/prefix or memory://";
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(format!("`{url}` is not a URL ({expected})"));
-        };
-        match scheme {
-            "file" if rest.is_empty() => Err(format!("`{url}` has no path ({expected})")),
-            "file" => Ok(ObjectStoreUrl::File(PathBuf::from(rest))),
-            "s3" => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                check_bucket(bucket).map_err(|reason| format!("`{url}`: {reason}"))?;
-                let prefix = prefix.trim_matches('/');
-                if prefix
-                    .split('/')
-                    .any(|part| part.is_empty() || part == "." || part == "..")
-                    && !prefix.is_empty()
-                {
-                    return Err(format!(
-                        "`{url}`: the prefix has an empty, `.` or `..` part"
-                    ));
-                }
-                Ok(ObjectStoreUrl::S3 {
-                    bucket: bucket.into(),
-                    prefix: prefix.into(),
-                })
-            }
-            "memory" if rest.is_empty() || rest == "/" => Ok(ObjectStoreUrl::Memory),
-            "memory" => Err(format!("`{url}`: write memory:// with nothing after it")),
-            _ => Err(format!(
-                "`{url}` has an unsupported scheme `{scheme}` ({expected})"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ObjectStoreUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObjectStoreUrl::File(path) => write!(f, "file://{}", path.display()),
-            ObjectStoreUrl::S3 { bucket, prefix } if prefix.is_empty() => {
-                write!(f, "s3://{bucket}")
-            }
-            ObjectStoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-            ObjectStoreUrl::Memory => f.write_str("memory://"),
-        }
-    }
-}
-
-/// S3 bucket naming rules (3–63 of `a-z 0-9 . -`, starting and ending with a letter or digit).
-fn check_bucket(bucket: &str) -> Result<(), String> {
-    let chars_ok = bucket
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !(3..=63).contains(&bucket.len())
-        || !chars_ok
-        || !ends_ok(bucket.chars().next())
-        || !ends_ok(bucket.chars().last())
-    {
-        return Err(format!(
-            "`{bucket}` is not a bucket name (3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit)"
-        ));
-    }
-    Ok(())
 }
 
 /// `HOST:PORT` where HOST is an IP (`[::1]` for IPv6) or a DNS name.
