@@ -269,17 +269,18 @@ fn setting_keys_are_the_fields() {
 
 #[test]
 fn object_store_url_comes_from_the_setting() {
-    let mut cfg = NodeConfig::default();
-    cfg.object_store = "s3://my-bucket/a/b/".into();
+    let with = |url: &str| NodeConfig {
+        object_store: url.into(),
+        ..NodeConfig::default()
+    };
     assert_eq!(
-        cfg.object_store_url(),
+        with("s3://my-bucket/a/b/").object_store_url(),
         Ok(ObjectStoreUrl::S3 {
             bucket: "my-bucket".into(),
             prefix: "a/b".into()
         })
     );
-    cfg.object_store = "s3://UPPER".into();
-    assert!(cfg.object_store_url().is_err());
+    assert!(with("s3://UPPER").object_store_url().is_err());
 }
 
 #[test]
