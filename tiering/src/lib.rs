@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod object_url;
 pub mod parquet_segment;
 pub mod paths;
+pub mod retention;
 pub mod retry_store;
 pub mod uploader;
 

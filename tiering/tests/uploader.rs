@@ -121,3 +121,74 @@ async fn sealed_segments_reach_the_bucket_once_despite_faults() {
     assert_eq!(next.upload_sealed(&q).await.unwrap().len(), 1);
     assert_eq!(cold_rows(mem, &layout).await, hot_rows);
 }
+
+#[tokio::test]
+async fn retention_removes_expired_segments_from_the_manifest_then_the_bucket() {
+    use shale_tiering::retention::apply_retention;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000_000;
+    let clock = ManualClock::new(t0);
+    let hot = HotStore::open(
+        dir.path(),
+        HotConfig {
+            segment_bytes: 8 * 1024,
+            ..HotConfig::default()
+        },
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let q = hot.queue("t", 0).unwrap();
+    for i in 0..120 {
+        clock.advance(1000);
+        q.append(&[msg(i)]).unwrap();
+    }
+    let (store, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
+    let layout = Layout::new(Path::from("p"));
+    let mut up = QueueUploader::open(store.clone(), layout.clone(), "t", 0, 4096)
+        .await
+        .unwrap();
+    up.upload_sealed(&q).await.unwrap();
+    let before = up.manifest().manifest().clone();
+    assert!(before.segments.len() >= 4);
+    let cutoff = before.segments[2].max_store_ms + 1;
+
+    let mut owner =
+        shale_tiering::FencedManifest::acquire(store.clone(), layout.manifest_dir("t", 0), "t/0")
+            .await
+            .unwrap();
+    let removed = apply_retention(&mut owner, store.as_ref(), &layout, "t", 0, cutoff)
+        .await
+        .unwrap();
+    assert_eq!(removed, before.segments[..3].to_vec());
+    let (after, _) = read_manifest(store.as_ref(), &layout.manifest_dir("t", 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.segments, before.segments[3..].to_vec());
+    assert_eq!(after.min_offset, before.segments[3].base_offset);
+    for s in &removed {
+        assert!(matches!(
+            store.head(&layout.segment("t", 0, s.base_offset)).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
+    }
+    for s in &after.segments {
+        store
+            .head(&layout.segment("t", 0, s.base_offset))
+            .await
+            .unwrap();
+    }
+    assert!(
+        apply_retention(&mut owner, store.as_ref(), &layout, "t", 0, cutoff)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The uploader that lost ownership to the retention pass is fenced at its next write.
+    clock.advance(3_600_000);
+    hot.seal_expired().unwrap();
+    assert!(matches!(
+        up.upload_sealed(&q).await,
+        Err(shale_tiering::TieringError::Fenced { .. })
+    ));
+}
