@@ -120,13 +120,14 @@ impl QueueLog {
         dir: &Path,
         config: HotConfig,
         clock: Arc<dyn Clock>,
+        initial_base: u64,
     ) -> Result<Self> {
         if queue > MAX_QUEUE {
             return Err(HotError::InvalidRecord(format!(
                 "queue {queue} is above the maximum {MAX_QUEUE}"
             )));
         }
-        let recovered = recovery::recover_queue(dir, &config)?;
+        let recovered = recovery::recover_queue(dir, &config, initial_base)?;
         let last_store_ms = recovered
             .active
             .last_record
@@ -235,6 +236,17 @@ impl QueueLog {
             .inspect_err(|_| self.commit.poison())?;
         self.commit.mark_durable(sealed.end);
         segs.sealed.push(Arc::new(sealed));
+        Ok(())
+    }
+
+    /// Seals the active segment now if it holds any record (hand-over on
+    /// shutdown: everything acknowledged becomes an uploadable sealed segment).
+    pub fn seal_active(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut segs = self.segments.write();
+        if !segs.active.is_empty() {
+            self.roll(&mut segs, 0)?;
+        }
         Ok(())
     }
 

@@ -57,8 +57,13 @@ fn classify(name: &str) -> Option<(u64, FileKind)> {
     }
 }
 
-/// Recovers (or initialises) the queue stored in `dir`.
-pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQueue> {
+/// Recovers the queue stored in `dir`, or initialises an empty one whose
+/// first offset is `initial_base` (a queue continuing after its cold segments).
+pub(crate) fn recover_queue(
+    dir: &Path,
+    config: &HotConfig,
+    initial_base: u64,
+) -> Result<RecoveredQueue> {
     std::fs::create_dir_all(dir).map_err(|e| HotError::io("creating a queue directory", dir, e))?;
     let mut sealed_bases = Vec::new();
     let mut partial_bases = Vec::new();
@@ -104,7 +109,7 @@ pub(crate) fn recover_queue(dir: &Path, config: &HotConfig) -> Result<RecoveredQ
     let active = match last_partial {
         Some(base) => recover_active(dir, base, config)?,
         None => {
-            let base = sealed.last().map_or(0, |s| s.end);
+            let base = sealed.last().map_or(initial_base, |s| s.end);
             ActiveSegment::create(dir, base, config.segment_bytes, config.index_interval_bytes)?
         }
     };

@@ -92,7 +92,7 @@ impl HotStore {
             .map_err(|e| HotError::io("creating the hot tier directory", root, e))?;
         let mut queues = HashMap::new();
         for (topic, queue, dir) in list_queue_dirs(root)? {
-            let log = QueueLog::open(&topic, queue, &dir, config.clone(), clock.clone())?;
+            let log = QueueLog::open(&topic, queue, &dir, config.clone(), clock.clone(), 0)?;
             queues.insert((topic, queue), Arc::new(log));
         }
         Ok(Arc::new(HotStore {
@@ -105,6 +105,12 @@ impl HotStore {
 
     /// The queue, opened or created on first use.
     pub fn queue(&self, topic: &str, queue: u32) -> Result<Arc<QueueLog>> {
+        self.queue_from(topic, queue, 0)
+    }
+
+    /// The queue; if it does not exist on this node yet, it is created with
+    /// its first offset at `base` (where its cold segments end).
+    pub fn queue_from(&self, topic: &str, queue: u32, base: u64) -> Result<Arc<QueueLog>> {
         if let Some(q) = self.existing_queue(topic, queue) {
             return Ok(q);
         }
@@ -126,6 +132,7 @@ impl HotStore {
             &dir,
             self.config.clone(),
             self.clock.clone(),
+            base,
         )?);
         if created {
             // Make the new directories themselves durable.
@@ -200,6 +207,23 @@ impl HotStore {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Seals every active segment holding data (see [`QueueLog::seal_active`]).
+    /// Blocking. Seals every queue even if one fails; returns the first error.
+    pub fn seal_all_active(&self) -> Result<()> {
+        let mut first_err = None;
+        for q in self.all() {
+            if let Err(e) = q.seal_active() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Every queue on this node.
+    pub fn queues(&self) -> Vec<Arc<QueueLog>> {
+        self.all()
     }
 
     /// Total bytes of segments on local disk.

@@ -290,3 +290,42 @@ fn records_with_an_indexed_property_are_found_without_the_others() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_queue_created_after_its_cold_segments_continues_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue_from("t", 0, 500).unwrap();
+    assert_eq!((q.min_offset(), q.max_offset()), (500, 500));
+    assert_eq!(q.append(&[msg(0, 10)]).unwrap()[0].offset, 500);
+    // An existing queue keeps its own offsets whatever base is asked for.
+    assert_eq!(store.queue_from("t", 0, 9).unwrap().max_offset(), 501);
+    drop(q);
+    drop(store);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("t", 0).unwrap();
+    assert_eq!((q.min_offset(), q.max_offset()), (500, 501));
+    assert!(matches!(
+        q.read(499, 1, usize::MAX),
+        Err(HotError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn seal_active_turns_everything_written_into_sealed_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &config(1 << 20), &ManualClock::new(T0));
+    let q = store.queue("t", 0).unwrap();
+    store.seal_all_active().unwrap();
+    assert!(
+        q.sealed_segments().is_empty(),
+        "an empty active segment is not sealed"
+    );
+    q.append(&[msg(0, 10), msg(1, 10)]).unwrap();
+    store.seal_all_active().unwrap();
+    let sealed = q.sealed_segments();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!((sealed[0].base_offset, sealed[0].end_offset), (0, 2));
+    assert_eq!(q.append(&[msg(2, 10)]).unwrap()[0].offset, 2);
+}
