@@ -11,6 +11,7 @@
 //! wrappers, the bucket layout and the fenced queue manifest. The Parquet
 //! uploader, cold reads and retention build on these.
 
+pub mod cold_reader;
 pub mod error;
 pub mod fault_store;
 pub mod manifest;

@@ -208,17 +208,55 @@ pub fn encode_segment(records: &[Record], row_group_bytes: usize) -> Result<(Byt
     Ok((Bytes::from(out), entry))
 }
 
+/// Where a row group sits in the queue, from its statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowGroupInfo {
+    pub first_offset: u64,
+    pub rows: u64,
+    /// Newest `store_ms` in the group (for seeks by time).
+    pub max_store_ms: i64,
+}
+
 /// A cold segment's footer, parsed once and cached by the reader.
 #[derive(Debug, Clone)]
 pub struct SegmentFooter {
     pub meta: ArrowReaderMetadata,
-    /// `(first offset, rows)` of each row group.
-    pub row_groups: Vec<(u64, u64)>,
+    pub row_groups: Vec<RowGroupInfo>,
+}
+
+impl SegmentFooter {
+    /// Index of the row group holding `offset`, if any.
+    pub fn row_group_of(&self, offset: u64) -> Option<usize> {
+        let i = self
+            .row_groups
+            .partition_point(|g| g.first_offset <= offset)
+            .checked_sub(1)?;
+        let g = &self.row_groups[i];
+        (offset < g.first_offset + g.rows).then_some(i)
+    }
+
+    /// Index of the first row group holding a message with `store_ms >= ts`, if any.
+    pub fn first_row_group_at_or_after(&self, ts: i64) -> Option<usize> {
+        let i = self.row_groups.partition_point(|g| g.max_store_ms < ts);
+        (i < self.row_groups.len()).then_some(i)
+    }
+
+    /// Bytes this footer roughly takes in memory (cache weight).
+    pub fn weight(&self) -> usize {
+        self.meta.metadata().memory_size()
+    }
 }
 
 fn int64_min(stats: Option<&Statistics>) -> Option<i64> {
     match stats? {
         Statistics::Int64(s) => s.min_opt().copied(),
+        _ => None,
+    }
+}
+
+fn int64_max(stats: Option<&Statistics>) -> Option<i64> {
+    match stats? {
+        Statistics::Int64(s) => s.max_opt().copied(),
         _ => None,
     }
 }
@@ -238,9 +276,14 @@ pub async fn read_footer(
     .map_err(|e| invalid(path, e))?;
     let mut row_groups = Vec::new();
     for rg in meta.metadata().row_groups() {
-        let first = int64_min(rg.column(0).statistics())
-            .ok_or_else(|| invalid(path, "row group without offset statistics"))?;
-        row_groups.push((first as u64, rg.num_rows() as u64));
+        let no_stats = || invalid(path, "row group without offset/store_ms statistics");
+        let first = int64_min(rg.column(0).statistics()).ok_or_else(no_stats)?;
+        let max_store_ms = int64_max(rg.column(1).statistics()).ok_or_else(no_stats)?;
+        row_groups.push(RowGroupInfo {
+            first_offset: first as u64,
+            rows: rg.num_rows() as u64,
+            max_store_ms,
+        });
     }
     Ok(SegmentFooter { meta, row_groups })
 }
@@ -258,7 +301,8 @@ pub async fn read_range(
     let mut groups = Vec::new();
     let mut selectors = Vec::new();
     let mut wanted = max_rows as u64;
-    for (i, (first, rows)) in footer.row_groups.iter().copied().enumerate() {
+    for (i, g) in footer.row_groups.iter().enumerate() {
+        let (first, rows) = (g.first_offset, g.rows);
         if wanted == 0 || first + rows <= from_offset {
             continue;
         }
