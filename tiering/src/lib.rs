@@ -20,6 +20,7 @@ pub mod parquet_segment;
 pub mod paths;
 pub mod retention;
 pub mod retry_store;
+pub mod tier;
 pub mod uploader;
 
 pub use error::{Result, TieringError};
@@ -27,3 +28,4 @@ pub use fault_store::{FaultStore, Faults};
 pub use manifest::{FencedManifest, QueueManifest, SegmentEntry};
 pub use object_url::{ObjectStoreUrl, open_object_store};
 pub use retry_store::{RetryPolicy, RetryStore};
+pub use tier::Tier;

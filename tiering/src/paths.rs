@@ -23,10 +23,18 @@ impl Layout {
         &self.prefix
     }
 
+    /// Where every topic's objects live.
+    pub fn topics_root(&self) -> Path {
+        self.prefix.child("topics")
+    }
+
+    /// Everything of one topic.
+    pub fn topic_dir(&self, topic: &str) -> Path {
+        self.topics_root().child(topic)
+    }
+
     fn queue_dir(&self, topic: &str, queue: u32) -> Path {
-        self.prefix
-            .child("topics")
-            .child(topic)
+        self.topic_dir(topic)
             .child("queues")
             .child(queue.to_string())
     }
@@ -45,7 +53,7 @@ impl Layout {
 
     /// A topic's metadata.
     pub fn topic_meta(&self, topic: &str) -> Path {
-        self.prefix.child("topics").child(topic).child("topic.json")
+        self.topic_dir(topic).child("topic.json")
     }
 }
 

@@ -67,6 +67,11 @@ impl QueueUploader {
         &self.manifest
     }
 
+    /// The owned manifest, for other fenced changes (retention).
+    pub fn manifest_mut(&mut self) -> &mut FencedManifest {
+        &mut self.manifest
+    }
+
     /// Uploads every local sealed segment the manifest does not list yet,
     /// oldest first. Returns the entries added. Stops at the first failure
     /// (what was added before it stays added).

@@ -1,0 +1,209 @@
+//! [`Tier`]: the object-store side of one node — the queues it uploads (and
+//! therefore owns), retention, eviction of uploaded local segments, cold
+//! reads, and topic metadata objects.
+//!
+//! Ownership: a node takes a queue's manifest (raising its epoch) the first
+//! time it uploads that queue. If another owner fences it, the uploader is
+//! dropped and the next call takes the queue back — with one node per
+//! bucket prefix (the only deployment before node membership lands) that only
+//! happens across restarts, which is exactly the hand-over we want.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use shale_hot::QueueLog;
+use tokio::sync::Mutex;
+
+use crate::cold_reader::ColdReader;
+use crate::error::{Result, TieringError};
+use crate::manifest::SegmentEntry;
+use crate::parquet_segment::DEFAULT_ROW_GROUP_BYTES;
+use crate::paths::Layout;
+use crate::retention;
+use crate::uploader::QueueUploader;
+
+type Owned = Arc<Mutex<QueueUploader>>;
+
+/// The object-store tier of a node.
+#[derive(Debug)]
+pub struct Tier {
+    store: Arc<dyn ObjectStore>,
+    layout: Layout,
+    reader: ColdReader,
+    owned: Mutex<HashMap<(String, u32), Owned>>,
+    row_group_bytes: usize,
+}
+
+impl Tier {
+    /// A tier over `store` under `prefix`, with a cold-read cache of about `cache_bytes`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, cache_bytes: u64) -> Self {
+        let layout = Layout::new(prefix);
+        Self {
+            reader: ColdReader::new(store.clone(), layout.clone(), cache_bytes),
+            store,
+            layout,
+            owned: Mutex::new(HashMap::new()),
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
+        }
+    }
+
+    pub fn reader(&self) -> &ColdReader {
+        &self.reader
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn owner(&self, topic: &str, queue: u32) -> Result<Owned> {
+        let mut owned = self.owned.lock().await;
+        if let Some(o) = owned.get(&(topic.to_string(), queue)) {
+            return Ok(o.clone());
+        }
+        let up = QueueUploader::open(
+            self.store.clone(),
+            self.layout.clone(),
+            topic,
+            queue,
+            self.row_group_bytes,
+        )
+        .await?;
+        let o = Arc::new(Mutex::new(up));
+        owned.insert((topic.to_string(), queue), o.clone());
+        Ok(o)
+    }
+
+    async fn forget_if_fenced<T>(&self, topic: &str, queue: u32, res: Result<T>) -> Result<T> {
+        if let Err(TieringError::Fenced { .. }) = &res {
+            tracing::warn!(
+                topic,
+                queue,
+                "fenced by a newer owner; will take the queue again on the next pass"
+            );
+            self.owned.lock().await.remove(&(topic.to_string(), queue));
+            self.reader.invalidate(topic, queue).await;
+        }
+        res
+    }
+
+    /// Uploads the queue's sealed segments not yet in its manifest.
+    pub async fn upload(&self, log: &QueueLog) -> Result<Vec<SegmentEntry>> {
+        let (topic, queue) = (log.topic(), log.queue());
+        let owner = self.owner(topic, queue).await?;
+        let mut up = owner.lock().await;
+        let res = up.upload_sealed(log).await;
+        let manifest = up.manifest().manifest().clone();
+        drop(up);
+        self.reader.remember(topic, queue, manifest).await;
+        self.forget_if_fenced(topic, queue, res).await
+    }
+
+    /// Drops cold segments whose newest message is older than `cutoff_ms`, then
+    /// the local copies of everything below the new `min_offset`.
+    pub async fn retain(&self, log: &QueueLog, cutoff_ms: i64) -> Result<Vec<SegmentEntry>> {
+        let (topic, queue) = (log.topic(), log.queue());
+        let owner = self.owner(topic, queue).await?;
+        let mut up = owner.lock().await;
+        let layout = self.layout.clone();
+        let res = retention::apply_retention(
+            up.manifest_mut(),
+            self.store.as_ref(),
+            &layout,
+            topic,
+            queue,
+            cutoff_ms,
+        )
+        .await;
+        let manifest = up.manifest().manifest().clone();
+        drop(up);
+        self.reader.remember(topic, queue, manifest.clone()).await;
+        let removed = self.forget_if_fenced(topic, queue, res).await?;
+        if !removed.is_empty() {
+            log.evict_through(manifest.min_offset)
+                .map_err(|e| TieringError::Invalid {
+                    path: format!("{topic}/{queue}"),
+                    reason: format!("evicting expired local segments: {e}"),
+                })?;
+        }
+        Ok(removed)
+    }
+
+    /// Where the queue's cold segments end (0 without any): a queue created on
+    /// this node starts there.
+    pub async fn cold_end(&self, topic: &str, queue: u32) -> Result<u64> {
+        Ok(self
+            .reader
+            .manifest(topic, queue)
+            .await?
+            .map_or(0, |m| m.end_offset()))
+    }
+
+    /// Deletes every object of `topic` (segments, manifests, metadata).
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        self.owned.lock().await.retain(|(t, _), _| t != topic);
+        let dir = self.layout.topic_dir(topic);
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| TieringError::store(format!("listing {dir}"), e))?;
+        for meta in objects {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(TieringError::store(
+                        format!("deleting {}", meta.location),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a topic's metadata object.
+    pub async fn put_topic_meta(&self, topic: &str, json: Bytes) -> Result<()> {
+        let path = self.layout.topic_meta(topic);
+        self.store
+            .put(&path, PutPayload::from(json))
+            .await
+            .map_err(|e| TieringError::store(format!("writing {path}"), e))?;
+        Ok(())
+    }
+
+    /// The bytes of every topic metadata object in the bucket (each names its topic).
+    pub async fn list_topic_metas(&self) -> Result<Vec<Bytes>> {
+        let root = self.layout.topics_root();
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&root))
+            .await
+            .map_err(|e| TieringError::store(format!("listing {root}"), e))?;
+        let mut out = Vec::new();
+        for dir in listing.common_prefixes {
+            // `dir` is already an encoded path: extend it rather than re-encoding a name.
+            let path = dir.child("topic.json");
+            match self.store.get(&path).await {
+                Ok(got) => {
+                    let bytes = got
+                        .bytes()
+                        .await
+                        .map_err(|e| TieringError::store(format!("reading {path}"), e))?;
+                    out.push(bytes);
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(TieringError::store(format!("reading {path}"), e)),
+            }
+        }
+        Ok(out)
+    }
+}
