@@ -18,5 +18,6 @@ pub mod openapi;
 mod routes;
 pub mod server;
 pub mod state;
+pub mod tiered;
 pub mod topics;
 pub mod validate;

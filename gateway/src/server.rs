@@ -12,10 +12,14 @@
 //!    http://ADDR` (`https://` with TLS) goes to stdout, with the bound address.
 //!    Everything else (logs) goes to stderr.
 //! 4. The maintenance loop calls [`AppState::maintenance_tick`] every
-//!    `flush_interval_ms` (fsync of ASYNC data, sealing old segments).
+//!    `flush_interval_ms` (fsync of ASYNC data, sealing old segments); the
+//!    tiering loop calls [`AppState::tiering_tick`] as often (uploads,
+//!    retention, eviction past `hot_bytes`).
 //! 5. On the first SIGTERM or SIGINT: [`AppState::set_draining`], stop
 //!    accepting, let in-flight requests finish (at most `drain_timeout_ms`),
-//!    stop the maintenance loop, [`AppState::shutdown_flush`], return `Ok`.
+//!    stop the maintenance and tiering loops, [`AppState::hand_over`] (seal
+//!    and upload, at most `drain_timeout_ms`), [`AppState::shutdown_flush`],
+//!    return `Ok`.
 //!    A second signal exits at once with status 130: every acknowledged write
 //!    is already in the page cache (ASYNC) or on disk (SYNC), so only the
 //!    final fsync of ASYNC data is skipped, as after a plain process crash.
@@ -67,8 +71,13 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     let state = tokio::task::spawn_blocking(move || AppState::open(&open_config))
         .await
         .context("opening the node's storage panicked")??;
+    let adopted = state
+        .load_topics_from_store()
+        .await
+        .context("reading topic metadata from the object store")?;
     tracing::info!(
         elapsed_ms = opened.elapsed().as_millis() as u64,
+        topics_from_object_store = adopted,
         "storage open"
     );
 
@@ -76,6 +85,11 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     let maintenance = Periodic::spawn(Duration::from_millis(config.flush_interval_ms), move || {
         let state = tick_state.clone();
         async move { state.maintenance_tick().await }
+    });
+    let tier_state = state.clone();
+    let tiering = Periodic::spawn(Duration::from_millis(config.flush_interval_ms), move || {
+        let state = tier_state.clone();
+        async move { state.tiering_tick().await }
     });
 
     let drain_state = state.clone();
@@ -107,6 +121,13 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     .await;
 
     maintenance.stop().await;
+    tiering.stop().await;
+    // Hand-over: seal and upload everything so a node with an empty disk
+    // serves every acknowledged message. Data that does not make it in time
+    // stays on local disk (flushed below) and uploads after a restart.
+    if let Err(e) = state.hand_over(drain_timeout).await {
+        tracing::warn!(error = %format!("{e:#}"), "hand-over to the object store incomplete; the rest stays on local disk");
+    }
     let flushed = state.shutdown_flush().await.context("final flush");
     match (&served, &flushed) {
         (Ok(()), Ok(())) => tracing::info!("stopped cleanly"),

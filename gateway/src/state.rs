@@ -3,8 +3,15 @@
 //! Local layout under `data_dir`:
 //! ```text
 //! hot/                 the hot tier (crate shale-hot)
-//! meta/topics/*.json   topic metadata (see `topics`)
+//! meta/topics/*.json   topic metadata (see `topics`), mirrored to the object store
 //! ```
+//!
+//! The object store (`shale-tiering`) holds sealed segments, their manifests
+//! and a copy of every topic's metadata, so a node with an empty disk finds
+//! every topic ([`AppState::load_topics_from_store`]) and serves every sealed
+//! message. [`AppState::tiering_tick`] uploads, applies retention and keeps the
+//! hot tier within `hot_bytes`; [`AppState::hand_over`] seals and uploads
+//! everything on shutdown.
 //!
 //! Invariants kept by [`AppState::open`]:
 //! - topic metadata is the truth: hot data of a topic without metadata is the
@@ -19,7 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use shale_hot::{Clock, HotConfig, HotStore, SystemClock};
+use shale_hot::{Clock, HotConfig, HotStore, QueueLog, SystemClock};
+use shale_tiering::Tier;
 
 use crate::config::NodeConfig;
 use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, DedupWindow, dedup_id_of};
@@ -35,6 +43,10 @@ pub struct AppState {
     pub topics: TopicRegistry,
     pub dedup: DedupWindow,
     pub metrics: Option<PrometheusHandle>,
+    /// The object-store tier: uploads, cold reads, topic copies.
+    pub tier: Arc<Tier>,
+    /// Local disk budget of the hot tier (`None`: unbounded).
+    pub hot_bytes: Option<u64>,
     draining: AtomicBool,
     /// Turns `true` when draining starts: long polls return early.
     drain_signal: tokio::sync::watch::Sender<bool>,
@@ -63,6 +75,13 @@ impl AppState {
         let hot = HotStore::open(&hot_dir, hot_config, clock.clone()).map_err(|e| {
             anyhow::Error::new(e).context(format!("opening the hot tier at {}", hot_dir.display()))
         })?;
+        let url = config
+            .object_store_url()
+            .map_err(|why| anyhow::anyhow!("object_store: {why}"))?;
+        let tier = Arc::new(
+            Tier::open(&url, COLD_CACHE_BYTES)
+                .map_err(|e| anyhow::Error::new(e).context("opening the object store"))?,
+        );
         let topics = TopicRegistry::open(&config.data_dir.join("meta").join("topics"))?;
         remove_orphan_topics(&hot, &topics);
         let dedup = DedupWindow::default();
@@ -75,6 +94,8 @@ impl AppState {
             topics,
             dedup,
             metrics,
+            tier,
+            hot_bytes: config.hot_bytes,
             draining: AtomicBool::new(false),
             drain_signal,
         }))
@@ -98,6 +119,122 @@ impl AppState {
         if let Some(m) = &self.metrics {
             m.run_upkeep();
         }
+    }
+
+    /// Adds the topics the object store knows and this node does not (a node
+    /// with an empty disk, or one that missed a create). Call once after open.
+    pub async fn load_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let metas = self
+            .tier
+            .list_topic_metas()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("listing topics in the object store"))?;
+        let mut added = 0;
+        for bytes in metas {
+            let config = match crate::topics::decode_topic(&bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping an unreadable topic object");
+                    continue;
+                }
+            };
+            if self.topics.get(&config.name).is_some() {
+                continue;
+            }
+            let state = self.clone();
+            tokio::task::spawn_blocking(move || state.topics.put_blocking(config)).await??;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// The queue to append to; a queue new to this node starts where its cold
+    /// segments end, so offsets continue across nodes and disks.
+    pub async fn queue_for_write(
+        &self,
+        topic: &str,
+        queue: u32,
+    ) -> crate::error::ApiResult<Arc<QueueLog>> {
+        if let Some(q) = self.hot.existing_queue(topic, queue) {
+            return Ok(q);
+        }
+        let base = self.tier.cold_end(topic, queue).await?;
+        let (hot, name) = (self.hot.clone(), topic.to_string());
+        Ok(tokio::task::spawn_blocking(move || hot.queue_from(&name, queue, base)).await??)
+    }
+
+    /// Background work against the object store: upload sealed segments,
+    /// apply each topic's retention, then evict uploaded local segments while
+    /// the hot tier is over `hot_bytes`. Errors are logged; the next tick retries.
+    pub async fn tiering_tick(&self) {
+        let now = self.clock.now_ms();
+        for log in self.hot.queues() {
+            let Some(topic) = self.topics.get(log.topic()) else {
+                continue;
+            };
+            if let Err(e) = self.tier.upload(&log).await {
+                tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "upload failed; will retry");
+                continue;
+            }
+            let cutoff =
+                now.saturating_sub(i64::try_from(topic.config().retention_ms).unwrap_or(i64::MAX));
+            if let Err(e) = self.tier.retain(&log, cutoff).await {
+                tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "retention failed; will retry");
+            }
+        }
+        if let Some(budget) = self.hot_bytes {
+            let hot = self.hot.clone();
+            let ends = self.uploaded_ends().await;
+            let evicted =
+                tokio::task::spawn_blocking(move || evict_to_budget(&hot, &ends, budget)).await;
+            if let Ok(Err(e)) = evicted {
+                tracing::warn!(error = %error_chain(&e), "evicting uploaded segments failed");
+            }
+        }
+    }
+
+    /// Where each local queue's uploaded (cold) data ends.
+    async fn uploaded_ends(&self) -> Vec<(Arc<QueueLog>, u64)> {
+        let mut out = Vec::new();
+        for log in self.hot.queues() {
+            if let Ok(end) = self.tier.cold_end(log.topic(), log.queue()).await {
+                out.push((log, end));
+            }
+        }
+        out
+    }
+
+    /// True when the hot tier is over its budget with nothing left it may
+    /// evict: new writes would grow the backlog the object store has not taken.
+    pub fn over_hot_budget(&self) -> bool {
+        self.hot_bytes
+            .is_some_and(|budget| self.hot.disk_bytes() > budget.saturating_add(budget / 4))
+    }
+
+    /// Shutdown hand-over: seal every active segment and upload everything,
+    /// within `budget`, so that a node with an empty disk serves every
+    /// acknowledged message. What does not make it stays on local disk.
+    pub async fn hand_over(&self, budget: std::time::Duration) -> anyhow::Result<()> {
+        let hot = self.hot.clone();
+        tokio::task::spawn_blocking(move || hot.seal_all_active()).await??;
+        let uploads = async {
+            for log in self.hot.queues() {
+                if self.topics.get(log.topic()).is_none() {
+                    continue;
+                }
+                self.tier.upload(&log).await.map_err(|e| {
+                    anyhow::Error::new(e).context(format!(
+                        "uploading {}/{}",
+                        log.topic(),
+                        log.queue()
+                    ))
+                })?;
+            }
+            Ok::<_, anyhow::Error>(())
+        };
+        tokio::time::timeout(budget, uploads)
+            .await
+            .map_err(|_| anyhow::anyhow!("the hand-over upload did not finish within {budget:?}"))?
     }
 
     /// Final flush on shutdown: everything written becomes durable.
@@ -126,6 +263,39 @@ impl AppState {
         // The sender lives as long as `self`, so this only ends when draining.
         let _ = rx.wait_for(|d| *d).await;
     }
+}
+
+/// Bytes of decoded cold row groups kept in memory.
+const COLD_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Evicts uploaded sealed segments, oldest first across queues, until the hot
+/// tier fits `budget`. Only segments ending at or below their queue's cold end go.
+fn evict_to_budget(
+    hot: &HotStore,
+    ends: &[(Arc<QueueLog>, u64)],
+    budget: u64,
+) -> shale_hot::Result<()> {
+    let mut used = hot.disk_bytes();
+    if used <= budget {
+        return Ok(());
+    }
+    let mut candidates: Vec<(i64, &Arc<QueueLog>, u64)> = ends
+        .iter()
+        .flat_map(|(log, end)| {
+            log.sealed_segments()
+                .into_iter()
+                .filter(move |s| s.end_offset <= *end)
+                .map(move |s| (s.last_store_ms, log, s.end_offset))
+        })
+        .collect();
+    candidates.sort_by_key(|(ms, _, _)| *ms);
+    for (_, log, through) in candidates {
+        if used <= budget {
+            break;
+        }
+        used = used.saturating_sub(log.evict_through(through)?);
+    }
+    Ok(())
 }
 
 /// Removes hot data of topics without metadata (an interrupted delete).

@@ -281,6 +281,28 @@ impl TopicRegistry {
     }
 }
 
+/// The versioned JSON of a topic, as stored in its file and in the object store.
+pub fn encode_topic(config: &TopicConfig) -> Vec<u8> {
+    let file = TopicFile {
+        version: TOPIC_FILE_VERSION,
+        config: config.clone(),
+    };
+    serde_json::to_vec_pretty(&file).unwrap_or_default()
+}
+
+/// Parses and validates [`encode_topic`]'s output (from the object store).
+pub fn decode_topic(bytes: &[u8]) -> Result<TopicConfig, Box<dyn std::error::Error + Send + Sync>> {
+    let file: TopicFile = serde_json::from_slice(bytes)?;
+    if file.version != TOPIC_FILE_VERSION {
+        return Err(format!("unsupported version {}", file.version).into());
+    }
+    if !crate::validate::is_known_name_shape(&file.config.name) {
+        return Err("not a valid topic name".into());
+    }
+    file.config.validate().map_err(|e| e.message)?;
+    Ok(file.config)
+}
+
 /// Reads and validates one topic file; `name` is the name its file name gives.
 fn read_topic_file(path: &Path, name: &str) -> Result<TopicConfig, Box<dyn std::error::Error>> {
     let bytes = fs::read(path)?;

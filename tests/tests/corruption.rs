@@ -43,7 +43,8 @@ async fn torn_tail_case(
     node.create_topic(topic, 1, "NORMAL", "SYNC").await?;
     let bodies = fill(&node, topic, 20, 300).await?;
     let before = node.read_all(topic, 0).await?;
-    node.stop_clean()?;
+    // kill -9: a clean stop hands the active segment over (seals it); SYNC data is on disk.
+    node.kill9()?;
 
     let seg = active_segment(&queue_dir(data, topic, 0))?;
     let spans = file_records(&seg)?;
@@ -258,7 +259,8 @@ async fn flipped_bit_in_active_segment_is_never_served() -> anyhow::Result<()> {
     node.create_topic(topic, 1, "NORMAL", "SYNC").await?;
     let bodies = fill(&node, topic, 20, 300).await?;
     let before = node.read_all(topic, 0).await?;
-    node.stop_clean()?;
+    // kill -9: a clean stop hands the active segment over (seals it); SYNC data is on disk.
+    node.kill9()?;
 
     let seg = active_segment(&queue_dir(data, topic, 0))?;
     let spans = file_records(&seg)?;

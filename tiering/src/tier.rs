@@ -51,6 +51,14 @@ impl Tier {
         }
     }
 
+    /// Opens the store a URL names, behind bounded jittered retries.
+    pub fn open(url: &crate::ObjectStoreUrl, cache_bytes: u64) -> Result<Self> {
+        let (store, prefix) = crate::open_object_store(url)?;
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(crate::RetryStore::new(store, crate::RetryPolicy::default()));
+        Ok(Self::new(store, prefix, cache_bytes))
+    }
+
     pub fn reader(&self) -> &ColdReader {
         &self.reader
     }

@@ -38,6 +38,7 @@ async fn in_process_node(data_dir: &Path) -> anyhow::Result<(String, tokio::task
     std::fs::create_dir_all(data_dir)?;
     let config = NodeConfig {
         data_dir: data_dir.to_path_buf(),
+        object_store: crate::config::default_object_store(data_dir),
         listen: "127.0.0.1:0".into(),
         ..NodeConfig::default()
     };

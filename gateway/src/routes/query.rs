@@ -78,11 +78,10 @@ pub async fn get_message(
     if queue >= t.queues() {
         return Err(message_not_found(&id));
     }
-    let Some(log) = state.hot.existing_queue(&t.name, queue) else {
-        return Err(message_not_found(&id));
-    };
-    let record = tokio::task::spawn_blocking(move || log.get_by_id(&message_id))
-        .await??
+    let log = crate::tiered::TieredQueue::open(&state, &t.name, queue).await?;
+    let record = log
+        .read_one(message_id.offset())
+        .await?
         .filter(|r| r.message_id == message_id)
         .ok_or_else(|| message_not_found(&id))?;
     crate::metrics::read(&t.name, 1, record.body.len() as u64);

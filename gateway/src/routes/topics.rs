@@ -121,6 +121,11 @@ pub async fn create_topic(
             ),
         ));
     }
+    // The object store's copy first: a topic exists only once a fresh node would find it.
+    state
+        .tier
+        .put_topic_meta(&wanted.name, crate::topics::encode_topic(&wanted).into())
+        .await?;
     let st = state.clone();
     let config = wanted.clone();
     tokio::task::spawn_blocking(move || st.topics.put_blocking(config))
@@ -144,33 +149,30 @@ pub async fn list_topics(State(state): State<Arc<AppState>>) -> Json<TopicList> 
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
     params(("topic" = String, Path, description = "Topic name (percent-encode `%`)")),
     description = "The topic object where `queues` is the per-queue array (`queue`, `min_offset`, \
-        `max_offset` = next offset, `hot_bytes`, `cold_bytes` = 0, `cold_segments` = 0, `owner` = \
-        this node's id) and `queue_count` is the number of queues. A queue never written has \
-        min_offset = max_offset = 0.",
+        `max_offset` = next offset, `hot_bytes` on this node's disk, `cold_bytes` and \
+        `cold_segments` in the object store, `owner` = this node's id) and `queue_count` is the \
+        number of queues. A queue never written has min_offset = max_offset = 0.",
     responses((status = 200, body = TopicDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_topic(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<TopicDetail>> {
     let config = state.topics.require(&name)?.config();
-    let queues = (0..config.queues)
-        .map(|q| {
-            let stats = state
-                .hot
-                .existing_queue(&config.name, q)
-                .map(|ql| ql.stats())
-                .unwrap_or_default();
-            QueueInfo {
-                queue: q,
-                min_offset: stats.min_offset,
-                max_offset: stats.max_offset,
-                hot_bytes: stats.disk_bytes,
-                cold_bytes: 0,
-                cold_segments: 0,
-                owner: state.node_id.clone(),
-            }
-        })
-        .collect();
+    let mut queues = Vec::with_capacity(config.queues as usize);
+    for q in 0..config.queues {
+        let log = crate::tiered::TieredQueue::open(&state, &config.name, q).await?;
+        let hot_bytes = log.hot.as_ref().map_or(0, |h| h.stats().disk_bytes);
+        let cold = log.cold.as_deref();
+        queues.push(QueueInfo {
+            queue: q,
+            min_offset: log.min_offset(),
+            max_offset: log.max_offset(),
+            hot_bytes,
+            cold_bytes: cold.map_or(0, |m| m.segments.iter().map(|s| s.bytes).sum()),
+            cold_segments: cold.map_or(0, |m| m.segments.len() as u64),
+            owner: state.node_id.clone(),
+        });
+    }
     Ok(Json(TopicDetail {
         name: config.name,
         queues,
@@ -209,6 +211,10 @@ pub async fn patch_topic(
         config.retention_ms = retention_ms;
     }
     config.validate()?;
+    state
+        .tier
+        .put_topic_meta(&config.name, crate::topics::encode_topic(&config).into())
+        .await?;
     let st = state.clone();
     let to_write = config.clone();
     tokio::task::spawn_blocking(move || st.topics.put_blocking(to_write))
@@ -231,6 +237,10 @@ pub async fn delete_topic(
     let _admin = state.topics.admin.lock().await;
     let topic = state.topics.require(&name)?;
     let mut deleted = topic.deleted.write().await;
+    // Objects first (metadata copy, manifests, segments): once they are gone no
+    // node can bring the topic back, and a topic created later with the same
+    // name starts empty. If the store is down nothing local has changed yet.
+    state.tier.delete_topic(&name).await?;
     let st = state.clone();
     let n = name.clone();
     tokio::task::spawn_blocking(move || st.topics.remove_blocking(&n))
@@ -247,6 +257,10 @@ pub async fn delete_topic(
             "removing the topic's data (the topic is deleted; its data is removed at the next start)",
             e,
         ));
+    }
+    // Sweep anything an upload in flight wrote meanwhile.
+    if let Err(e) = state.tier.delete_topic(&name).await {
+        tracing::warn!(topic = %name, error = %error_chain(&e), "objects uploaded during the delete may remain");
     }
     tracing::info!(topic = %name, "topic deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -65,6 +65,7 @@ impl Answer {
 fn config(dir: &std::path::Path) -> NodeConfig {
     NodeConfig {
         data_dir: dir.to_path_buf(),
+        object_store: shale_gateway::config::default_object_store(dir),
         node_id: Some("node-test".into()),
         ..Default::default()
     }

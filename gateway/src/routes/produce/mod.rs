@@ -94,6 +94,13 @@ pub async fn produce(
             "the node is shutting down; retry on another node or later",
         ));
     }
+    if state.over_hot_budget() {
+        // The object store has not taken the backlog (down or slow) and the
+        // local budget is spent: refuse rather than fill the disk.
+        return Err(ApiError::unavailable(
+            "the local hot tier is over its budget while the object store catches up; retry later",
+        ));
+    }
     let topic = state.topics.require(&name)?;
     let config = topic.config();
     let durability = requested_durability(&headers)?.max(config.durability);

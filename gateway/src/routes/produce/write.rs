@@ -89,14 +89,16 @@ pub async fn store(
             .iter()
             .map(|&i| std::mem::take(&mut planned[i].request))
             .collect();
-        let hot = state.hot.clone();
         let name = topic.name.clone();
         async move {
+            let log = match state.queue_for_write(&name, queue).await {
+                Ok(log) => log,
+                Err(e) => return (queue, indexes, Ok(Err(e))),
+            };
             let appended = tokio::task::spawn_blocking(move || {
-                let log = hot.queue(&name, queue)?;
                 let appended = log.append(&batch)?;
                 let bytes: u64 = batch.iter().map(|r| r.body.len() as u64).sum();
-                Ok::<_, shale_hot::HotError>((log, appended, bytes))
+                Ok::<_, ApiError>((log, appended, bytes))
             })
             .await;
             (queue, indexes, appended)
@@ -109,7 +111,7 @@ pub async fn store(
         let (log, appended, bytes) = match appended {
             Ok(Ok(ok)) => ok,
             Ok(Err(e)) => {
-                first_error.get_or_insert(ApiError::from(e));
+                first_error.get_or_insert(e);
                 continue;
             }
             Err(join) => {

@@ -19,12 +19,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shale_hot::{QueueLog, QueueStats};
+use shale_hot::QueueLog;
 
 use super::extract::{ApiPath, ApiQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::state::AppState;
+use crate::tiered::TieredQueue;
 use crate::topics::Topic;
 use filter::TagFilter;
 use scan::ScanLimits;
@@ -82,11 +83,11 @@ pub struct OffsetResponse {
 }
 
 /// The topic and the queue's log (if it was ever written), or 404.
-pub(crate) fn locate(
+pub(crate) async fn locate(
     state: &AppState,
     topic: &str,
     queue: u32,
-) -> ApiResult<(Arc<Topic>, Option<Arc<QueueLog>>)> {
+) -> ApiResult<(Arc<Topic>, TieredQueue)> {
     let t = state.topics.require(topic)?;
     if queue >= t.queues() {
         return Err(ApiError::not_found(format!(
@@ -94,19 +95,20 @@ pub(crate) fn locate(
             t.queues()
         )));
     }
-    let log = state.hot.existing_queue(&t.name, queue);
+    let log = TieredQueue::open(state, &t.name, queue).await?;
     Ok((t, log))
 }
 
 /// The checked start offset of a read.
-pub(crate) fn start_offset(stats: &QueueStats, offset: Option<u64>) -> ApiResult<u64> {
-    let offset = offset.unwrap_or(stats.min_offset);
-    if offset < stats.min_offset || offset > stats.max_offset {
+pub(crate) fn start_offset(log: &TieredQueue, offset: Option<u64>) -> ApiResult<u64> {
+    let (min_offset, max_offset) = (log.min_offset(), log.max_offset());
+    let offset = offset.unwrap_or(min_offset);
+    if offset < min_offset || offset > max_offset {
         return Err(ApiError::new(
             ErrorCode::OffsetOutOfRange,
             format!(
                 "offset {offset} is outside the queue's range [{}, {}] (min_offset, max_offset)",
-                stats.min_offset, stats.max_offset
+                min_offset, max_offset
             ),
         ));
     }
@@ -158,11 +160,10 @@ pub async fn read_queue(
     ApiQuery(params): ApiQuery<ReadParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (topic, log) = locate(&state, &topic, queue)?;
+    let (topic, mut log) = locate(&state, &topic, queue).await?;
     let filter = TagFilter::parse(params.tag.as_deref())?;
     let encoding = params.encoding.unwrap_or_default();
-    let stats = log.as_ref().map(|l| l.stats()).unwrap_or_default();
-    let offset = start_offset(&stats, params.offset)?;
+    let offset = start_offset(&log, params.offset)?;
     if wants_ndjson(&headers) {
         let max_messages = params.max_messages.unwrap_or(u64::MAX);
         if max_messages == 0 {
@@ -171,9 +172,9 @@ pub async fn read_queue(
         return Ok(ndjson::stream(
             topic.name.clone(),
             queue,
-            log,
+            log.clone(),
             offset,
-            stats.max_offset,
+            log.max_offset(),
             max_messages,
             filter,
             encoding,
@@ -197,21 +198,13 @@ pub async fn read_queue(
             "wait_ms must be at most {MAX_WAIT_MS}, got {wait_ms}"
         )));
     }
-    let log = match log {
-        Some(log) => log,
-        None if wait_ms == 0 => {
-            return Ok(Json(ReadResponse {
-                messages: vec![],
-                next_offset: 0,
-                min_offset: 0,
-                max_offset: 0,
-            })
-            .into_response());
-        }
-        None => open_for_wait(&state, &topic, queue).await?,
-    };
     if wait_ms > 0 && offset == log.max_offset() {
-        wait_for_data(&state, &log, offset, Duration::from_millis(wait_ms)).await;
+        let hot = match log.hot.clone() {
+            Some(hot) => hot,
+            None => open_for_wait(&state, &topic, queue).await?,
+        };
+        wait_for_data(&state, &hot, offset, Duration::from_millis(wait_ms)).await;
+        log.hot = Some(hot);
     }
     let limits = ScanLimits {
         max_messages: max_messages as usize,
@@ -222,7 +215,6 @@ pub async fn read_queue(
     let scanned =
         tokio::task::spawn_blocking(move || scan::scan(&scan_log, offset, &filter, limits))
             .await??;
-    let stats = log.stats();
     let body_bytes: u64 = scanned.records.iter().map(|r| r.body.len() as u64).sum();
     crate::metrics::read(&topic.name, scanned.records.len() as u64, body_bytes);
     let messages = scanned
@@ -233,8 +225,8 @@ pub async fn read_queue(
     Ok(Json(ReadResponse {
         messages,
         next_offset: scanned.next_offset,
-        min_offset: stats.min_offset,
-        max_offset: stats.max_offset,
+        min_offset: log.min_offset(),
+        max_offset: log.max_offset(),
     })
     .into_response())
 }
@@ -250,9 +242,7 @@ async fn open_for_wait(
     if *deleted {
         return Err(ApiError::topic_not_found(&topic.name));
     }
-    let hot = state.hot.clone();
-    let name = topic.name.clone();
-    let log = tokio::task::spawn_blocking(move || hot.queue(&name, queue)).await??;
+    let log = state.queue_for_write(&topic.name, queue).await?;
     drop(deleted);
     Ok(log)
 }
@@ -278,11 +268,7 @@ pub async fn offset_for_timestamp(
     ApiPath((topic, queue)): ApiPath<(String, u32)>,
     ApiQuery(params): ApiQuery<OffsetParams>,
 ) -> ApiResult<Json<OffsetResponse>> {
-    let (_, log) = locate(&state, &topic, queue)?;
-    let Some(log) = log else {
-        return Ok(Json(OffsetResponse { offset: 0 }));
-    };
-    let ts = params.timestamp_ms;
-    let offset = tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts)).await??;
+    let (_, log) = locate(&state, &topic, queue).await?;
+    let offset = log.offset_for_timestamp(params.timestamp_ms).await?;
     Ok(Json(OffsetResponse { offset }))
 }

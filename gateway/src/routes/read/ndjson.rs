@@ -13,12 +13,12 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use shale_hot::QueueLog;
 
 use super::filter::TagFilter;
 use super::scan::{self, CHUNK_MESSAGES, ScanLimits};
 use crate::error::error_chain;
 use crate::message::{BodyEncoding, MessageObject};
+use crate::tiered::TieredQueue;
 
 /// The media type of the stream.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -29,7 +29,7 @@ const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 struct Cursor {
     topic: String,
     queue: u32,
-    log: Option<Arc<QueueLog>>,
+    log: TieredQueue,
     next: u64,
     end: u64,
     remaining: u64,
@@ -42,7 +42,7 @@ struct Cursor {
 pub fn stream(
     topic: String,
     queue: u32,
-    log: Option<Arc<QueueLog>>,
+    log: TieredQueue,
     offset: u64,
     end: u64,
     max_messages: u64,
@@ -75,9 +75,7 @@ pub fn stream(
 
 /// The next non-empty chunk of lines, or `None` at the end.
 async fn next_chunk(c: &mut Cursor) -> Result<Option<Bytes>, String> {
-    let Some(log) = c.log.clone() else {
-        return Ok(None);
-    };
+    let log = Arc::new(c.log.clone());
     while c.next < c.end && c.remaining > 0 {
         let limits = ScanLimits {
             max_messages: c.remaining.min(CHUNK_MESSAGES as u64) as usize,

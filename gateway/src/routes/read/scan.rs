@@ -12,7 +12,10 @@
 //!
 //! Blocking: call inside `spawn_blocking`.
 
-use shale_hot::{QueueLog, Record};
+use shale_hot::Record;
+
+use crate::error::ApiResult;
+use crate::tiered::TieredQueue;
 
 use super::filter::TagFilter;
 
@@ -41,13 +44,13 @@ pub struct Scanned {
     pub next_offset: u64,
 }
 
-/// Scans `log` from `from` under `limits`.
+/// Scans the queue (both tiers) from `from` under `limits`.
 pub fn scan(
-    log: &QueueLog,
+    log: &TieredQueue,
     from: u64,
     filter: &TagFilter,
     limits: ScanLimits,
-) -> shale_hot::Result<Scanned> {
+) -> ApiResult<Scanned> {
     let mut out = Scanned {
         records: Vec::new(),
         next_offset: from,
@@ -67,7 +70,7 @@ pub fn scan(
         } else {
             (CHUNK_MESSAGES, CHUNK_BYTES)
         };
-        let chunk = log.read(out.next_offset, want, budget)?;
+        let chunk = log.read_blocking(out.next_offset, want, budget)?;
         if chunk.is_empty() {
             break;
         }

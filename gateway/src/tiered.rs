@@ -1,0 +1,126 @@
+//! One queue seen through both tiers, so that no route can tell which one
+//! answered.
+//!
+//! Offsets `[min_offset, cold_end)` live in the object store (the manifest is
+//! authoritative for `min_offset`: retention moves it), `[hot_min, max_offset)`
+//! on local disk; the hot tier keeps uploaded segments as a cache, so the two
+//! usually overlap and a read prefers the local copy. `max_offset` is the hot
+//! tier's when the queue exists on this node, else where the cold data ends.
+
+use std::sync::Arc;
+
+use shale_hot::{QueueLog, Record};
+use shale_tiering::cold_reader::ColdReader;
+use shale_tiering::manifest::QueueManifest;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A queue across the hot and the cold tier.
+#[derive(Debug, Clone)]
+pub struct TieredQueue {
+    pub topic: String,
+    pub queue: u32,
+    pub hot: Option<Arc<QueueLog>>,
+    pub cold: Option<Arc<QueueManifest>>,
+    reader: ColdReader,
+    runtime: tokio::runtime::Handle,
+}
+
+impl TieredQueue {
+    /// Looks the queue up in both tiers (reads the manifest through the cache).
+    pub async fn open(state: &AppState, topic: &str, queue: u32) -> ApiResult<TieredQueue> {
+        let hot = state.hot.existing_queue(topic, queue);
+        let reader = state.tier.reader().clone();
+        let cold = reader.manifest(topic, queue).await?;
+        Ok(TieredQueue {
+            topic: topic.to_string(),
+            queue,
+            hot,
+            cold,
+            reader,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    fn cold_end(&self) -> u64 {
+        self.cold.as_ref().map_or(0, |m| m.end_offset())
+    }
+
+    /// Lowest readable offset.
+    pub fn min_offset(&self) -> u64 {
+        match (&self.cold, &self.hot) {
+            (Some(m), _) => m.min_offset,
+            (None, Some(h)) => h.min_offset(),
+            (None, None) => 0,
+        }
+    }
+
+    /// The offset the next message will get.
+    pub fn max_offset(&self) -> u64 {
+        let hot = self.hot.as_ref().map_or(0, |h| h.max_offset());
+        hot.max(self.cold_end())
+    }
+
+    /// Reads from `offset`: locally when the hot tier still holds it, else from
+    /// one cold row group. Blocking (cold reads wait on the runtime): call it
+    /// inside `spawn_blocking`.
+    pub fn read_blocking(&self, offset: u64, want: usize, budget: usize) -> ApiResult<Vec<Record>> {
+        if let Some(hot) = &self.hot
+            && offset >= hot.min_offset()
+        {
+            return Ok(hot.read(offset, want, budget)?);
+        }
+        if offset >= self.cold_end() {
+            return Ok(Vec::new());
+        }
+        let records =
+            self.runtime
+                .block_on(self.reader.read(&self.topic, self.queue, offset, want))?;
+        if records.is_empty() {
+            return Err(ApiError::internal(
+                "reading cold data",
+                format!(
+                    "the manifest lists offset {offset} of {}/{} but no segment holds it",
+                    self.topic, self.queue
+                ),
+            ));
+        }
+        Ok(records)
+    }
+
+    /// The record at `offset`, from whichever tier holds it.
+    pub async fn read_one(&self, offset: u64) -> ApiResult<Option<Record>> {
+        if offset < self.min_offset() || offset >= self.max_offset() {
+            return Ok(None);
+        }
+        if let Some(hot) = self.hot.clone()
+            && offset >= hot.min_offset()
+        {
+            return Ok(tokio::task::spawn_blocking(move || hot.read_one(offset)).await??);
+        }
+        Ok(self
+            .reader
+            .read(&self.topic, self.queue, offset, 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The first offset with `store_ms >= ts`, or `max_offset` when there is none.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> ApiResult<u64> {
+        if self.cold.is_some()
+            && let Some(o) = self
+                .reader
+                .offset_for_timestamp(&self.topic, self.queue, ts)
+                .await?
+        {
+            return Ok(o.max(self.min_offset()));
+        }
+        let Some(hot) = self.hot.clone() else {
+            return Ok(self.max_offset());
+        };
+        let o = tokio::task::spawn_blocking(move || hot.offset_for_timestamp(ts)).await??;
+        Ok(o.max(self.min_offset()))
+    }
+}
