@@ -153,17 +153,28 @@ fn to_batch(schema: &SchemaRef, records: &[Record]) -> Result<RecordBatch> {
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| invalid("segment", e))
 }
 
-fn writer_properties() -> Result<WriterProperties> {
+/// Bloom filter false-positive rate.
+const BLOOM_FPP: f64 = 0.01;
+
+/// `expected_rows`: rows a row group will hold at most, which sizes the bloom
+/// filters (the parquet default assumes a million distinct values, about
+/// 1 MiB of filter per column and row group — more than the data itself).
+fn writer_properties(expected_rows: u64) -> Result<WriterProperties> {
     let zstd = ZstdLevel::try_new(3).map_err(|e| invalid("zstd level", e))?;
+    let keys = ColumnPath::new(vec!["keys".into(), "list".into(), "element".into()]);
+    let id = ColumnPath::from("message_id");
+    let ndv = expected_rows.max(1);
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_size(usize::MAX)
-        .set_column_bloom_filter_enabled(ColumnPath::from("message_id"), true)
-        .set_column_bloom_filter_enabled(
-            ColumnPath::new(vec!["keys".into(), "list".into(), "element".into()]),
-            true,
-        )
+        .set_column_bloom_filter_enabled(id.clone(), true)
+        .set_column_bloom_filter_ndv(id.clone(), ndv)
+        .set_column_bloom_filter_fpp(id, BLOOM_FPP)
+        .set_column_bloom_filter_enabled(keys.clone(), true)
+        // Messages carry a few keys each, usually one.
+        .set_column_bloom_filter_ndv(keys.clone(), ndv.saturating_mul(2))
+        .set_column_bloom_filter_fpp(keys, BLOOM_FPP)
         .build())
 }
 
@@ -178,8 +189,20 @@ pub fn encode_segment(records: &[Record], row_group_bytes: usize) -> Result<(Byt
     }
     let schema = schema();
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(writer_properties()?))
-        .map_err(|e| invalid("segment", e))?;
+    // Rows of the biggest row group: the byte target over the smallest record,
+    // bounded by the segment.
+    let smallest = records
+        .iter()
+        .map(|r| r.body.len() + 64)
+        .min()
+        .unwrap_or(64);
+    let expected_rows = (row_group_bytes / smallest + 1).min(records.len()) as u64;
+    let mut writer = ArrowWriter::try_new(
+        &mut out,
+        schema.clone(),
+        Some(writer_properties(expected_rows)?),
+    )
+    .map_err(|e| invalid("segment", e))?;
     for chunk in records.chunks(WRITE_CHUNK_ROWS) {
         writer
             .write(&to_batch(&schema, chunk)?)
