@@ -3,12 +3,16 @@
 //! point reads (one ranged GET once the footer is cached), seeks by time with
 //! a bounded number of object reads, and nothing outside the cold range.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::{HotQueue, filled_queue};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use shale_hot::{AppendRequest, HotConfig, HotStore, ManualClock};
+use shale_hot::AppendRequest;
 use shale_tiering::cold_reader::ColdReader;
 use shale_tiering::paths::Layout;
 use shale_tiering::uploader::QueueUploader;
@@ -16,30 +20,13 @@ use shale_tiering::{FaultStore, Faults, ObjectStoreUrl, open_object_store};
 
 #[tokio::test]
 async fn cold_reads_match_the_hot_tier() {
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = 1_700_000_000_000;
-    let clock = ManualClock::new(t0);
-    let hot = HotStore::open(
-        dir.path(),
-        HotConfig {
-            segment_bytes: 32 * 1024,
-            ..HotConfig::default()
-        },
-        Arc::new(clock.clone()),
-    )
-    .unwrap();
-    let q = hot.queue("t", 3).unwrap();
-    for i in 0..2000 {
-        clock.advance(10);
-        let body = Bytes::from(format!("{{\"i\":{i},\"pad\":\"{}\"}}", "z".repeat(i % 300)));
-        q.append(&[AppendRequest {
+    let HotQueue { dir: _dir, q, .. } =
+        filled_queue("t", 3, 32 * 1024, 2000, 10, |i| AppendRequest {
             born_ms: 1,
             keys: vec![format!("k{i}")],
-            body,
+            body: Bytes::from(format!("{{\"i\":{i},\"pad\":\"{}\"}}", "z".repeat(i % 300))),
             ..Default::default()
-        }])
-        .unwrap();
-    }
+        });
     let faults = Faults::default();
     let (mem, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(FaultStore::new(mem, faults.clone()));

@@ -2,37 +2,23 @@
 //! The node-level tier: upload and retention through owned manifests, topic
 //! metadata objects, and deleting a topic's objects.
 
-use std::sync::Arc;
+mod common;
+
+use common::{HotQueue, filled_queue};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use shale_hot::{AppendRequest, HotConfig, HotStore, ManualClock};
+use shale_hot::AppendRequest;
 use shale_tiering::{ObjectStoreUrl, Tier, open_object_store};
 
 #[tokio::test]
 async fn upload_retain_and_delete_through_the_tier() {
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = 1_700_000_000_000;
-    let clock = ManualClock::new(t0);
-    let hot = HotStore::open(
-        dir.path(),
-        HotConfig {
-            segment_bytes: 8 * 1024,
-            ..HotConfig::default()
-        },
-        Arc::new(clock.clone()),
-    )
-    .unwrap();
-    let q = hot.queue("orders", 1).unwrap();
-    for i in 0..200 {
-        clock.advance(1000);
-        q.append(&[AppendRequest {
+    let HotQueue { dir: _dir, q, .. } =
+        filled_queue("orders", 1, 8 * 1024, 200, 1000, |i| AppendRequest {
             body: Bytes::from(vec![b'a' + (i % 26) as u8; 300]),
             ..Default::default()
-        }])
-        .unwrap();
-    }
+        });
     let (store, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
     let tier = Tier::new(store.clone(), Path::from("pre"), 1 << 20);
     assert_eq!(tier.cold_end("orders", 1).await.unwrap(), 0);

@@ -3,12 +3,16 @@
 //! store as Parquet and the manifest, survive injected faults without loss or
 //! duplicates, and can then be evicted locally.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::{HotQueue, filled_queue};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use shale_hot::{AppendRequest, HotConfig, HotStore, ManualClock, Record};
+use shale_hot::{AppendRequest, Record};
 use shale_tiering::manifest::read_manifest;
 use shale_tiering::parquet_segment::{read_footer, read_range};
 use shale_tiering::paths::Layout;
@@ -51,22 +55,12 @@ async fn cold_rows(store: Arc<dyn ObjectStore>, layout: &Layout) -> Vec<Record> 
 
 #[tokio::test]
 async fn sealed_segments_reach_the_bucket_once_despite_faults() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(1_700_000_000_000);
-    let hot = HotStore::open(
-        dir.path(),
-        HotConfig {
-            segment_bytes: 16 * 1024,
-            ..HotConfig::default()
-        },
-        Arc::new(clock.clone()),
-    )
-    .unwrap();
-    let q = hot.queue("t", 0).unwrap();
-    for i in 0..300 {
-        clock.advance(1);
-        q.append(&[msg(i)]).unwrap();
-    }
+    let HotQueue {
+        dir: _dir,
+        clock,
+        hot,
+        q,
+    } = filled_queue("t", 0, 16 * 1024, 300, 1, msg);
     let sealed = q.sealed_segments();
     assert!(sealed.len() >= 5);
 
@@ -125,23 +119,12 @@ async fn sealed_segments_reach_the_bucket_once_despite_faults() {
 #[tokio::test]
 async fn retention_removes_expired_segments_from_the_manifest_then_the_bucket() {
     use shale_tiering::retention::apply_retention;
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = 1_700_000_000_000;
-    let clock = ManualClock::new(t0);
-    let hot = HotStore::open(
-        dir.path(),
-        HotConfig {
-            segment_bytes: 8 * 1024,
-            ..HotConfig::default()
-        },
-        Arc::new(clock.clone()),
-    )
-    .unwrap();
-    let q = hot.queue("t", 0).unwrap();
-    for i in 0..120 {
-        clock.advance(1000);
-        q.append(&[msg(i)]).unwrap();
-    }
+    let HotQueue {
+        dir: _dir,
+        clock,
+        hot,
+        q,
+    } = filled_queue("t", 0, 8 * 1024, 120, 1000, msg);
     let (store, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
     let layout = Layout::new(Path::from("p"));
     let mut up = QueueUploader::open(store.clone(), layout.clone(), "t", 0, 4096)
