@@ -78,6 +78,14 @@ async fn check_serves_everything(
         .await?
         .ok_json(200);
     assert_eq!(&body_bytes(&got), body);
+    let idx = acked.len() / 3;
+    let by_key = node
+        .get(&format!("/v1/topics/{TOPIC}/messages?key=k{idx}"))
+        .await?
+        .ok_json(200);
+    let found = by_key["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(found.len(), 1, "query by key k{idx}: {by_key}");
+    assert_eq!(found[0]["message_id"].as_str(), Some(id.as_str()));
     let first = node
         .get(&format!(
             "/v1/topics/{TOPIC}/queues/0/messages?offset=0&max_messages=1"

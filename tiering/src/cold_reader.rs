@@ -23,7 +23,7 @@ use shale_hot::Record;
 
 use crate::error::{Result, TieringError};
 use crate::manifest::{QueueManifest, SegmentEntry, read_manifest};
-use crate::parquet_segment::{SegmentFooter, read_footer, read_range};
+use crate::parquet_segment::{SegmentFooter, read_footer, read_range, row_groups_maybe_with_key};
 use crate::paths::Layout;
 
 /// How long a manifest read from the store is trusted before it is read again.
@@ -240,6 +240,54 @@ impl ColdReader {
         };
         let rows = self.row_group(&path, entry.bytes, &footer, rg).await?;
         Ok(rows.iter().find(|r| r.store_ms >= ts).map(|r| r.offset))
+    }
+}
+
+impl ColdReader {
+    /// Cold messages carrying `key` with `begin_ms <= store_ms <= end_ms`,
+    /// oldest first, at most `max`. Only segments whose time range overlaps the
+    /// window are considered, and in them only the row groups whose bloom
+    /// filter may hold the key are read.
+    pub async fn find_by_key(
+        &self,
+        topic: &str,
+        queue: u32,
+        key: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
+        let Some(manifest) = self.manifest(topic, queue).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in manifest
+            .segments
+            .iter()
+            .filter(|s| s.max_store_ms >= begin_ms && s.min_store_ms <= end_ms)
+        {
+            let path = self.layout.segment(topic, queue, entry.base_offset);
+            let footer = self.footer(&path, entry.bytes).await?;
+            for rg in
+                row_groups_maybe_with_key(self.store.clone(), &path, entry.bytes, &footer, key)
+                    .await?
+            {
+                let rows = self.row_group(&path, entry.bytes, &footer, rg).await?;
+                let hits = rows.iter().filter(|r| {
+                    r.offset >= manifest.min_offset
+                        && r.store_ms >= begin_ms
+                        && r.store_ms <= end_ms
+                        && r.keys.iter().any(|k| k == key)
+                });
+                for r in hits {
+                    out.push(r.clone());
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -311,6 +311,40 @@ pub async fn read_footer(
     Ok(SegmentFooter { meta, row_groups })
 }
 
+/// Indexes of the row groups whose `keys` bloom filter may contain `key`
+/// (one small read per row group; a group without a filter is a candidate).
+pub async fn row_groups_maybe_with_key(
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+    size: u64,
+    footer: &SegmentFooter,
+    key: &str,
+) -> Result<Vec<usize>> {
+    let keys_column = footer
+        .meta
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == "keys.list.element")
+        .ok_or_else(|| invalid(path, "no keys column"))?;
+    let reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
+    let mut builder =
+        ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.meta.clone());
+    let mut out = Vec::new();
+    for rg in 0..footer.row_groups.len() {
+        let filter = builder
+            .get_row_group_column_bloom_filter(rg, keys_column)
+            .await
+            .map_err(|e| invalid(path, e))?;
+        if filter.is_none_or(|f| f.check(&key)) {
+            out.push(rg);
+        }
+    }
+    Ok(out)
+}
+
 /// Reads up to `max_rows` records from `from_offset` on, fetching only the row
 /// groups that hold them.
 pub async fn read_range(

@@ -83,4 +83,34 @@ async fn cold_reads_match_the_hot_tier() {
             .unwrap(),
         None
     );
+
+    // Query by key: bloom filters pick the row groups, the window narrows segments.
+    let hit = reader
+        .find_by_key("t", 3, "k777", i64::MIN, i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(hit, vec![hot_rows[777].clone()]);
+    let ts = hot_rows[777].store_ms;
+    assert!(
+        reader
+            .find_by_key("t", 3, "k777", ts + 1, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        reader
+            .find_by_key("t", 3, "k777", ts, ts, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        reader
+            .find_by_key("t", 3, "no-such-key", i64::MIN, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

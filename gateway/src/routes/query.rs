@@ -97,8 +97,10 @@ pub async fn get_message(
 #[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "messages",
     params(("topic" = String, Path), KeyParams),
     description = "Messages carrying `key` (required) stored in `[begin_ms, end_ms]`, over all \
-        queues, sorted by `store_ms` (then queue, offset), at most `max_messages` (1-1024, default \
-        32): when more match, the earliest are returned.",
+        queues and both tiers (in the object store, only segments overlapping the window and row \
+        groups whose bloom filter may hold the key are read), sorted by `store_ms` (then queue, \
+        offset), at most `max_messages` (1-1024, default 32): when more match, the earliest are \
+        returned.",
     responses((status = 200, body = MessageList), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn find_by_key(
@@ -124,6 +126,7 @@ pub async fn find_by_key(
             "max_messages must be 1-{MAX_KEY_RESULTS}, got {max}"
         )));
     }
+    let key_for_cold = key.clone();
     let logs: Vec<_> = (0..t.queues())
         .filter_map(|q| state.hot.existing_queue(&t.name, q).map(|l| (q, l)))
         .collect();
@@ -138,6 +141,23 @@ pub async fn find_by_key(
     })
     .await??;
     let mut found = found;
+    // Cold data: messages of each queue below what its local copy still holds.
+    for q in 0..t.queues() {
+        let local_min = state
+            .hot
+            .existing_queue(&t.name, q)
+            .map_or(u64::MAX, |l| l.min_offset());
+        let cold = state
+            .tier
+            .reader()
+            .find_by_key(&t.name, q, &key_for_cold, begin, end, max as usize)
+            .await?;
+        found.extend(
+            cold.into_iter()
+                .filter(|r| r.offset < local_min)
+                .map(|r| (q, r)),
+        );
+    }
     found.sort_by_key(|(q, r)| (r.store_ms, *q, r.offset));
     found.truncate(max as usize);
     let encoding = params.encoding.unwrap_or_default();
