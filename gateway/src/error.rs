@@ -276,14 +276,12 @@ impl From<HotError> for ApiError {
 
 impl From<shale_tiering::TieringError> for ApiError {
     fn from(e: shale_tiering::TieringError) -> Self {
-        use shale_tiering::TieringError as T;
-        match e {
+        if e.is_store_failure() {
             // The object store is down or slow: a retry later may succeed.
-            T::Store { .. } | T::Contended { .. } | T::Fenced { .. } => {
-                ApiError::unavailable("the object store is unavailable; retry later").with_source(e)
-            }
-            T::Invalid { .. } | T::Config(_) => ApiError::internal("reading cold data", e),
+            return ApiError::unavailable("the object store is unavailable; retry later")
+                .with_source(e);
         }
+        ApiError::internal("reading cold data", e)
     }
 }
 

@@ -63,6 +63,23 @@ impl AppState {
         config: &NodeConfig,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<AppState>> {
+        let url = config
+            .object_store_url()
+            .map_err(|why| anyhow::anyhow!("object_store: {why}"))?;
+        let tier = Arc::new(
+            Tier::open(&url, COLD_CACHE_BYTES)
+                .map_err(|e| anyhow::Error::new(e).context("opening the object store"))?,
+        );
+        Self::open_with(config, clock, tier)
+    }
+
+    /// [`Self::open_with_clock`] over a given object-store tier (tests inject
+    /// outages and latency with [`shale_tiering::FaultStore`]).
+    pub fn open_with(
+        config: &NodeConfig,
+        clock: Arc<dyn Clock>,
+        tier: Arc<Tier>,
+    ) -> anyhow::Result<Arc<AppState>> {
         let metrics = crate::metrics::install();
         let hot_config = HotConfig {
             segment_bytes: config.segment_bytes,
@@ -75,13 +92,6 @@ impl AppState {
         let hot = HotStore::open(&hot_dir, hot_config, clock.clone()).map_err(|e| {
             anyhow::Error::new(e).context(format!("opening the hot tier at {}", hot_dir.display()))
         })?;
-        let url = config
-            .object_store_url()
-            .map_err(|why| anyhow::anyhow!("object_store: {why}"))?;
-        let tier = Arc::new(
-            Tier::open(&url, COLD_CACHE_BYTES)
-                .map_err(|e| anyhow::Error::new(e).context("opening the object store"))?,
-        );
         let topics = TopicRegistry::open(&config.data_dir.join("meta").join("topics"))?;
         remove_orphan_topics(&hot, &topics);
         let dedup = DedupWindow::default();

@@ -6,6 +6,10 @@
 //! on local disk; the hot tier keeps uploaded segments as a cache, so the two
 //! usually overlap and a read prefers the local copy. `max_offset` is the hot
 //! tier's when the queue exists on this node, else where the cold data ends.
+//!
+//! When the object store cannot be read, a queue with local data still
+//! serves it: reads inside the local range answer as usual, reads below it
+//! get 503 UNAVAILABLE (not 416, since the cold range is unknown).
 
 use std::sync::Arc;
 
@@ -23,6 +27,8 @@ pub struct TieredQueue {
     pub queue: u32,
     pub hot: Option<Arc<QueueLog>>,
     pub cold: Option<Arc<QueueManifest>>,
+    /// The manifest could not be read (object store down): only local data is known.
+    cold_unknown: bool,
     reader: ColdReader,
     runtime: tokio::runtime::Handle,
 }
@@ -32,12 +38,20 @@ impl TieredQueue {
     pub async fn open(state: &AppState, topic: &str, queue: u32) -> ApiResult<TieredQueue> {
         let hot = state.hot.existing_queue(topic, queue);
         let reader = state.tier.reader().clone();
-        let cold = reader.manifest(topic, queue).await?;
+        let (cold, cold_unknown) = match reader.manifest(topic, queue).await {
+            Ok(m) => (m, false),
+            Err(e) if hot.is_some() && e.is_store_failure() => {
+                tracing::warn!(topic, queue, error = %e, "object store unreadable; serving local data only");
+                (None, true)
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(TieredQueue {
             topic: topic.to_string(),
             queue,
             hot,
             cold,
+            cold_unknown,
             reader,
             runtime: tokio::runtime::Handle::current(),
         })
@@ -49,6 +63,9 @@ impl TieredQueue {
 
     /// Lowest readable offset.
     pub fn min_offset(&self) -> u64 {
+        if self.cold_unknown {
+            return 0;
+        }
         match (&self.cold, &self.hot) {
             (Some(m), _) => m.min_offset,
             (None, Some(h)) => h.min_offset(),
@@ -70,6 +87,9 @@ impl TieredQueue {
             && offset >= hot.min_offset()
         {
             return Ok(hot.read(offset, want, budget)?);
+        }
+        if self.cold_unknown {
+            return Err(cold_unavailable());
         }
         if offset >= self.cold_end() {
             return Ok(Vec::new());
@@ -99,6 +119,9 @@ impl TieredQueue {
         {
             return Ok(tokio::task::spawn_blocking(move || hot.read_one(offset)).await??);
         }
+        if self.cold_unknown {
+            return Err(cold_unavailable());
+        }
         Ok(self
             .reader
             .read(&self.topic, self.queue, offset, 1)
@@ -123,4 +146,10 @@ impl TieredQueue {
         let o = tokio::task::spawn_blocking(move || hot.offset_for_timestamp(ts)).await??;
         Ok(o.max(self.min_offset()))
     }
+}
+
+fn cold_unavailable() -> ApiError {
+    ApiError::unavailable(
+        "this offset is in the object store, which cannot be read right now; retry later",
+    )
 }

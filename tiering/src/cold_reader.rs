@@ -53,10 +53,7 @@ impl std::fmt::Debug for ColdReader {
 }
 
 fn shared(e: Arc<TieringError>) -> TieringError {
-    TieringError::Invalid {
-        path: String::new(),
-        reason: e.to_string(),
-    }
+    TieringError::Shared(e)
 }
 
 impl ColdReader {

@@ -27,12 +27,27 @@ pub enum TieringError {
     /// A configuration value (object-store URL, ...) is wrong.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An error shared by every caller that waited on the same cache fill.
+    #[error(transparent)]
+    Shared(std::sync::Arc<TieringError>),
     /// A manifest change kept losing compare-and-swap races.
     #[error("gave up updating {path} after {attempts} compare-and-swap conflicts")]
     Contended { path: String, attempts: u32 },
 }
 
 impl TieringError {
+    /// True when the object store itself failed (down, slow, refusing): a
+    /// retry later may succeed. False for bad data or configuration.
+    pub fn is_store_failure(&self) -> bool {
+        match self {
+            TieringError::Store { .. }
+            | TieringError::Contended { .. }
+            | TieringError::Fenced { .. } => true,
+            TieringError::Shared(inner) => inner.is_store_failure(),
+            TieringError::Invalid { .. } | TieringError::Config(_) => false,
+        }
+    }
+
     pub(crate) fn store(context: impl Into<String>, source: object_store::Error) -> Self {
         TieringError::Store {
             context: context.into(),

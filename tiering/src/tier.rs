@@ -59,6 +59,14 @@ impl Tier {
         Ok(Self::new(store, prefix, cache_bytes))
     }
 
+    /// A tier over a process-local store behind a [`crate::FaultStore`]
+    /// controlled by `faults` (tests: outages, latency, lost answers).
+    pub fn in_memory_with_faults(faults: &crate::Faults, cache_bytes: u64) -> Self {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let faulty: Arc<dyn ObjectStore> = Arc::new(crate::FaultStore::new(store, faults.clone()));
+        Self::new(faulty, Path::default(), cache_bytes)
+    }
+
     pub fn reader(&self) -> &ColdReader {
         &self.reader
     }
