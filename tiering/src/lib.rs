@@ -15,6 +15,7 @@ pub mod cold_reader;
 pub mod error;
 pub mod fault_store;
 pub mod fenced;
+pub mod group_checkpoint;
 pub mod manifest;
 pub mod object_url;
 pub mod parquet_segment;
@@ -27,6 +28,9 @@ pub mod uploader;
 pub use error::{Result, TieringError};
 pub use fault_store::{FaultStore, Faults};
 pub use fenced::{FencedObject, Versioned};
+pub use group_checkpoint::{
+    CheckpointKey, GroupCheckpoints, HeldEntry, InflightEntry, QueueCheckpoint,
+};
 pub use manifest::{FencedManifest, QueueManifest, SegmentEntry};
 pub use object_url::{ObjectStoreUrl, open_object_store};
 pub use retry_store::{RetryPolicy, RetryStore};

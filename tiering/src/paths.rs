@@ -4,7 +4,13 @@
 //! {prefix}/topics/{topic}/queues/{queue}/segments/{base_offset:020}.parquet   public (replay jobs read it)
 //! {prefix}/topics/{topic}/queues/{queue}/manifest/{seq:020}.json            internal, versioned, create-only
 //! {prefix}/topics/{topic}/topic.json                                          internal, versioned
+//! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/checkpoint/{seq:020}.json                        CLUSTERING
+//! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/consumers/{consumer}/checkpoint/{seq:020}.json   BROADCASTING
 //! ```
+//!
+//! Group checkpoints are internal, versioned and create-only like manifests.
+//! Everything of a group lives under `{prefix}/groups/{group}/`, so deleting
+//! the group is deleting that prefix.
 
 use object_store::path::Path;
 
@@ -51,6 +57,33 @@ impl Layout {
         self.queue_dir(topic, queue).child("manifest")
     }
 
+    /// Everything of one consumer group.
+    pub fn group_dir(&self, group: &str) -> Path {
+        self.prefix.child("groups").child(group)
+    }
+
+    /// The directory of the versions of a group's checkpoint of one queue;
+    /// `consumer` is the consumer id in BROADCASTING mode (each consumer has
+    /// its own progress), `None` in CLUSTERING mode.
+    pub fn group_checkpoint_dir(
+        &self,
+        group: &str,
+        topic: &str,
+        queue: u32,
+        consumer: Option<&str>,
+    ) -> Path {
+        let queue_dir = self
+            .group_dir(group)
+            .child("topics")
+            .child(topic)
+            .child("queues")
+            .child(queue.to_string());
+        match consumer {
+            Some(id) => queue_dir.child("consumers").child(id).child("checkpoint"),
+            None => queue_dir.child("checkpoint"),
+        }
+    }
+
     /// A topic's metadata.
     pub fn topic_meta(&self, topic: &str) -> Path {
         self.topic_dir(topic).child("topic.json")
@@ -71,6 +104,21 @@ mod tests {
         assert_eq!(
             l.manifest_dir("orders", 3).as_ref(),
             "tenant/a/topics/orders/queues/3/manifest"
+        );
+        assert_eq!(
+            l.group_checkpoint_dir("g", "orders", 3, None).as_ref(),
+            "tenant/a/groups/g/topics/orders/queues/3/checkpoint"
+        );
+        assert_eq!(
+            l.group_checkpoint_dir("g", "orders", 3, Some("10.0.0.1@42"))
+                .as_ref(),
+            "tenant/a/groups/g/topics/orders/queues/3/consumers/10.0.0.1@42/checkpoint"
+        );
+        assert_eq!(
+            Layout::new(Path::default())
+                .group_checkpoint_dir("%RETRY%g", "t", 0, Some("a/b"))
+                .as_ref(),
+            "groups/%25RETRY%25g/topics/t/queues/0/consumers/a%2Fb/checkpoint"
         );
         // System names keep their `%` (encoded by object_store, decoded on the way back).
         assert_eq!(
