@@ -287,9 +287,10 @@ impl GroupCheckpoints {
         )
     }
 
-    /// Takes ownership of the checkpoint now (raising its epoch, unless this
-    /// node owns it already) and returns it; a checkpoint never saved starts
-    /// as `initial`. A node taking a queue over calls this before delivering:
+    /// Takes ownership of the checkpoint now (raising its epoch) and returns
+    /// it; a checkpoint never saved starts as `initial`. When this node owns
+    /// it already, returns the value it holds without any I/O (a fence by
+    /// another node shows at the next save). A node taking a queue over calls this before delivering:
     /// it fences the previous owner first, so what it reads is final.
     pub async fn acquire(
         &self,

@@ -8,8 +8,10 @@
 //! behaviour (retries, fault injection) added by wrapping it.
 //!
 //! What is here so far: the object-store URL, the retrying and fault-injecting
-//! wrappers, the bucket layout and the fenced queue manifest. The Parquet
-//! uploader, cold reads and retention build on these.
+//! wrappers, the bucket layout, fenced versioned objects ([`fenced`]) and the
+//! two kinds built on them: queue manifests and consumer-group checkpoints
+//! ([`group_checkpoint`]). The Parquet uploader, cold reads and retention
+//! build on these.
 
 pub mod cold_reader;
 pub mod error;
