@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod server;
+pub mod sql_filter;
 pub mod state;
 pub mod tiered;
 pub mod topics;
