@@ -27,7 +27,10 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 pub enum ErrorCode {
     InvalidArgument,
     MessageTypeMismatch,
+    InvalidReceiptHandle,
+    ReceiptHandleExpired,
     TopicNotFound,
+    GroupNotFound,
     MessageNotFound,
     NotFound,
     MethodNotAllowed,
@@ -45,10 +48,14 @@ impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidArgument | ErrorCode::MessageTypeMismatch => StatusCode::BAD_REQUEST,
-            ErrorCode::TopicNotFound | ErrorCode::MessageNotFound | ErrorCode::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            ErrorCode::InvalidArgument
+            | ErrorCode::MessageTypeMismatch
+            | ErrorCode::InvalidReceiptHandle => StatusCode::BAD_REQUEST,
+            ErrorCode::ReceiptHandleExpired => StatusCode::CONFLICT,
+            ErrorCode::TopicNotFound
+            | ErrorCode::GroupNotFound
+            | ErrorCode::MessageNotFound
+            | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::AlreadyExists => StatusCode::CONFLICT,
             ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -66,7 +73,10 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::MessageTypeMismatch => "MESSAGE_TYPE_MISMATCH",
+            ErrorCode::InvalidReceiptHandle => "INVALID_RECEIPT_HANDLE",
+            ErrorCode::ReceiptHandleExpired => "RECEIPT_HANDLE_EXPIRED",
             ErrorCode::TopicNotFound => "TOPIC_NOT_FOUND",
+            ErrorCode::GroupNotFound => "GROUP_NOT_FOUND",
             ErrorCode::MessageNotFound => "MESSAGE_NOT_FOUND",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",

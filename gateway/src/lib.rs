@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dedup;
 pub mod error;
+pub mod groups;
 pub mod message;
 pub mod metrics;
 pub mod openapi;

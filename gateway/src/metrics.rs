@@ -81,6 +81,11 @@ pub fn produced(topic: &str, messages: u64, bytes: u64) {
 }
 
 /// Counts returned messages.
+/// A message moved to a group's dead-letter topic.
+pub fn dead_lettered(group: &str, topic: &str) {
+    metrics::counter!("shale_group_dead_lettered_total", "group" => group.to_string(), "topic" => topic.to_string()).increment(1);
+}
+
 pub fn read(topic: &str, messages: u64, bytes: u64) {
     if messages == 0 {
         return;

@@ -5,8 +5,11 @@
 use utoipa::OpenApi;
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::groups::config::{ConsumeFrom, ConsumeMode, GroupConfig, Position};
+use crate::groups::deliver::QueueOffsets;
+use crate::groups::filter::FilterSpec;
 use crate::message::{BodyEncoding, MessageObject};
-use crate::routes::{ops, produce, query, read, topics as topic_routes};
+use crate::routes::{groups as group_routes, ops, produce, query, read, topics as topic_routes};
 use crate::topics::{Durability, MessageType, TopicConfig};
 
 #[derive(OpenApi)]
@@ -22,8 +25,9 @@ use crate::topics::{Durability, MessageType, TopicConfig};
             METHOD_NOT_ALLOWED; an HTTP body over 48 MiB (32 MiB of messages plus JSON/base64 \
             overhead) is 413 PAYLOAD_TOO_LARGE; a server failure (including a corrupt record, which \
             is never returned) is 500 INTERNAL; a full local disk is 507 INSUFFICIENT_STORAGE. \
-            Names in paths are percent-decoded (`%25DLQ%25g` is `%DLQ%g`). Not served by this node \
-            yet: consumer groups, transactions, timers, cluster, auth, the object-store tier."
+            Names in paths are percent-decoded (`%25DLQ%25g` is `%DLQ%g`). When the object store \
+            cannot be read or written (and the request needs it), the answer is 503 UNAVAILABLE. \
+            Not served by this node yet: transactions, timers, cluster, auth."
     ),
     paths(
         topic_routes::create_topic,
@@ -36,6 +40,14 @@ use crate::topics::{Durability, MessageType, TopicConfig};
         read::offset_for_timestamp,
         query::get_message,
         query::find_by_key,
+        group_routes::put_group,
+        group_routes::list_groups,
+        group_routes::get_group,
+        group_routes::receive,
+        group_routes::ack,
+        group_routes::change_invisibility,
+        group_routes::get_offsets,
+        group_routes::reset_offsets,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -47,11 +59,17 @@ use crate::topics::{Durability, MessageType, TopicConfig};
         topic_routes::TopicDetail, topic_routes::QueueInfo, produce::ProduceResponse,
         produce::input::ProduceRequest, produce::input::ProduceMessage,
         produce::write::ProduceResult, read::ReadResponse, read::OffsetResponse,
-        query::MessageList, ops::Status,
+        query::MessageList, ops::Status, GroupConfig, ConsumeMode, ConsumeFrom, Position,
+        FilterSpec, QueueOffsets, group_routes::GroupSummary, group_routes::GroupList,
+        group_routes::ReceiveBody, group_routes::ReceivedMessage, group_routes::ReceiveResponse,
+        group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,
+        group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,
+        group_routes::ResetBody,
     )),
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "messages", description = "Produce, replay by offset, query by id and key"),
+        (name = "groups", description = "Consumer groups: receive, ack, invisibility, offsets, reset"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -43,6 +43,8 @@ pub struct AppState {
     pub topics: TopicRegistry,
     pub dedup: DedupWindow,
     pub metrics: Option<PrometheusHandle>,
+    /// Consumer groups: settings and delivery cursors.
+    pub groups: crate::groups::Groups,
     /// The object-store tier: uploads, cold reads, topic copies.
     pub tier: Arc<Tier>,
     /// Local disk budget of the hot tier (`None`: unbounded).
@@ -105,6 +107,7 @@ impl AppState {
             dedup,
             metrics,
             tier,
+            groups: crate::groups::Groups::open(&config.data_dir.join("meta").join("groups"))?,
             hot_bytes: config.hot_bytes,
             draining: AtomicBool::new(false),
             drain_signal,

@@ -59,6 +59,18 @@ pub fn user_topic_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A consumer group name: the same rules as a user topic name.
+pub fn group_name(name: &str) -> Result<(), ApiError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || name.len() > MAX_NAME_CHARS || !chars.all(is_name_char) {
+        return Err(ApiError::invalid(format!(
+            "group name {name:?} must be 1-127 characters of [A-Za-z0-9._-] starting with a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
 /// A name that may exist on the node: a user name or a system name
 /// (`%` followed by name characters and `%`, e.g. `%DLQ%group`).
 pub fn is_known_name_shape(name: &str) -> bool {

@@ -88,6 +88,13 @@ async fn openapi_lists_every_route_and_error_code() {
         ("/v1/topics/{topic}/messages/{message_id}", vec!["get"]),
         ("/v1/topics/{topic}/queues/{queue}/messages", vec!["get"]),
         ("/v1/topics/{topic}/queues/{queue}/offset", vec!["get"]),
+        ("/v1/groups", vec!["get"]),
+        ("/v1/groups/{group}", vec!["get", "put"]),
+        ("/v1/groups/{group}/receive", vec!["post"]),
+        ("/v1/groups/{group}/ack", vec!["post"]),
+        ("/v1/groups/{group}/change-invisibility", vec!["post"]),
+        ("/v1/groups/{group}/offsets", vec!["get"]),
+        ("/v1/groups/{group}/offsets/reset", vec!["post"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
         ("/metrics", vec!["get"]),
@@ -108,6 +115,9 @@ async fn openapi_lists_every_route_and_error_code() {
     for code in [
         "INVALID_ARGUMENT",
         "MESSAGE_TYPE_MISMATCH",
+        "INVALID_RECEIPT_HANDLE",
+        "RECEIPT_HANDLE_EXPIRED",
+        "GROUP_NOT_FOUND",
         "OFFSET_OUT_OF_RANGE",
         "METHOD_NOT_ALLOWED",
     ] {

@@ -8,6 +8,7 @@
 //! - [`extract`] — extractors whose rejections are contract errors
 
 pub mod extract;
+pub mod groups;
 pub mod ops;
 pub mod produce;
 pub mod query;
@@ -17,7 +18,7 @@ pub mod topics;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
 
@@ -51,6 +52,22 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(
             "/v1/topics/{topic}/queues/{queue}/offset",
             get(read::offset_for_timestamp),
+        )
+        .route("/v1/groups", get(groups::list_groups))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::get_group).put(groups::put_group),
+        )
+        .route("/v1/groups/{group}/receive", post(groups::receive))
+        .route("/v1/groups/{group}/ack", post(groups::ack))
+        .route(
+            "/v1/groups/{group}/change-invisibility",
+            post(groups::change_invisibility),
+        )
+        .route("/v1/groups/{group}/offsets", get(groups::get_offsets))
+        .route(
+            "/v1/groups/{group}/offsets/reset",
+            post(groups::reset_offsets),
         )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -1,0 +1,274 @@
+//! Cursor rules with an explicit clock: delivery, ack, invisibility and
+//! backoff, dead-lettering, filters, FIFO order — and a property test that
+//! random receivers, acks, nacks and timeouts never lose a message, never
+//! have one in flight twice, and keep FIFO order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn policy(max: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: max,
+        backoff_ms: vec![100, 200],
+    }
+}
+
+fn nonces() -> impl FnMut() -> u64 {
+    let mut n = 1000;
+    move || {
+        n += 1;
+        n
+    }
+}
+
+#[test]
+fn ack_moves_the_committed_offset_past_the_lowest_unacked() {
+    let mut c = Cursor::at(10);
+    let d0 = c.offer(10, true, None, 0, 1000, 1).unwrap();
+    c.offer(11, true, None, 0, 1000, 2).unwrap();
+    assert_eq!((c.committed, c.next), (10, 12));
+    assert_eq!(c.ack(11, 1, 2, 5), Ok(()));
+    assert_eq!(c.committed, 10);
+    let Decision::Deliver {
+        offset,
+        attempt,
+        nonce,
+        ..
+    } = d0
+    else {
+        panic!()
+    };
+    assert_eq!(c.ack(offset, attempt, nonce, 5), Ok(()));
+    assert_eq!(c.committed, 12);
+    assert_eq!(
+        c.ack(offset, attempt, nonce, 5),
+        Err(HandleError::Expired),
+        "acked twice"
+    );
+}
+
+#[test]
+fn a_message_not_acked_in_time_comes_back_after_the_backoff_and_old_handles_expire() {
+    let p = policy(3);
+    let mut c = Cursor::at(0);
+    c.offer(0, true, None, 0, 1000, 7).unwrap();
+    let mut n = nonces();
+    assert!(
+        c.due(999, 10, 1000, &p, &mut n).is_empty(),
+        "still invisible"
+    );
+    assert!(
+        c.due(1099, 10, 1000, &p, &mut n).is_empty(),
+        "backoff of attempt 1 is 100 ms"
+    );
+    assert_eq!(
+        c.ack(0, 1, 7, 1000),
+        Err(HandleError::Expired),
+        "visible again: the handle is over"
+    );
+    let d = c.due(1100, 10, 1000, &p, &mut n);
+    assert_eq!(
+        d,
+        vec![Decision::Deliver {
+            offset: 0,
+            attempt: 2,
+            nonce: 1001,
+            invisible_until: 2100
+        }]
+    );
+    assert_eq!(c.inflight(1100), 1);
+    // Attempt 2 ran out: backoff 200, then attempt 3; then dead-lettered.
+    assert_eq!(c.due(2299, 10, 1000, &p, &mut n), vec![]);
+    assert!(matches!(
+        c.due(2300, 10, 1000, &p, &mut n)[..],
+        [Decision::Deliver { attempt: 3, .. }]
+    ));
+    assert_eq!(
+        c.due(3500, 10, 1000, &p, &mut n),
+        vec![Decision::DeadLetter {
+            offset: 0,
+            attempts: 3
+        }]
+    );
+    assert_eq!((c.committed, c.pending.len()), (1, 0));
+}
+
+#[test]
+fn nack_and_extend_change_the_handle() {
+    let p = policy(5);
+    let mut c = Cursor::at(0);
+    c.offer(0, true, None, 0, 1000, 7).unwrap();
+    assert_eq!(c.change_invisibility(0, 1, 7, 10, 5000, 8), Ok(5010));
+    assert_eq!(
+        c.ack(0, 1, 7, 20),
+        Err(HandleError::Expired),
+        "the old handle is replaced"
+    );
+    assert_eq!(c.change_invisibility(0, 1, 8, 20, 0, 9), Ok(20));
+    let mut n = nonces();
+    assert!(c.due(119, 10, 1000, &p, &mut n).is_empty());
+    assert!(matches!(
+        c.due(120, 10, 1000, &p, &mut n)[..],
+        [Decision::Deliver { attempt: 2, .. }]
+    ));
+}
+
+#[test]
+fn filtered_messages_count_as_consumed() {
+    let mut c = Cursor::at(0);
+    assert_eq!(c.offer(0, false, None, 0, 1000, 1), None);
+    assert_eq!(c.offer(1, false, None, 0, 1000, 2), None);
+    assert_eq!((c.committed, c.next), (2, 2));
+}
+
+#[test]
+fn fifo_holds_later_messages_of_a_group_until_the_earlier_is_done() {
+    let p = policy(2);
+    let mut n = nonces();
+    let mut c = Cursor::at(0);
+    assert!(c.offer(0, true, Some(1), 0, 1000, 1).is_some());
+    assert!(
+        c.offer(1, true, Some(2), 0, 1000, 2).is_some(),
+        "other groups proceed"
+    );
+    assert_eq!(
+        c.offer(2, true, Some(1), 0, 1000, 3),
+        None,
+        "held behind offset 0"
+    );
+    assert_eq!(c.offer(3, true, Some(1), 0, 1000, 4), None);
+    assert!(c.due(10, 10, 1000, &p, &mut n).is_empty());
+    c.ack(0, 1, 1, 10).unwrap();
+    let d = c.due(10, 10, 1000, &p, &mut n);
+    assert!(
+        matches!(d[..], [Decision::Deliver { offset: 2, .. }]),
+        "{d:?}: only the next of the group"
+    );
+    assert_eq!(c.committed, 1);
+}
+
+#[test]
+fn reset_forgets_deliveries() {
+    let mut c = Cursor::at(0);
+    c.offer(0, true, None, 0, 1000, 1);
+    c.reset(500);
+    assert_eq!((c.committed, c.next, c.pending.len()), (500, 500, 0));
+    c.skip_to(700);
+    assert_eq!((c.committed, c.next), (700, 700));
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Receive(usize),
+    AckSome(u8),
+    NackSome(u8),
+    Advance(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (1usize..5).prop_map(Step::Receive),
+        3 => any::<u8>().prop_map(Step::AckSome),
+        1 => any::<u8>().prop_map(Step::NackSome),
+        2 => (0i64..1500).prop_map(Step::Advance),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn random_receivers_lose_nothing_and_keep_fifo_order(
+        groups in proptest::collection::vec(0u64..4, 1..40),
+        steps in proptest::collection::vec(step(), 1..120),
+    ) {
+        let p = policy(3);
+        let mut n = nonces();
+        let mut c = Cursor::at(0);
+        let mut now = 0i64;
+        // Handles given out: offset -> (attempt, nonce).
+        let mut handles: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+        let mut done: BTreeSet<u64> = BTreeSet::new();
+        let apply = |c: &mut Cursor, d: Decision, handles: &mut BTreeMap<u64, (u32, u64)>, done: &mut BTreeSet<u64>| -> Result<(), TestCaseError> {
+            match d {
+                Decision::Deliver { offset, attempt, nonce, .. } => {
+                    // FIFO: nothing earlier of the same group is still open.
+                    let g = groups[offset as usize];
+                    for earlier in 0..offset {
+                        if groups[earlier as usize] == g {
+                            prop_assert!(done.contains(&earlier), "offset {} of group {} delivered before {}", offset, g, earlier);
+                        }
+                    }
+                    handles.insert(offset, (attempt, nonce));
+                }
+                Decision::DeadLetter { offset, .. } => {
+                    handles.remove(&offset);
+                    prop_assert!(done.insert(offset));
+                }
+            }
+            let _ = c;
+            Ok(())
+        };
+        for s in steps {
+            match s {
+                Step::Receive(max) => {
+                    for d in c.due(now, max, 1000, &p, &mut n) {
+                        apply(&mut c, d, &mut handles, &mut done)?;
+                    }
+                    while c.next < groups.len() as u64 && c.pending.len() + c.held.len() < 8 {
+                        let o = c.next;
+                        let nonce = n();
+                        if let Some(d) = c.offer(o, true, Some(groups[o as usize]), now, 1000, nonce) {
+                            apply(&mut c, d, &mut handles, &mut done)?;
+                        }
+                    }
+                }
+                Step::AckSome(mask) => {
+                    for (i, (o, (a, nonce))) in handles.clone().into_iter().enumerate() {
+                        if mask & (1 << (i % 8)) != 0 && c.ack(o, a, nonce, now).is_ok() {
+                            handles.remove(&o);
+                            prop_assert!(done.insert(o), "acked twice: {}", o);
+                        }
+                    }
+                }
+                Step::NackSome(mask) => {
+                    for (i, (o, (a, nonce))) in handles.clone().into_iter().enumerate() {
+                        if mask & (1 << (i % 8)) != 0 && let Ok(_) = c.change_invisibility(o, a, nonce, now, 0, n()) {
+                            handles.remove(&o);
+                        }
+                    }
+                }
+                Step::Advance(ms) => now += ms,
+            }
+            // Never more than one delivery of a message in flight.
+            prop_assert!(c.pending.keys().all(|o| !done.contains(o)));
+            prop_assert!(c.committed <= c.next);
+        }
+        // Drain: keep receiving and acking until everything is acked or dead-lettered.
+        for _ in 0..200 {
+            now += 10_000;
+            for d in c.due(now, 100, 1000, &p, &mut n) {
+                apply(&mut c, d, &mut handles, &mut done)?;
+            }
+            while c.next < groups.len() as u64 {
+                let o = c.next;
+                let nonce = n();
+                if let Some(d) = c.offer(o, true, Some(groups[o as usize]), now, 1000, nonce) {
+                    apply(&mut c, d, &mut handles, &mut done)?;
+                }
+            }
+            for (o, (a, nonce)) in handles.clone() {
+                if c.ack(o, a, nonce, now).is_ok() {
+                    handles.remove(&o);
+                    done.insert(o);
+                }
+            }
+            if done.len() == groups.len() {
+                break;
+            }
+        }
+        prop_assert_eq!(done.len(), groups.len(), "lost messages");
+        prop_assert_eq!(c.committed, groups.len() as u64);
+    }
+}
