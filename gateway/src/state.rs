@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Consumer groups: settings and delivery cursors.
     pub groups: crate::groups::Groups,
+    /// Where group cursors are checkpointed (the object store).
+    pub checkpoints: shale_tiering::GroupCheckpoints,
     /// The object-store tier: uploads, cold reads, topic copies.
     pub tier: Arc<Tier>,
     /// Local disk budget of the hot tier (`None`: unbounded).
@@ -99,6 +101,8 @@ impl AppState {
         let dedup = DedupWindow::default();
         rebuild_dedup(&hot, &topics, &dedup, clock.now_ms());
         let (drain_signal, _) = tokio::sync::watch::channel(false);
+        let checkpoints =
+            shale_tiering::GroupCheckpoints::new(tier.store().clone(), tier.layout().clone());
         Ok(Arc::new(AppState {
             node_id: config.node_id.clone().unwrap_or_else(|| "local".into()),
             clock,
@@ -108,6 +112,7 @@ impl AppState {
             metrics,
             tier,
             groups: crate::groups::Groups::open(&config.data_dir.join("meta").join("groups"))?,
+            checkpoints,
             hot_bytes: config.hot_bytes,
             draining: AtomicBool::new(false),
             drain_signal,
@@ -180,6 +185,7 @@ impl AppState {
     /// apply each topic's retention, then evict uploaded local segments while
     /// the hot tier is over `hot_bytes`. Errors are logged; the next tick retries.
     pub async fn tiering_tick(&self) {
+        crate::groups::durable::checkpoint_all(self).await;
         let now = self.clock.now_ms();
         for log in self.hot.queues() {
             let Some(topic) = self.topics.get(log.topic()) else {
@@ -230,6 +236,7 @@ impl AppState {
     pub async fn hand_over(&self, budget: std::time::Duration) -> anyhow::Result<()> {
         let hot = self.hot.clone();
         tokio::task::spawn_blocking(move || hot.seal_all_active()).await??;
+        crate::groups::durable::checkpoint_all(self).await;
         let uploads = async {
             for log in self.hot.queues() {
                 if self.topics.get(log.topic()).is_none() {

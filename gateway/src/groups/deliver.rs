@@ -16,7 +16,7 @@ use shale_hot::{AppendRequest, Record};
 
 use super::CursorKey;
 use super::config::{ConsumeFrom, ConsumeMode, GroupConfig, Position};
-use super::cursor::{Cursor, Decision, HandleError};
+use super::cursor::{Decision, HandleError};
 use super::filter::Filter;
 use super::receipt::Receipt;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -237,15 +237,14 @@ async fn receive_once(
         let queue = (start.wrapping_add(i)) % queues;
         let tq = TieredQueue::open(state, &topic_cfg.name, queue).await?;
         let k = key(&group.name, &topic_cfg.name, queue, &req.consumer);
-        let initial = if state.groups.cursors.lock().await.contains_key(&k) {
-            None
-        } else {
-            Some(start_offset(group.consume_from, &tq).await?)
-        };
+        super::durable::ensure_cursor(state, &k, async || {
+            start_offset(group.consume_from, &tq).await
+        })
+        .await?;
         let mut cursors = state.groups.cursors.lock().await;
-        let cursor = cursors
-            .entry(k)
-            .or_insert_with(|| Cursor::at(initial.unwrap_or(0)));
+        let Some(cursor) = cursors.get_mut(&k) else {
+            continue;
+        };
         if cursor.next < tq.min_offset() {
             cursor.skip_to(tq.min_offset());
         }
@@ -504,6 +503,8 @@ pub async fn ack(
             Err(e) => return Err(e),
         };
         let now = state.clock.now_ms();
+        let k = key(&r.group, &r.topic, r.queue, &r.consumer);
+        super::durable::restore_if_checkpointed(state, &k).await?;
         let mut cursors = state.groups.cursors.lock().await;
         let res = cursors
             .get_mut(&key(&r.group, &r.topic, r.queue, &r.consumer))
@@ -529,6 +530,8 @@ pub async fn change_invisibility(
     let r = verify(state, group, topic, handle).await?;
     let now = state.clock.now_ms();
     let nonce = rand::random::<u64>();
+    let k = key(&r.group, &r.topic, r.queue, &r.consumer);
+    super::durable::restore_if_checkpointed(state, &k).await?;
     let until = {
         let mut cursors = state.groups.cursors.lock().await;
         cursors
@@ -577,7 +580,10 @@ pub async fn offsets(
             .map(|c| (c.committed, c.inflight(now) as u64));
         let (committed, inflight) = match known {
             Some(v) => v,
-            None => (start_offset(group.consume_from, &tq).await?, 0),
+            None => match super::durable::peek(state, &k).await? {
+                Some(c) => (c.committed, c.inflight(now) as u64),
+                None => (start_offset(group.consume_from, &tq).await?, 0),
+            },
         };
         let committed = committed.max(tq.min_offset()).min(max_offset);
         out.push(QueueOffsets {
@@ -645,12 +651,12 @@ pub async fn reset(
         )));
     }
     {
-        let mut cursors = state.groups.cursors.lock().await;
         for (queue, t) in targets {
-            cursors
-                .entry(key(&group.name, &topic.name, queue, consumer))
-                .or_default()
-                .reset(t);
+            let k = key(&group.name, &topic.name, queue, consumer);
+            super::durable::ensure_cursor(state, &k, async || Ok(t)).await?;
+            if let Some(c) = state.groups.cursors.lock().await.get_mut(&k) {
+                c.reset(t);
+            }
         }
     }
     state.groups.changed.notify_waiters();

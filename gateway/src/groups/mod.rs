@@ -15,6 +15,7 @@
 pub mod config;
 pub mod cursor;
 pub mod deliver;
+pub mod durable;
 pub mod filter;
 pub mod receipt;
 

@@ -1,0 +1,159 @@
+//! Durable group state: cursors checkpointed to the object store.
+//!
+//! A cursor is restored from its checkpoint the first time this node touches
+//! it (taking ownership of the checkpoint, which raises its epoch and fences
+//! any previous owner), and every cursor is saved by the tiering loop (once a
+//! second by default) and at shutdown; an unchanged cursor writes nothing.
+//! After a kill -9, acks newer than the last checkpoint are lost — those
+//! messages are delivered again — and nothing unacked is ever lost.
+
+use shale_tiering::{CheckpointKey, HeldEntry, InflightEntry, QueueCheckpoint};
+
+use super::CursorKey;
+use super::cursor::{Cursor, Pending};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+fn checkpoint_key(k: &CursorKey) -> CheckpointKey {
+    if k.consumer.is_empty() {
+        CheckpointKey::clustering(k.group.clone(), k.topic.clone(), k.queue)
+    } else {
+        CheckpointKey::broadcasting(
+            k.group.clone(),
+            k.topic.clone(),
+            k.queue,
+            k.consumer.clone(),
+        )
+    }
+}
+
+/// The checkpoint form of a cursor.
+pub fn to_checkpoint(c: &Cursor) -> QueueCheckpoint {
+    let mut cp = QueueCheckpoint::starting_at(c.committed);
+    cp.next = c.next;
+    cp.inflight = c
+        .pending
+        .iter()
+        .map(|(offset, p)| InflightEntry {
+            offset: *offset,
+            attempt: p.attempts,
+            visible_at_ms: p.invisible_until,
+            nonce: p.nonce,
+            fifo_group: p.fifo_group,
+        })
+        .collect();
+    cp.held = c
+        .held
+        .iter()
+        .map(|(offset, g)| HeldEntry {
+            offset: *offset,
+            fifo_group: *g,
+        })
+        .collect();
+    cp
+}
+
+/// The cursor a checkpoint describes.
+pub fn from_checkpoint(cp: &QueueCheckpoint) -> Cursor {
+    Cursor {
+        committed: cp.committed,
+        next: cp.next,
+        pending: cp
+            .inflight
+            .iter()
+            .map(|e| {
+                let p = Pending {
+                    attempts: e.attempt,
+                    invisible_until: e.visible_at_ms,
+                    nonce: e.nonce,
+                    fifo_group: e.fifo_group,
+                };
+                (e.offset, p)
+            })
+            .collect(),
+        held: cp.held.iter().map(|h| (h.offset, h.fifo_group)).collect(),
+    }
+}
+
+/// Makes sure the cursor is in memory: restored from its checkpoint, or new
+/// at `start` (computed only when there is no checkpoint).
+pub async fn ensure_cursor<F>(state: &AppState, key: &CursorKey, start: F) -> ApiResult<()>
+where
+    F: AsyncFnOnce() -> ApiResult<u64>,
+{
+    if state.groups.cursors.lock().await.contains_key(key) {
+        return Ok(());
+    }
+    let ck = checkpoint_key(key);
+    let restored = match state.checkpoints.load(&ck).await? {
+        Some(cp) => cp,
+        None => QueueCheckpoint::starting_at(start().await?),
+    };
+    // Take ownership (fencing an earlier owner) with what we start from.
+    let owned = state.checkpoints.acquire(&ck, restored).await?;
+    state
+        .groups
+        .cursors
+        .lock()
+        .await
+        .entry(key.clone())
+        .or_insert_with(|| from_checkpoint(&owned));
+    Ok(())
+}
+
+/// Restores the cursor from its checkpoint if it is not in memory and one
+/// exists (an ack or an invisibility change after a restart); does nothing otherwise.
+pub async fn restore_if_checkpointed(state: &AppState, key: &CursorKey) -> ApiResult<()> {
+    if state.groups.cursors.lock().await.contains_key(key) {
+        return Ok(());
+    }
+    let ck = checkpoint_key(key);
+    let Some(cp) = state.checkpoints.load(&ck).await? else {
+        return Ok(());
+    };
+    let owned = state.checkpoints.acquire(&ck, cp).await?;
+    state
+        .groups
+        .cursors
+        .lock()
+        .await
+        .entry(key.clone())
+        .or_insert_with(|| from_checkpoint(&owned));
+    Ok(())
+}
+
+/// The cursor as last checkpointed, without taking ownership (for reports).
+pub async fn peek(state: &AppState, key: &CursorKey) -> ApiResult<Option<Cursor>> {
+    Ok(state
+        .checkpoints
+        .load(&checkpoint_key(key))
+        .await?
+        .as_ref()
+        .map(from_checkpoint))
+}
+
+/// Saves every cursor that changed since its last save. Errors are logged
+/// (the next pass retries); a fenced cursor is dropped from memory, so the
+/// next use restores it from its new owner's checkpoint.
+pub async fn checkpoint_all(state: &AppState) {
+    let snapshot: Vec<(CursorKey, QueueCheckpoint)> = state
+        .groups
+        .cursors
+        .lock()
+        .await
+        .iter()
+        .map(|(k, c)| (k.clone(), to_checkpoint(c)))
+        .collect();
+    for (k, cp) in snapshot {
+        match state.checkpoints.save(&checkpoint_key(&k), cp).await {
+            Ok(()) => {}
+            Err(shale_tiering::TieringError::Fenced { .. }) => {
+                tracing::warn!(group = %k.group, topic = %k.topic, queue = k.queue, "group checkpoint fenced by another owner");
+                state.groups.cursors.lock().await.remove(&k);
+            }
+            Err(e) => {
+                tracing::warn!(group = %k.group, topic = %k.topic, queue = k.queue, error = %e, "group checkpoint failed; will retry")
+            }
+        }
+    }
+}
