@@ -81,6 +81,22 @@ pub fn produced(topic: &str, messages: u64, bytes: u64) {
 }
 
 /// Counts returned messages.
+/// The state of a group on a topic (see `groups::report`).
+pub fn group_gauges(
+    group: &str,
+    topic: &str,
+    ready: u64,
+    inflight: u64,
+    lag: u64,
+    oldest_unacked_age_s: f64,
+) {
+    let labels = [("group", group.to_string()), ("topic", topic.to_string())];
+    metrics::gauge!("shale_group_ready", &labels).set(ready as f64);
+    metrics::gauge!("shale_group_inflight", &labels).set(inflight as f64);
+    metrics::gauge!("shale_group_lag", &labels).set(lag as f64);
+    metrics::gauge!("shale_group_oldest_unacked_age_seconds", &labels).set(oldest_unacked_age_s);
+}
+
 /// A message moved to a group's dead-letter topic.
 pub fn dead_lettered(group: &str, topic: &str) {
     metrics::counter!("shale_group_dead_lettered_total", "group" => group.to_string(), "topic" => topic.to_string()).increment(1);

@@ -186,6 +186,7 @@ impl AppState {
     /// the hot tier is over `hot_bytes`. Errors are logged; the next tick retries.
     pub async fn tiering_tick(&self) {
         crate::groups::durable::checkpoint_all(self).await;
+        crate::groups::report::report(self).await;
         let now = self.clock.now_ms();
         for log in self.hot.queues() {
             let Some(topic) = self.topics.get(log.topic()) else {

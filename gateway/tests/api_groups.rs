@@ -590,3 +590,61 @@ async fn group_state_survives_a_restart_from_its_checkpoint() {
         "{bodies:?}"
     );
 }
+
+#[tokio::test]
+async fn group_metrics_report_ready_inflight_lag_and_dead_letters() {
+    let (n, clock) = node();
+    n.topic("metrics-groups", json!({"queues": 1})).await;
+    let msgs: Vec<Value> = (0..5).map(|i| json!({"body": format!("m{i}")})).collect();
+    n.produce("metrics-groups", Value::Array(msgs)).await;
+    group(
+        &n,
+        "mg",
+        json!({"consume_from": "EARLIEST", "max_delivery_attempts": 1, "retry_backoff_ms": [0]}),
+    )
+    .await;
+    let got = receive(
+        &n,
+        "mg",
+        json!({"topic": "metrics-groups", "max_messages": 2, "invisible_ms": 1000}),
+    )
+    .await;
+    assert_eq!(got.len(), 2);
+    clock.advance(10_000);
+    n.state.tiering_tick().await;
+    let text = n.get("/metrics").await.bytes;
+    let text = String::from_utf8_lossy(&text);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(name)
+                    && l.contains("group=\"mg\"")
+                    && l.contains("topic=\"metrics-groups\"")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+    };
+    assert_eq!(line("shale_group_ready"), "3");
+    assert_eq!(
+        line("shale_group_inflight"),
+        "0",
+        "their invisibility ran out"
+    );
+    assert_eq!(line("shale_group_lag"), "5");
+    assert_eq!(line("shale_group_oldest_unacked_age_seconds"), "10");
+    // One attempt allowed: the next receive dead-letters both.
+    receive(
+        &n,
+        "mg",
+        json!({"topic": "metrics-groups", "max_messages": 2}),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&n.get("/metrics").await.bytes).to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("shale_group_dead_lettered_total")
+                && l.contains("group=\"mg\"")
+                && l.ends_with(" 2")),
+        "{text}"
+    );
+}

@@ -18,6 +18,7 @@ pub mod deliver;
 pub mod durable;
 pub mod filter;
 pub mod receipt;
+pub mod report;
 
 use std::collections::HashMap;
 use std::fs;
