@@ -19,6 +19,11 @@
 //!   then `RssAnon` (anonymous memory: heap, not the page cache of the
 //!   mmapped segments) is read from `/proc/<pid>/status`, and again after a
 //!   restart.
+//! - **consumer groups** (`--groups`, instead of the produce throughput):
+//!   receive + ack throughput of `--group-consumers` consumers against
+//!   read-by-offset of the same messages in the same run, and the end-to-end
+//!   latency (produce returns → a long-polling receive returns the message)
+//!   with `--e2e-consumers` waiting consumers. See `groups.rs`.
 //!
 //! The node under test is built in-process from the library
 //! ([`AppState::open`] + [`app`]) on a fresh directory under `--dir`, served
@@ -38,6 +43,7 @@ use report::{Machine, Report};
 use spawned::{memory, restart};
 use throughput::throughput;
 
+mod groups;
 mod report;
 mod spawned;
 mod throughput;
@@ -91,6 +97,32 @@ pub struct BenchArgs {
     /// The `shale` binary spawned for restart and memory (default: this executable).
     #[arg(long)]
     pub bin: Option<PathBuf>,
+    /// Run the consumer-group benchmark instead of the produce throughput
+    /// scenarios (restart and memory still run when asked for).
+    #[arg(long)]
+    pub groups: bool,
+    /// Groups: messages pre-filled (evenly over `--queues`) per run.
+    #[arg(long, default_value_t = 50_000)]
+    pub group_messages: u64,
+    /// Groups: concurrent receive+ack consumers (the readers of the baseline
+    /// are one per queue).
+    #[arg(long, default_value_t = 4)]
+    pub group_consumers: usize,
+    /// Groups: `max_messages` per receive and per read-by-offset GET (1-64).
+    #[arg(long, default_value_t = 32)]
+    pub group_batch: usize,
+    /// Groups: messages sent one at a time for the end-to-end latency.
+    #[arg(long, default_value_t = 2000)]
+    pub e2e_messages: u64,
+    /// Groups: pause between two end-to-end produce calls, in ms.
+    #[arg(long, default_value_t = 2.0)]
+    pub e2e_interval_ms: f64,
+    /// Groups: numbers of waiting consumers to measure end-to-end latency with.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    pub e2e_consumers: Vec<usize>,
+    /// Groups: durability of the end-to-end topic.
+    #[arg(long, default_value = "SYNC")]
+    pub e2e_durability: String,
     /// Print JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
@@ -124,8 +156,11 @@ async fn run_in(args: &BenchArgs, work: &Path) -> anyhow::Result<Report> {
         machine: Machine::probe(work),
         ..Report::default()
     };
-    if !args.no_throughput {
+    if !args.no_throughput && !args.groups {
         report.throughput = Box::pin(throughput(args, work)).await?;
+    }
+    if args.groups {
+        report.groups = Some(Box::pin(groups::groups(args, work)).await?);
     }
     if args.restart_gb > 0.0 {
         report.restart = Some(Box::pin(restart(args, work)).await?);

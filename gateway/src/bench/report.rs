@@ -1,5 +1,5 @@
-//! The results of `shale bench` (samples, scenarios, restart and memory
-//! figures, the machine) and their rendering as a Markdown or JSON report,
+//! The results of `shale bench` (samples, scenarios, restart, memory and
+//! consumer-group figures, the machine) and their rendering as a Markdown or JSON report,
 //! with the targets they are checked against.
 
 use std::fmt::Write as _;
@@ -97,6 +97,280 @@ pub(super) struct MemoryResult {
     pub(super) rss_anon_after_restart_kib: u64,
 }
 
+/// One half of a consumer-group throughput run (read by offset, or receive + ack).
+#[derive(Debug, Clone)]
+pub(super) struct Half {
+    pub(super) messages: u64,
+    /// Until the last message was read (acked).
+    pub(super) elapsed: Duration,
+    /// CPU time of the whole process (node and load generator) meanwhile.
+    pub(super) cpu_secs: f64,
+    /// Duration of each GET (read) or receive call, µs.
+    pub(super) calls: Histogram<u64>,
+    /// Duration of each ack call, µs (receive + ack only).
+    pub(super) acks: Option<Histogram<u64>>,
+}
+
+impl Default for Half {
+    fn default() -> Self {
+        Half {
+            messages: 0,
+            elapsed: Duration::ZERO,
+            cpu_secs: 0.0,
+            calls: Histogram::new(3)
+                .unwrap_or_else(|_| unreachable!("3 significant digits are valid")),
+            acks: None,
+        }
+    }
+}
+
+impl Half {
+    pub(super) fn msgs_per_s(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+    /// CPU cores busy on average.
+    fn cores(&self) -> f64 {
+        self.cpu_secs / self.elapsed.as_secs_f64()
+    }
+    /// CPU µs per message.
+    fn cpu_us_per_msg(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.messages as f64
+    }
+    fn call_ms(&self, q: f64) -> f64 {
+        self.calls.value_at_quantile(q) as f64 / 1000.0
+    }
+    fn ack_ms(&self, q: f64) -> f64 {
+        self.acks
+            .as_ref()
+            .map_or(f64::NAN, |h| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "messages": self.messages, "seconds": self.elapsed.as_secs_f64(),
+            "msgs_per_s": self.msgs_per_s(), "cpu_cores": self.cores(),
+            "cpu_us_per_msg": self.cpu_us_per_msg(),
+            "call_p50_ms": self.call_ms(0.5), "call_p99_ms": self.call_ms(0.99),
+            "ack_p50_ms": self.acks.as_ref().map(|_| self.ack_ms(0.5)),
+            "ack_p99_ms": self.acks.as_ref().map(|_| self.ack_ms(0.99)),
+        })
+    }
+}
+
+/// One run of the consumer-group throughput comparison.
+#[derive(Debug, Clone)]
+pub(super) struct GroupsRun {
+    pub(super) read: Half,
+    pub(super) recv: Half,
+}
+
+impl GroupsRun {
+    /// Receive + ack msgs/s over read-by-offset msgs/s of the same run.
+    pub(super) fn ratio(&self) -> f64 {
+        self.recv.msgs_per_s() / self.read.msgs_per_s()
+    }
+}
+
+/// One end-to-end latency run.
+#[derive(Debug, Clone)]
+pub(super) struct E2eRun {
+    /// Produce returned → receive returned, µs.
+    pub(super) hist: Histogram<u64>,
+    /// Produce call started → receive returned, µs.
+    pub(super) from_send: Histogram<u64>,
+    /// Duration of the produce calls, µs.
+    pub(super) produce_hist: Histogram<u64>,
+    /// Messages received before their produce call returned (counted as 0).
+    pub(super) early: u64,
+    /// Messages produced per second (the pace actually achieved).
+    pub(super) produce_rate: f64,
+}
+
+impl E2eRun {
+    pub(super) fn p_ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+    pub(super) fn max_ms(&self) -> f64 {
+        self.hist.max() as f64 / 1000.0
+    }
+    fn send_to_receive_p_ms(&self, q: f64) -> f64 {
+        self.from_send.value_at_quantile(q) as f64 / 1000.0
+    }
+    fn produce_p_ms(&self, q: f64) -> f64 {
+        self.produce_hist.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// End-to-end latency with a number of waiting consumers, over all runs.
+#[derive(Debug, Clone)]
+pub(super) struct E2eScenario {
+    pub(super) consumers: usize,
+    pub(super) durability: String,
+    pub(super) messages: u64,
+    pub(super) interval_ms: f64,
+    pub(super) runs: Vec<E2eRun>,
+}
+
+impl E2eScenario {
+    fn median(&self, f: impl Fn(&E2eRun) -> f64) -> f64 {
+        median(self.runs.iter().map(f).collect())
+    }
+}
+
+/// The consumer-group benchmark (`--groups`).
+#[derive(Debug, Clone)]
+pub(super) struct GroupsResult {
+    pub(super) messages: u64,
+    pub(super) consumers: usize,
+    pub(super) queues: u32,
+    pub(super) batch: usize,
+    pub(super) message_bytes: usize,
+    pub(super) runs: Vec<GroupsRun>,
+    pub(super) e2e: Vec<E2eScenario>,
+}
+
+impl GroupsResult {
+    fn median(&self, f: impl Fn(&GroupsRun) -> f64) -> f64 {
+        median(self.runs.iter().map(f).collect())
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "messages": self.messages, "consumers": self.consumers, "queues": self.queues,
+            "max_messages": self.batch, "message_bytes": self.message_bytes,
+            "median_read_msgs_per_s": self.median(|r| r.read.msgs_per_s()),
+            "median_receive_ack_msgs_per_s": self.median(|r| r.recv.msgs_per_s()),
+            "median_ratio": self.median(GroupsRun::ratio),
+            "runs": self.runs.iter().map(|r| json!({
+                "read": r.read.to_json(), "receive_ack": r.recv.to_json(), "ratio": r.ratio(),
+            })).collect::<Vec<_>>(),
+            "end_to_end": self.e2e.iter().map(|e| json!({
+                "consumers": e.consumers, "durability": e.durability, "messages": e.messages,
+                "interval_ms": e.interval_ms,
+                "median_p50_ms": e.median(|r| r.p_ms(0.5)),
+                "median_p99_ms": e.median(|r| r.p_ms(0.99)),
+                "median_max_ms": e.median(E2eRun::max_ms),
+                "median_from_send_p50_ms": e.median(|r| r.send_to_receive_p_ms(0.5)),
+                "median_from_send_p99_ms": e.median(|r| r.send_to_receive_p_ms(0.99)),
+                "runs": e.runs.iter().map(|r| json!({
+                    "p50_ms": r.p_ms(0.5), "p99_ms": r.p_ms(0.99), "max_ms": r.max_ms(),
+                    "received_before_produce_returned": r.early,
+                    "from_send_p50_ms": r.send_to_receive_p_ms(0.5), "from_send_p99_ms": r.send_to_receive_p_ms(0.99),
+                    "produce_p50_ms": r.produce_p_ms(0.5), "produce_p99_ms": r.produce_p_ms(0.99),
+                    "produce_msgs_per_s": r.produce_rate,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn to_markdown(&self, s: &mut String, runs: usize, cpus: usize) {
+        let per_run = |f: &dyn Fn(&GroupsRun) -> String| {
+            self.runs.iter().map(f).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "\nConsumer groups: {} messages of {} B on a NORMAL ASYNC topic with {} queues, filled \
+             before each run; group `consume_from: EARLIEST`; medians of {runs} runs; msgs/s = \
+             messages / wall time until the last one is read (acked); CPU = the whole process \
+             (node and load generator) during that half, on {} CPUs\n",
+            self.messages, self.message_bytes, self.queues, cpus
+        );
+        let _ = writeln!(
+            s,
+            "| measurement | msgs/s | msgs/s per run | CPU cores busy | CPU µs / msg | call p50 / p99 ms | ack p50 / p99 ms |"
+        );
+        let _ = writeln!(s, "| --- | ---: | --- | ---: | ---: | ---: | ---: |");
+        type Pick = fn(&GroupsRun) -> &Half;
+        let halves: [(String, Pick); 2] = [
+            (
+                format!(
+                    "read by offset (baseline): 1 reader per queue, `max_messages` {} per GET",
+                    self.batch
+                ),
+                |r| &r.read,
+            ),
+            (
+                format!(
+                    "receive + ack: {} consumers, `max_messages` {}, `invisible_ms` 60000",
+                    self.consumers, self.batch
+                ),
+                |r| &r.recv,
+            ),
+        ];
+        for (name, half) in halves {
+            let m = |f: &dyn Fn(&Half) -> f64| self.median(|r| f(half(r)));
+            let acks = if self.runs.first().is_some_and(|r| half(r).acks.is_some()) {
+                format!(
+                    "{:.2} / {:.2}",
+                    m(&|h| h.ack_ms(0.5)),
+                    m(&|h| h.ack_ms(0.99))
+                )
+            } else {
+                "—".into()
+            };
+            let _ = writeln!(
+                s,
+                "| {name} | {:.0} | {} | {:.2} | {:.1} | {:.2} / {:.2} | {acks} |",
+                m(&Half::msgs_per_s),
+                per_run(&|r| format!("{:.0}", half(r).msgs_per_s())),
+                m(&Half::cores),
+                m(&Half::cpu_us_per_msg),
+                m(&|h| h.call_ms(0.5)),
+                m(&|h| h.call_ms(0.99)),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| **receive + ack / read by offset (same run)** | **{:.0}%** | {} | | | | |",
+            self.median(GroupsRun::ratio) * 100.0,
+            per_run(&|r| format!("{:.0}%", r.ratio() * 100.0))
+        );
+        if let Some(first) = self.e2e.first() {
+            let _ = writeln!(
+                s,
+                "\nEnd to end: 1 producer sends {} single {} B messages to a {} topic with {} queues, \
+                 one every {} ms; consumers long-poll `receive` (`wait_ms` 20000, `max_messages` 32) \
+                 and ack; latency = produce call returned → receive call returned, matched by \
+                 `message_id`; medians over {runs} runs of each run's percentile\n",
+                first.messages,
+                self.message_bytes,
+                first.durability,
+                self.queues,
+                first.interval_ms
+            );
+            let _ = writeln!(
+                s,
+                "| consumers | p50 ms | p99 ms | max ms | p99 per run | received before produce returned | produce sent → received p50 / p99 ms | produce call p50 / p99 ms | produced msgs/s |"
+            );
+            let _ = writeln!(
+                s,
+                "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
+            );
+            for e in &self.e2e {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.2} | {:.2} | {:.2} | {} | {} of {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} |",
+                    e.consumers,
+                    e.median(|r| r.p_ms(0.5)),
+                    e.median(|r| r.p_ms(0.99)),
+                    e.median(E2eRun::max_ms),
+                    e.runs
+                        .iter()
+                        .map(|r| format!("{:.2}", r.p_ms(0.99)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    e.runs.iter().map(|r| r.early).sum::<u64>(),
+                    e.messages * e.runs.len() as u64,
+                    e.median(|r| r.send_to_receive_p_ms(0.5)),
+                    e.median(|r| r.send_to_receive_p_ms(0.99)),
+                    e.median(|r| r.produce_p_ms(0.5)),
+                    e.median(|r| r.produce_p_ms(0.99)),
+                    e.median(|r| r.produce_rate),
+                );
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct Machine {
     cpus: usize,
@@ -163,12 +437,15 @@ pub(super) struct Report {
     pub(super) throughput: Vec<Scenario>,
     pub(super) restart: Option<RestartResult>,
     pub(super) memory: Option<MemoryResult>,
+    pub(super) groups: Option<GroupsResult>,
 }
 
 const TARGET_SYNC_RATIO: f64 = 0.5;
 const TARGET_SYNC_P99_MS: f64 = 5.0;
 const TARGET_RESTART_MS: f64 = 2000.0;
 const TARGET_RSS_ANON_KIB: u64 = 200 * 1024;
+const TARGET_GROUP_RATIO: f64 = 0.5;
+const TARGET_E2E_P99_MS: f64 = 20.0;
 
 impl Report {
     fn scenario(&self, kind: &str, batch: usize) -> Option<&Scenario> {
@@ -223,6 +500,33 @@ impl Report {
                 m.rss_anon_kib < TARGET_RSS_ANON_KIB,
             ));
         }
+        if let Some(g) = &self.groups {
+            let r = g.median(GroupsRun::ratio);
+            out.push((
+                format!(
+                    "receive+ack with {} consumers ≥ 50% of read-by-offset msgs/s (same run)",
+                    g.consumers
+                ),
+                format!(
+                    "{:.0}% ({:.0} vs {:.0} msgs/s)",
+                    r * 100.0,
+                    g.median(|x| x.recv.msgs_per_s()),
+                    g.median(|x| x.read.msgs_per_s())
+                ),
+                r >= TARGET_GROUP_RATIO,
+            ));
+            for e in &g.e2e {
+                let p99 = e.median(|x| x.p_ms(0.99));
+                out.push((
+                    format!(
+                        "end-to-end p99 < 20 ms, {} waiting consumer(s), {}",
+                        e.consumers, e.durability
+                    ),
+                    format!("{p99:.2} ms (p50 {:.2} ms)", e.median(|x| x.p_ms(0.5))),
+                    p99 < TARGET_E2E_P99_MS,
+                ));
+            }
+        }
         out
     }
 
@@ -246,6 +550,7 @@ impl Report {
                 "messages": m.messages, "rss_anon_kib": m.rss_anon_kib, "vm_rss_kib": m.vm_rss_kib,
                 "rss_anon_after_restart_kib": m.rss_anon_after_restart_kib,
             })),
+            "groups": self.groups.as_ref().map(GroupsResult::to_json),
             "targets": self.targets().into_iter().map(|(name, value, met)| json!({"target": name, "measured": value, "met": met})).collect::<Vec<_>>(),
         })
     }
@@ -322,6 +627,9 @@ impl Report {
                 m.vm_rss_kib as f64 / 1024.0,
                 m.rss_anon_after_restart_kib as f64 / 1024.0
             );
+        }
+        if let Some(g) = &self.groups {
+            g.to_markdown(&mut s, args.runs, self.machine.cpus);
         }
         let targets = self.targets();
         if !targets.is_empty() {

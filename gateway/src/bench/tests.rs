@@ -25,3 +25,31 @@ fn produce_body_has_the_requested_shape() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn latencies_are_matched_by_message_id() {
+    use std::time::{Duration, Instant};
+
+    use super::groups::match_latencies;
+
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let produced = vec![
+        ("a".to_string(), ms(10)),
+        ("b".to_string(), ms(20)),
+        ("c".to_string(), ms(30)),
+        ("d".to_string(), ms(40)),
+    ];
+    let received = vec![
+        // Out of order, one before its produce call returned, one twice,
+        // one never produced; "d" never arrives.
+        ("b".to_string(), ms(23)),
+        ("a".to_string(), ms(15)),
+        ("c".to_string(), ms(29)),
+        ("b".to_string(), ms(50)),
+        ("x".to_string(), ms(60)),
+    ];
+    let m = match_latencies(&produced, &received);
+    assert_eq!(m.latencies_us, vec![3_000, 5_000, 0]);
+    assert_eq!((m.early, m.duplicates, m.unknown, m.missing), (1, 1, 1, 1));
+}

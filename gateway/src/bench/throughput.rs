@@ -34,7 +34,19 @@ impl Drop for Target {
     }
 }
 
-async fn in_process_node(data_dir: &Path) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+/// Builds a node in `data_dir` and serves it on `127.0.0.1:0`; returns its
+/// base URL and the serving task. The ASYNC flush runs every
+/// `flush_interval_ms`, as in `shale serve`. With `like_serve`, accepted
+/// connections also get `TCP_NODELAY` and the tiering tick (group cursor
+/// checkpoints, group gauges, uploads) runs at the same period, as
+/// `shale serve` does; the produce scenarios keep the plain setup their
+/// recorded numbers were measured with.
+async fn in_process_node(
+    data_dir: &Path,
+    like_serve: bool,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    use axum::serve::ListenerExt as _;
+
     std::fs::create_dir_all(data_dir)?;
     let config = NodeConfig {
         data_dir: data_dir.to_path_buf(),
@@ -46,6 +58,11 @@ async fn in_process_node(data_dir: &Path) -> anyhow::Result<(String, tokio::task
     let state = tokio::task::spawn_blocking(move || AppState::open(&open_config)).await??;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let listener = listener.tap_io(move |tcp| {
+        if like_serve {
+            let _ = tcp.set_nodelay(true);
+        }
+    });
     let router = app(state.clone());
     let flush_every = Duration::from_millis(config.flush_interval_ms.max(1));
     let handle = tokio::spawn(async move {
@@ -58,12 +75,51 @@ async fn in_process_node(data_dir: &Path) -> anyhow::Result<(String, tokio::task
                 ticker.maintenance_tick().await;
             }
         });
+        let tiering = like_serve.then(|| {
+            let ticker = state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(flush_every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    ticker.tiering_tick().await;
+                }
+            })
+        });
         if let Err(e) = axum::serve(listener, router).await {
             eprintln!("bench: in-process server failed: {e}");
         }
         maintenance.abort();
+        if let Some(t) = tiering {
+            t.abort();
+        }
     });
     Ok((format!("http://{addr}"), handle))
+}
+
+/// The node under test: `--url`, or an in-process node in `data_dir`
+/// (see [`in_process_node`] for `like_serve`).
+pub(super) async fn target(
+    args: &BenchArgs,
+    data_dir: &Path,
+    like_serve: bool,
+) -> anyhow::Result<Target> {
+    let client = http_client(args.clients)?;
+    Ok(match &args.url {
+        Some(url) => Target {
+            base: url.trim_end_matches('/').to_string(),
+            client,
+            server: None,
+        },
+        None => {
+            let (base, server) = in_process_node(data_dir, like_serve).await?;
+            Target {
+                base,
+                client,
+                server: Some(server),
+            }
+        }
+    })
 }
 
 pub(super) fn http_client(clients: usize) -> anyhow::Result<reqwest::Client> {
@@ -75,22 +131,7 @@ pub(super) fn http_client(clients: usize) -> anyhow::Result<reqwest::Client> {
 }
 
 pub(super) async fn throughput(args: &BenchArgs, work: &Path) -> anyhow::Result<Vec<Scenario>> {
-    let client = http_client(args.clients)?;
-    let target = match &args.url {
-        Some(url) => Target {
-            base: url.trim_end_matches('/').to_string(),
-            client,
-            server: None,
-        },
-        None => {
-            let (base, server) = in_process_node(&work.join("node")).await?;
-            Target {
-                base,
-                client,
-                server: Some(server),
-            }
-        }
-    };
+    let target = target(args, &work.join("node"), false).await?;
     let raw_dir = work.join("raw");
     std::fs::create_dir_all(&raw_dir)?;
     let duration = Duration::from_secs_f64(args.seconds);
