@@ -305,10 +305,15 @@ async fn receive_once(
         {
             let from = cursor.next;
             let reader = tq.clone();
-            let records = tokio::task::spawn_blocking(move || {
-                reader.read_blocking(from, READ_CHUNK, 4 << 20)
-            })
-            .await??;
+            // Without a filter every record read is delivered: read no more
+            // than asked, or the rest is decoded again by the next receive.
+            let chunk = match req.filter {
+                Filter::Tag(ref t) if t.is_all() => (req.max_messages - out.len()).min(READ_CHUNK),
+                _ => READ_CHUNK,
+            };
+            let records =
+                tokio::task::spawn_blocking(move || reader.read_blocking(from, chunk, 4 << 20))
+                    .await??;
             if records.is_empty() {
                 break;
             }
@@ -492,30 +497,52 @@ pub async fn ack(
     topic: &str,
     handles: &[String],
 ) -> ApiResult<Vec<AckOutcome>> {
-    let mut out = Vec::with_capacity(handles.len());
+    // Verify every handle first, restore each cursor they name once, then
+    // apply all acks under one lock.
+    let mut checked = Vec::with_capacity(handles.len());
+    let mut keys = std::collections::BTreeSet::new();
     for h in handles {
-        let r = match verify(state, group, topic, h).await {
-            Ok(r) => r,
-            Err(e) if e.code == ErrorCode::InvalidReceiptHandle => {
-                out.push(AckOutcome::Err(e));
-                continue;
+        match verify(state, group, topic, h).await {
+            Ok(r) => {
+                keys.insert(key(&r.group, &r.topic, r.queue, &r.consumer));
+                checked.push(Ok(r));
             }
+            Err(e) if e.code == ErrorCode::InvalidReceiptHandle => checked.push(Err(e)),
             Err(e) => return Err(e),
-        };
-        let now = state.clock.now_ms();
-        let k = key(&r.group, &r.topic, r.queue, &r.consumer);
-        super::durable::restore_if_checkpointed(state, &k).await?;
-        let mut cursors = state.groups.cursors.lock().await;
-        let res = cursors
-            .get_mut(&key(&r.group, &r.topic, r.queue, &r.consumer))
-            .ok_or(HandleError::Expired)
-            .and_then(|c| c.ack(r.offset, r.attempt, r.nonce, now));
-        out.push(match res {
-            Ok(()) => AckOutcome::Ok,
-            Err(HandleError::Expired) => AckOutcome::Err(expired()),
-        });
+        }
     }
-    state.groups.changed.notify_waiters();
+    for k in &keys {
+        super::durable::restore_if_checkpointed(state, k).await?;
+    }
+    let now = state.clock.now_ms();
+    let mut freed_fifo = false;
+    let mut cursors = state.groups.cursors.lock().await;
+    let out = checked
+        .into_iter()
+        .map(|c| {
+            let r = match c {
+                Ok(r) => r,
+                Err(e) => return AckOutcome::Err(e),
+            };
+            let res = cursors
+                .get_mut(&key(&r.group, &r.topic, r.queue, &r.consumer))
+                .ok_or(HandleError::Expired)
+                .and_then(|c| {
+                    freed_fifo |= !c.held.is_empty();
+                    c.ack(r.offset, r.attempt, r.nonce, now)
+                });
+            match res {
+                Ok(()) => AckOutcome::Ok,
+                Err(HandleError::Expired) => AckOutcome::Err(expired()),
+            }
+        })
+        .collect();
+    drop(cursors);
+    // Only a FIFO hold can turn deliverable because of an ack: wake waiting
+    // receives then, not on every ack.
+    if freed_fifo {
+        state.groups.changed.notify_waiters();
+    }
     Ok(out)
 }
 
