@@ -89,16 +89,7 @@ where
         Some(cp) => cp,
         None => QueueCheckpoint::starting_at(start().await?),
     };
-    // Take ownership (fencing an earlier owner) with what we start from.
-    let owned = state.checkpoints.acquire(&ck, restored).await?;
-    state
-        .groups
-        .cursors
-        .lock()
-        .await
-        .entry(key.clone())
-        .or_insert_with(|| from_checkpoint(&owned));
-    Ok(())
+    adopt(state, key, restored).await
 }
 
 /// Restores the cursor from its checkpoint if it is not in memory and one
@@ -111,7 +102,13 @@ pub async fn restore_if_checkpointed(state: &AppState, key: &CursorKey) -> ApiRe
     let Some(cp) = state.checkpoints.load(&ck).await? else {
         return Ok(());
     };
-    let owned = state.checkpoints.acquire(&ck, cp).await?;
+    adopt(state, key, cp).await
+}
+
+/// Takes ownership of the cursor's checkpoint (fencing an earlier owner)
+/// starting from `cp`, and keeps the cursor in memory.
+async fn adopt(state: &AppState, key: &CursorKey, cp: QueueCheckpoint) -> ApiResult<()> {
+    let owned = state.checkpoints.acquire(&checkpoint_key(key), cp).await?;
     state
         .groups
         .cursors
