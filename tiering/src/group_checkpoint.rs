@@ -27,7 +27,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use object_store::ObjectStore;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -382,25 +381,7 @@ impl GroupCheckpoints {
         for slot in slots {
             *slot.lock().await = None;
         }
-        let dir = self.layout.group_dir(group);
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| TieringError::store(format!("listing {dir}"), e))?;
-        for meta in objects {
-            match self.store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(TieringError::store(
-                        format!("deleting {}", meta.location),
-                        e,
-                    ));
-                }
-            }
-        }
-        Ok(())
+        crate::objects::delete_prefix(self.store.as_ref(), &self.layout.group_dir(group)).await
     }
 }
 

@@ -20,6 +20,7 @@ pub mod fenced;
 pub mod group_checkpoint;
 pub mod manifest;
 pub mod object_url;
+pub mod objects;
 pub mod parquet_segment;
 pub mod paths;
 pub mod retention;

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use shale_hot::QueueLog;
@@ -165,25 +164,7 @@ impl Tier {
     /// Deletes every object of `topic` (segments, manifests, metadata).
     pub async fn delete_topic(&self, topic: &str) -> Result<()> {
         self.owned.lock().await.retain(|(t, _), _| t != topic);
-        let dir = self.layout.topic_dir(topic);
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| TieringError::store(format!("listing {dir}"), e))?;
-        for meta in objects {
-            match self.store.delete(&meta.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(TieringError::store(
-                        format!("deleting {}", meta.location),
-                        e,
-                    ));
-                }
-            }
-        }
-        Ok(())
+        crate::objects::delete_prefix(self.store.as_ref(), &self.layout.topic_dir(topic)).await
     }
 
     /// Stores a topic's metadata object.
