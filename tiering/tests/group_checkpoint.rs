@@ -7,6 +7,9 @@
 //! missing server fails instead of skipping). Each case works under its own
 //! random prefix, so runs against a shared bucket never collide.
 
+#[macro_use]
+mod common;
+
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -14,8 +17,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use shale_tiering::paths::Layout;
 use shale_tiering::{
-    CheckpointKey, FaultStore, Faults, GroupCheckpoints, InflightEntry, ObjectStoreUrl,
-    QueueCheckpoint, TieringError, open_object_store,
+    CheckpointKey, FaultStore, Faults, GroupCheckpoints, InflightEntry, QueueCheckpoint,
+    TieringError,
 };
 
 fn fresh_layout(name: &str) -> Layout {
@@ -318,36 +321,4 @@ async fn delete_group_removes_everything_of_the_group_only(store: Arc<dyn Object
     ));
 }
 
-#[tokio::test]
-async fn memory_backend() {
-    suite(open_object_store(&ObjectStoreUrl::Memory).unwrap().0).await;
-}
-
-#[tokio::test]
-async fn file_backend() {
-    let dir = tempfile::tempdir().unwrap();
-    suite(
-        open_object_store(&ObjectStoreUrl::File(dir.path().to_path_buf()))
-            .unwrap()
-            .0,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn s3_backend() {
-    let Ok(bucket) = std::env::var("SHALE_TEST_S3_BUCKET") else {
-        assert!(
-            std::env::var("SHALE_REQUIRE_S3").is_err(),
-            "SHALE_REQUIRE_S3 is set but SHALE_TEST_S3_BUCKET is not"
-        );
-        eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts moto)");
-        return;
-    };
-    let (store, _) = open_object_store(&ObjectStoreUrl::S3 {
-        bucket,
-        prefix: String::new(),
-    })
-    .unwrap();
-    suite(store).await;
-}
+every_backend!(suite);

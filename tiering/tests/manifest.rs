@@ -6,6 +6,9 @@
 //! `scripts/test.sh` starts moto and sets them, and sets `SHALE_REQUIRE_S3=1`
 //! so that a missing server fails instead of skipping.
 
+#[macro_use]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,39 +213,7 @@ async fn racing_writers_lose_nothing_and_list_nothing_twice(store: Arc<dyn Objec
     assert!(!acked.is_empty());
 }
 
-#[tokio::test]
-async fn memory_backend() {
-    suite(open_object_store(&ObjectStoreUrl::Memory).unwrap().0).await;
-}
-
-#[tokio::test]
-async fn file_backend() {
-    let dir = tempfile::tempdir().unwrap();
-    suite(
-        open_object_store(&ObjectStoreUrl::File(dir.path().to_path_buf()))
-            .unwrap()
-            .0,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn s3_backend() {
-    let Ok(bucket) = std::env::var("SHALE_TEST_S3_BUCKET") else {
-        assert!(
-            std::env::var("SHALE_REQUIRE_S3").is_err(),
-            "SHALE_REQUIRE_S3 is set but SHALE_TEST_S3_BUCKET is not"
-        );
-        eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts moto)");
-        return;
-    };
-    let (store, _) = open_object_store(&ObjectStoreUrl::S3 {
-        bucket,
-        prefix: String::new(),
-    })
-    .unwrap();
-    suite(store).await;
-}
+every_backend!(suite);
 
 #[tokio::test]
 async fn retries_stop_at_meaningful_answers_and_at_the_limit() {

@@ -40,3 +40,48 @@ pub fn filled_queue(
     }
     HotQueue { dir, clock, hot, q }
 }
+
+/// The S3-compatible store `scripts/test.sh` started (moto), or `None` when
+/// there is none — which is a failure if `SHALE_REQUIRE_S3` is set.
+pub fn s3_store() -> Option<std::sync::Arc<dyn object_store::ObjectStore>> {
+    let Ok(bucket) = std::env::var("SHALE_TEST_S3_BUCKET") else {
+        assert!(
+            std::env::var("SHALE_REQUIRE_S3").is_err(),
+            "SHALE_REQUIRE_S3 is set but SHALE_TEST_S3_BUCKET is not"
+        );
+        eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts moto)");
+        return None;
+    };
+    let url = shale_tiering::ObjectStoreUrl::S3 {
+        bucket,
+        prefix: String::new(),
+    };
+    Some(shale_tiering::open_object_store(&url).unwrap().0)
+}
+
+/// Runs `suite(store)` against the in-memory store, a local directory and
+/// S3: one `#[tokio::test]` per backend (Quickwit's storage test suite idea).
+#[allow(unused_macros)]
+macro_rules! every_backend {
+    ($suite:ident) => {
+        #[tokio::test]
+        async fn memory_backend() {
+            let url = shale_tiering::ObjectStoreUrl::Memory;
+            $suite(shale_tiering::open_object_store(&url).unwrap().0).await;
+        }
+
+        #[tokio::test]
+        async fn file_backend() {
+            let dir = tempfile::tempdir().unwrap();
+            let url = shale_tiering::ObjectStoreUrl::File(dir.path().to_path_buf());
+            $suite(shale_tiering::open_object_store(&url).unwrap().0).await;
+        }
+
+        #[tokio::test]
+        async fn s3_backend() {
+            if let Some(store) = common::s3_store() {
+                $suite(store).await;
+            }
+        }
+    };
+}
