@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::Deserialize;
@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 
 use super::BenchArgs;
 use super::report::{E2eRun, E2eScenario, GroupsResult, GroupsRun, Half};
-use super::throughput::{Target, create_topic, produce_body, target};
+use super::throughput::{Target, create_topic, produce_body, success_body, target};
 
 /// Receive `invisible_ms`: long enough that nothing is redelivered mid-run.
 const INVISIBLE_MS: u64 = 60_000;
@@ -215,22 +215,14 @@ async fn post_json<T: serde::de::DeserializeOwned>(
     body: &Value,
 ) -> anyhow::Result<(T, Instant)> {
     let r = target.client.post(url).json(body).send().await?;
-    let status = r.status();
-    let bytes = r.bytes().await?;
+    let bytes = success_body(r, &format!("POST {url}")).await?;
     let returned = Instant::now();
-    if !status.is_success() {
-        bail!("POST {url}: {status} {}", String::from_utf8_lossy(&bytes));
-    }
     Ok((serde_json::from_slice(&bytes)?, returned))
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(target: &Target, url: &str) -> anyhow::Result<T> {
     let r = target.client.get(url).send().await?;
-    let status = r.status();
-    let bytes = r.bytes().await?;
-    if !status.is_success() {
-        bail!("GET {url}: {status} {}", String::from_utf8_lossy(&bytes));
-    }
+    let bytes = success_body(r, &format!("GET {url}")).await?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 
@@ -241,12 +233,7 @@ async fn put_group(target: &Target, group: &str) -> anyhow::Result<()> {
         .json(&json!({"consume_mode": "CLUSTERING", "consume_from": "EARLIEST"}))
         .send()
         .await?;
-    let status = r.status();
-    ensure!(
-        status.is_success(),
-        "creating group {group}: {status} {}",
-        r.text().await.unwrap_or_default()
-    );
+    success_body(r, &format!("creating group {group}")).await?;
     Ok(())
 }
 
@@ -299,11 +286,7 @@ async fn fill(
                     .body(body)
                     .send()
                     .await?;
-                let status = r.status();
-                let text = r.bytes().await?;
-                if !status.is_success() {
-                    bail!("fill: {status} {}", String::from_utf8_lossy(&text));
-                }
+                success_body(r, "fill").await?;
                 left -= n;
             }
             anyhow::Ok(())
@@ -633,12 +616,8 @@ async fn end_to_end(
             .body(body.clone())
             .send()
             .await?;
-        let status = r.status();
-        let bytes = r.bytes().await?;
+        let bytes = success_body(r, "produce").await?;
         let returned = Instant::now();
-        if !status.is_success() {
-            bail!("produce: {status} {}", String::from_utf8_lossy(&bytes));
-        }
         produce_hist.record((returned - t0).as_micros().max(1) as u64)?;
         let p: Produced = serde_json::from_slice(&bytes)?;
         let id = p

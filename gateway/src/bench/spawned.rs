@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::BenchArgs;
 use super::report::{MemoryResult, RestartResult};
-use super::throughput::{Target, create_topic, http_client, produce_body};
+use super::throughput::{Target, create_topic, http_client, produce_body, success_body};
 
 /// A `shale serve` child process.
 struct Spawned {
@@ -151,13 +151,7 @@ async fn fill(
                     .body(body.clone())
                     .send()
                     .await?;
-                let status = r.status();
-                let text = r.bytes().await?;
-                ensure!(
-                    status.is_success(),
-                    "fill: {status} {}",
-                    String::from_utf8_lossy(&text)
-                );
+                success_body(r, "fill").await?;
             }
         }));
     }

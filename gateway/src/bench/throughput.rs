@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure};
+use anyhow::ensure;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -239,12 +239,7 @@ pub(super) async fn create_topic(
         .json(&json!({"name": topic, "queues": queues, "message_type": "NORMAL", "durability": durability}))
         .send()
         .await?;
-    let status = r.status();
-    ensure!(
-        status.is_success(),
-        "creating topic {topic}: {status} {}",
-        r.text().await.unwrap_or_default()
-    );
+    success_body(r, &format!("creating topic {topic}")).await?;
     Ok(())
 }
 
@@ -309,11 +304,7 @@ async fn drive_http(
                     .body(body.clone())
                     .send()
                     .await?;
-                let status = r.status();
-                let text = r.bytes().await?;
-                if !status.is_success() {
-                    bail!("produce: {status} {}", String::from_utf8_lossy(&text));
-                }
+                success_body(r, "produce").await?;
                 let done = Instant::now();
                 if t0 >= measure_from && done <= until {
                     hist.record((done - t0).as_micros().max(1) as u64)?;
@@ -402,4 +393,17 @@ fn raw_fsync_writers(
         elapsed: duration,
         hist,
     })
+}
+
+/// The body of a successful answer; any other status is an error naming
+/// `what` with the answer's text.
+pub(super) async fn success_body(r: reqwest::Response, what: &str) -> anyhow::Result<Bytes> {
+    let status = r.status();
+    let body = r.bytes().await?;
+    ensure!(
+        status.is_success(),
+        "{what}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(body)
 }
