@@ -71,20 +71,16 @@ pub struct Record {
 
 impl Record {
     /// Bytes this record takes in a segment.
+    /// Computed from the fields, without copying any of them (reads call it
+    /// once per record).
     pub fn encoded_len(&self) -> usize {
-        encoded_len(&self.as_request())
-    }
-
-    fn as_request(&self) -> AppendRequest {
-        AppendRequest {
-            born_ms: self.born_ms,
-            deliver_at_ms: self.deliver_at_ms,
-            tag: self.tag.clone(),
-            keys: self.keys.clone(),
-            properties: self.properties.clone(),
-            message_group: self.message_group.clone(),
-            body: self.body.clone(),
-        }
+        fields_len(
+            self.tag.as_deref(),
+            self.message_group.as_deref(),
+            &self.keys,
+            &self.properties,
+            self.body.len(),
+        )
     }
 }
 
@@ -129,21 +125,36 @@ pub struct Header {
 
 /// Bytes `req` will take once encoded.
 pub fn encoded_len(req: &AppendRequest) -> usize {
+    fields_len(
+        req.tag.as_deref(),
+        req.message_group.as_deref(),
+        &req.keys,
+        &req.properties,
+        req.body.len(),
+    )
+}
+
+fn fields_len(
+    tag: Option<&str>,
+    group: Option<&str>,
+    keys: &[String],
+    properties: &[(String, String)],
+    body_len: usize,
+) -> usize {
     RECORD_HEADER_BYTES
         + 2
-        + req.tag.as_ref().map_or(0, String::len)
+        + tag.map_or(0, str::len)
         + 2
-        + req.message_group.as_ref().map_or(0, String::len)
+        + group.map_or(0, str::len)
         + 2
-        + req.keys.iter().map(|k| 2 + k.len()).sum::<usize>()
+        + keys.iter().map(|k| 2 + k.len()).sum::<usize>()
         + 2
-        + req
-            .properties
+        + properties
             .iter()
             .map(|(k, v)| 2 + k.len() + 4 + v.len())
             .sum::<usize>()
         + 4
-        + req.body.len()
+        + body_len
 }
 
 /// Checks that `req` fits the format's field widths.
