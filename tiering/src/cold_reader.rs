@@ -6,30 +6,46 @@
 //! - manifests, for a short TTL (and invalidated when this node changes one);
 //! - footers, so a point read after the first costs one ranged GET;
 //! - decoded row groups, bounded in bytes, so sequential replay reads each
-//!   row group once. When a read reaches the end of a row group, the next one
-//!   (or the first of the next segment) is fetched in the background, so
-//!   replay overlaps network time with sending; point reads fetch nothing extra.
+//!   row group once. When a read reaches the end of a row group, the next
+//!   few (crossing into the next segments) are fetched in the background, in
+//!   parallel, so replay overlaps network time and decoding with sending;
+//!   point reads fetch nothing extra.
+//!
+//! Decoding runs on blocking threads (see [`read_row_group`]).
 //!
 //! Callers cannot tell a cold read from a hot one: records come back exactly
 //! as they were stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use moka::future::Cache;
 use object_store::ObjectStore;
 use object_store::path::Path;
+use parking_lot::Mutex;
 use shale_hot::Record;
 
 use crate::error::{Result, TieringError};
 use crate::manifest::{QueueManifest, SegmentEntry, read_manifest};
-use crate::parquet_segment::{SegmentFooter, read_footer, read_range, row_groups_maybe_with_key};
+use crate::parquet_segment::{
+    SegmentFooter, decode_row_group, fetch_row_groups, read_footer, read_row_group,
+    row_groups_maybe_with_key,
+};
 use crate::paths::Layout;
 
 /// How long a manifest read from the store is trusted before it is read again.
 const MANIFEST_TTL: Duration = Duration::from_secs(2);
 /// Footers kept.
 const FOOTER_ENTRIES: u64 = 4096;
+/// Row groups a sequential reader keeps fetched or in flight ahead of itself.
+const READAHEAD_ROW_GROUPS: usize = 8;
+/// Row groups fetched together by one read-ahead GET, at least.
+const READAHEAD_BATCH: usize = 4;
+/// Segments whose read-ahead position is remembered (then forgotten at once:
+/// forgetting costs at most one extra fetch).
+const ASKED_ENTRIES: usize = 10_000;
 
 type RowGroup = Arc<Vec<Record>>;
 
@@ -41,6 +57,8 @@ pub struct ColdReader {
     manifests: Cache<(String, u32), Option<Arc<QueueManifest>>>,
     footers: Cache<Path, Arc<SegmentFooter>>,
     row_groups: Cache<(Path, usize), RowGroup>,
+    /// Per segment, the highest row group a read-ahead has asked for.
+    asked: Arc<Mutex<HashMap<Path, usize>>>,
 }
 
 impl std::fmt::Debug for ColdReader {
@@ -75,6 +93,7 @@ impl ColdReader {
                 .build(),
             footers: Cache::builder().max_capacity(FOOTER_ENTRIES).build(),
             row_groups,
+            asked: Arc::default(),
         }
     }
 
@@ -120,7 +139,6 @@ impl ColdReader {
     async fn row_group(
         &self,
         path: &Path,
-        size: u64,
         footer: &Arc<SegmentFooter>,
         index: usize,
     ) -> Result<RowGroup> {
@@ -128,44 +146,103 @@ impl ColdReader {
         let (p, f) = (path.clone(), footer.clone());
         self.row_groups
             .try_get_with((path.clone(), index), async move {
-                let g = f.row_groups[index];
-                read_range(store, &p, size, &f, g.first_offset, g.rows as usize)
-                    .await
-                    .map(Arc::new)
+                read_row_group(store, &p, &f, index).await.map(Arc::new)
             })
             .await
             .map_err(shared)
     }
 
-    /// Fetches the row group after `(seg, index)` into the cache in the background.
-    fn prefetch_next(
+    /// Keeps the [`READAHEAD_ROW_GROUPS`] row groups after `(seg, index)`
+    /// fetched or in flight, crossing into the next segments. Groups not yet
+    /// asked for are fetched once at least [`READAHEAD_BATCH`] of them are
+    /// due (or the queue's cold data ends), with one ranged GET per segment
+    /// for all of them: the store's latency and per-request cost are paid
+    /// once per batch, and decoding (on blocking threads) overlaps sending.
+    fn read_ahead(
         &self,
         manifest: Arc<QueueManifest>,
         topic: &str,
         queue: u32,
         seg: usize,
         index: usize,
-        rows_in_seg: usize,
     ) {
-        let (next_seg, next_index) = if index + 1 < rows_in_seg {
-            (seg, index + 1)
-        } else {
-            (seg + 1, 0)
-        };
-        let Some(entry) = manifest.segments.get(next_seg).cloned() else {
-            return;
-        };
-        let path = self.layout.segment(topic, queue, entry.base_offset);
-        if self.row_groups.contains_key(&(path.clone(), next_index)) {
-            return;
+        let me = self.clone();
+        let topic = topic.to_string();
+        tokio::spawn(async move {
+            let mut due = Vec::new();
+            let (mut seg, mut first, mut left) = (seg, index + 1, READAHEAD_ROW_GROUPS);
+            while left > 0 {
+                let Some(entry) = manifest.segments.get(seg) else {
+                    break;
+                };
+                let path = me.layout.segment(&topic, queue, entry.base_offset);
+                let Ok(footer) = me.footer(&path, entry.bytes).await else {
+                    return;
+                };
+                let end = footer.row_groups.len().min(first + left);
+                left -= end.saturating_sub(first);
+                let asked = me.asked_through(&path);
+                let from = asked.map_or(first, |a| first.max(a + 1));
+                if from < end {
+                    due.push((path, footer, from..end));
+                }
+                (seg, first) = (seg + 1, 0);
+            }
+            let count: usize = due.iter().map(|(_, _, r)| r.len()).sum();
+            if count == 0 || (count < READAHEAD_BATCH && left == 0) {
+                return;
+            }
+            for (path, footer, groups) in due {
+                me.fetch_batch(path, footer, groups);
+            }
+        });
+    }
+
+    /// The highest row group of `path` a read-ahead has asked for.
+    fn asked_through(&self, path: &Path) -> Option<usize> {
+        self.asked.lock().get(path).copied()
+    }
+
+    /// One GET for `groups` of one segment, then the groups decoded into the
+    /// cache one after the other (a reader wanting one of them first decodes
+    /// it from the same GET; moka lets only one load of a group run).
+    fn fetch_batch(&self, path: Path, footer: Arc<SegmentFooter>, groups: std::ops::Range<usize>) {
+        {
+            let mut asked = self.asked.lock();
+            if asked.len() >= ASKED_ENTRIES {
+                asked.clear();
+            }
+            asked.insert(path.clone(), groups.end - 1);
         }
+        let store = self.store.clone();
+        let (p, f, g) = (path.clone(), footer.clone(), groups.clone());
+        let span = async move {
+            fetch_row_groups(store.as_ref(), &p, &f, g)
+                .await
+                .map_err(Arc::new)
+        }
+        .boxed()
+        .shared();
+        // In order, one at a time: the group the reader needs next is ready
+        // first, and decoding leaves a core to the reader.
         let me = self.clone();
         tokio::spawn(async move {
-            let Ok(footer) = me.footer(&path, entry.bytes).await else {
-                return;
-            };
-            if next_index < footer.row_groups.len() {
-                let _ = me.row_group(&path, entry.bytes, &footer, next_index).await;
+            for index in groups {
+                let span = span.clone();
+                let load = async {
+                    let span = span.await.map_err(shared)?;
+                    decode_row_group(span, &footer, &path, index)
+                        .await
+                        .map(Arc::new)
+                };
+                if me
+                    .row_groups
+                    .try_get_with((path.clone(), index), load)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         });
     }
@@ -197,19 +274,12 @@ impl ColdReader {
                 reason: format!("no row group holds offset {offset}"),
             });
         };
-        let rows = self.row_group(&path, entry.bytes, &footer, rg).await?;
+        let rows = self.row_group(&path, &footer, rg).await?;
         let start = (offset - footer.row_groups[rg].first_offset) as usize;
         // A reader that reaches the end of a row group is replaying: fetch the
-        // next one now. A point read does not trigger any extra request.
+        // next ones now. A point read does not trigger any extra request.
         if start.saturating_add(max) >= rows.len() {
-            self.prefetch_next(
-                manifest.clone(),
-                topic,
-                queue,
-                seg_index,
-                rg,
-                footer.row_groups.len(),
-            );
+            self.read_ahead(manifest.clone(), topic, queue, seg_index, rg);
         }
         Ok(rows.iter().skip(start).take(max).cloned().collect())
     }
@@ -235,7 +305,7 @@ impl ColdReader {
         let Some(rg) = footer.first_row_group_at_or_after(ts) else {
             return Ok(None);
         };
-        let rows = self.row_group(&path, entry.bytes, &footer, rg).await?;
+        let rows = self.row_group(&path, &footer, rg).await?;
         Ok(rows.iter().find(|r| r.store_ms >= ts).map(|r| r.offset))
     }
 }
@@ -269,7 +339,7 @@ impl ColdReader {
                 row_groups_maybe_with_key(self.store.clone(), &path, entry.bytes, &footer, key)
                     .await?
             {
-                let rows = self.row_group(&path, entry.bytes, &footer, rg).await?;
+                let rows = self.row_group(&path, &footer, rg).await?;
                 let hits = rows.iter().filter(|r| {
                     r.offset >= manifest.min_offset
                         && r.store_ms >= begin_ms

@@ -21,7 +21,7 @@
 //! their `offset` statistics and skips rows before the wanted offset; with
 //! the footer cached, one ranged read of one row group answers a point read.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -32,17 +32,20 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Buf;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 use shale_hot::{MessageId, Record};
@@ -393,6 +396,112 @@ pub async fn read_range(
     Ok(out)
 }
 
+/// Every record of row group `index`: one ranged GET of the group's byte span,
+/// decoded on a blocking thread so that decompression never stalls the
+/// async workers serving requests.
+pub async fn read_row_group(
+    store: Arc<dyn ObjectStore>,
+    path: &Path,
+    footer: &SegmentFooter,
+    index: usize,
+) -> Result<Vec<Record>> {
+    let span = fetch_row_groups(store.as_ref(), path, footer, index..index + 1).await?;
+    decode_row_group(span, footer, path, index).await
+}
+
+/// The bytes of row groups `groups` (adjacent in the object), in one ranged GET.
+pub async fn fetch_row_groups(
+    store: &dyn ObjectStore,
+    path: &Path,
+    footer: &SegmentFooter,
+    groups: std::ops::Range<usize>,
+) -> Result<FetchedSpan> {
+    let meta = footer.meta.metadata();
+    let mut spans = Vec::new();
+    for index in groups {
+        let group = meta
+            .row_groups()
+            .get(index)
+            .ok_or_else(|| invalid(path, format!("no row group {index}")))?;
+        spans.extend(group.columns().iter().map(|c| c.byte_range()));
+    }
+    let start = spans.iter().map(|&(s, _)| s).min().unwrap_or(0);
+    let end = spans.iter().map(|&(s, len)| s + len).max().unwrap_or(0);
+    let data = store
+        .get_range(path, start..end)
+        .await
+        .map_err(|e| TieringError::store(path.to_string(), e))?;
+    Ok(FetchedSpan { start, data })
+}
+
+/// Decodes row group `index` out of `span` (which must hold it) on a
+/// blocking thread.
+pub async fn decode_row_group(
+    span: FetchedSpan,
+    footer: &SegmentFooter,
+    path: &Path,
+    index: usize,
+) -> Result<Vec<Record>> {
+    let (meta, path) = (footer.meta.clone(), path.clone());
+    tokio::task::spawn_blocking(move || {
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(span, meta)
+            .with_row_groups(vec![index])
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| invalid(&path, e))?;
+        let mut out = Vec::new();
+        for batch in reader {
+            from_batch(&batch.map_err(|e| invalid(&path, e))?, &path, &mut out)?;
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| invalid("decoding a row group", e))?
+}
+
+/// Bytes of some row groups, fetched from the object: a [`ChunkReader`]
+/// that answers for that span only (the footer is already parsed). Cheap to
+/// clone (the bytes are shared).
+#[derive(Debug, Clone)]
+pub struct FetchedSpan {
+    start: u64,
+    data: Bytes,
+}
+
+impl FetchedSpan {
+    fn slice(&self, start: u64, len: usize) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|f| f as usize)
+            .filter(|f| f.saturating_add(len) <= self.data.len())
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "bytes {start}+{len} are outside the fetched row group"
+                ))
+            })?;
+        Ok(self.data.slice(from..from + len))
+    }
+}
+
+impl Length for FetchedSpan {
+    fn len(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+impl ChunkReader for FetchedSpan {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let rest = self.len().saturating_sub(start) as usize;
+        Ok(self.slice(start, rest)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, length)
+    }
+}
+
 /// Converts rows back into records (any Parquet writer's output with our schema).
 pub fn from_batch(batch: &RecordBatch, path: &Path, out: &mut Vec<Record>) -> Result<()> {
     let col = |name: &str| {
@@ -430,18 +539,32 @@ pub fn from_batch(batch: &RecordBatch, path: &Path, out: &mut Vec<Record>) -> Re
     let deliver = batch
         .column_by_name("deliver_at_ms")
         .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
+    // Lists and maps are walked through their offsets into the child arrays
+    // (slicing a child array per row costs more than the row itself).
+    let key_offsets = keys.value_offsets();
+    let key_values = keys
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| invalid(path, "keys are not strings"))?;
+    let prop_offsets = props.value_offsets();
+    let (pk, pv) = (
+        props
+            .keys()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| invalid(path, "property names are not strings"))?,
+        props
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| invalid(path, "property values are not strings"))?,
+    );
+    // Bodies share the decoded buffer instead of being copied one by one.
+    let bodies = Bytes::from_owner(ArrowBytes(body.values().clone()));
+    let body_offsets = body.value_offsets();
+    let range = |offsets: &[i32], i: usize| offsets[i] as usize..offsets[i + 1] as usize;
+    out.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
         let id: MessageId = message_id.value(i).parse().map_err(|e| invalid(path, e))?;
-        let key_list = keys.value(i);
-        let key_strs = key_list
-            .as_string_opt::<i32>()
-            .ok_or_else(|| invalid(path, "keys are not strings"))?;
-        let entries = props.value(i);
-        let (pk, pv) = (
-            entries.column(0).as_string::<i32>(),
-            entries.column(1).as_string::<i32>(),
-        );
-        let mut properties: Vec<(String, String)> = (0..pk.len())
+        let mut properties: Vec<(String, String)> = range(prop_offsets, i)
             .map(|j| (pk.value(j).to_string(), pv.value(j).to_string()))
             .collect();
         dedup_properties(&mut properties);
@@ -454,19 +577,39 @@ pub fn from_batch(batch: &RecordBatch, path: &Path, out: &mut Vec<Record>) -> Re
                 .and_then(|d| d.is_valid(i).then(|| d.value(i))),
             message_id: id,
             tag: tag.is_valid(i).then(|| tag.value(i).to_string()),
-            keys: (0..key_strs.len())
-                .map(|j| key_strs.value(j).to_string())
+            keys: range(key_offsets, i)
+                .map(|j| key_values.value(j).to_string())
                 .collect(),
             properties,
             message_group: group.is_valid(i).then(|| group.value(i).to_string()),
-            body: Bytes::copy_from_slice(body.value(i)),
+            body: if body.is_valid(i) {
+                bodies.slice(range(body_offsets, i))
+            } else {
+                Bytes::new()
+            },
         });
     }
     Ok(())
 }
 
+/// An Arrow buffer seen as bytes, so that record bodies can point into it.
+struct ArrowBytes(arrow_buffer::Buffer);
+
+impl AsRef<[u8]> for ArrowBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 /// Keeps the first value of a repeated property name (a foreign writer could repeat one).
 fn dedup_properties(props: &mut Vec<(String, String)>) {
-    let mut seen = HashMap::new();
-    props.retain(|(k, _)| seen.insert(k.clone(), ()).is_none());
+    if props.len() < 2 {
+        return;
+    }
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(props.len());
+        props.iter().map(|(k, _)| seen.insert(k.as_str())).collect()
+    };
+    let mut keep = keep.into_iter();
+    props.retain(|_| keep.next().unwrap_or(true));
 }
