@@ -24,6 +24,11 @@
 //!   read-by-offset of the same messages in the same run, and the end-to-end
 //!   latency (produce returns → a long-polling receive returns the message)
 //!   with `--e2e-consumers` waiting consumers. See `groups.rs`.
+//! - **cold replay** (`--cold`, instead of the produce throughput): a queue
+//!   handed over to the object store as on SIGTERM is streamed as NDJSON over
+//!   HTTP by a fresh node with an empty disk, against plain GETs of the same
+//!   segment objects in the same run; MB/s of object bytes, msgs/s, ratio.
+//!   See `cold.rs`.
 //!
 //! The node under test is built in-process from the library
 //! ([`AppState::open`] + [`app`]) on a fresh directory under `--dir`, served
@@ -43,6 +48,7 @@ use report::{Machine, Report};
 use spawned::{memory, restart};
 use throughput::throughput;
 
+mod cold;
 mod groups;
 mod report;
 mod spawned;
@@ -123,6 +129,22 @@ pub struct BenchArgs {
     /// Groups: durability of the end-to-end topic.
     #[arg(long, default_value = "SYNC")]
     pub e2e_durability: String,
+    /// Run the cold replay benchmark instead of the produce throughput
+    /// scenarios (restart and memory still run when asked for).
+    #[arg(long)]
+    pub cold: bool,
+    /// Cold: messages (~260 B JSON orders) in the replayed queue.
+    #[arg(long, default_value_t = 200_000)]
+    pub cold_messages: u64,
+    /// Cold: the object store (any `--object-store` URL of `shale serve`,
+    /// e.g. `s3://bucket/prefix` with the `AWS_*` variables); a fresh random
+    /// prefix inside it is used and deleted at the end. Default: a `file://`
+    /// directory under the bench work directory.
+    #[arg(long)]
+    pub cold_object_store: Option<String>,
+    /// Cold: `segment_bytes` of the node that fills the queue (bytes).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub cold_segment_bytes: u64,
     /// Print JSON instead of Markdown.
     #[arg(long)]
     pub json: bool,
@@ -156,11 +178,14 @@ async fn run_in(args: &BenchArgs, work: &Path) -> anyhow::Result<Report> {
         machine: Machine::probe(work),
         ..Report::default()
     };
-    if !args.no_throughput && !args.groups {
+    if !args.no_throughput && !args.groups && !args.cold {
         report.throughput = Box::pin(throughput(args, work)).await?;
     }
     if args.groups {
         report.groups = Some(Box::pin(groups::groups(args, work)).await?);
+    }
+    if args.cold {
+        report.cold = Some(Box::pin(cold::cold(args, work)).await?);
     }
     if args.restart_gb > 0.0 {
         report.restart = Some(Box::pin(restart(args, work)).await?);

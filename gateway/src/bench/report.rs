@@ -1,5 +1,5 @@
-//! The results of `shale bench` (samples, scenarios, restart, memory and
-//! consumer-group figures, the machine) and their rendering as a Markdown or JSON report,
+//! The results of `shale bench` (samples, scenarios, restart, memory,
+//! consumer-group and cold-replay figures, the machine) and their rendering as a Markdown or JSON report,
 //! with the targets they are checked against.
 
 use std::fmt::Write as _;
@@ -371,6 +371,166 @@ impl GroupsResult {
     }
 }
 
+/// One NDJSON replay of a whole queue.
+#[derive(Debug, Clone)]
+pub(super) struct Replay {
+    /// Message lines received (checked against the messages produced).
+    pub(super) lines: u64,
+    /// Bytes of the NDJSON stream.
+    pub(super) ndjson_bytes: u64,
+    /// Request sent → last byte received.
+    pub(super) elapsed: Duration,
+}
+
+impl Replay {
+    pub(super) fn msgs_per_s(&self) -> f64 {
+        self.lines as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// One run of the cold replay comparison.
+#[derive(Debug, Clone)]
+pub(super) struct ColdRun {
+    /// Bytes of the queue's segment objects (what the baseline read).
+    pub(super) object_bytes: u64,
+    /// Sequential GETs of every segment object.
+    pub(super) baseline: Duration,
+    /// A fresh node streaming the queue as NDJSON.
+    pub(super) replay: Replay,
+}
+
+impl ColdRun {
+    pub(super) fn baseline_mb_per_s(&self) -> f64 {
+        self.object_bytes as f64 / 1e6 / self.baseline.as_secs_f64()
+    }
+    /// Segment object bytes over the replay's seconds.
+    pub(super) fn replay_mb_per_s(&self) -> f64 {
+        self.object_bytes as f64 / 1e6 / self.replay.elapsed.as_secs_f64()
+    }
+    /// Replay MB/s over baseline MB/s of the same run.
+    pub(super) fn ratio(&self) -> f64 {
+        self.replay_mb_per_s() / self.baseline_mb_per_s()
+    }
+}
+
+/// The cold replay benchmark (`--cold`).
+#[derive(Debug, Clone)]
+pub(super) struct ColdResult {
+    pub(super) messages: u64,
+    /// Total body bytes produced.
+    pub(super) body_bytes: u64,
+    pub(super) segment_bytes: u64,
+    /// Segment objects of the queue after the hand-over.
+    pub(super) segments: usize,
+    /// The object store URL, with the bench's prefix.
+    pub(super) store: String,
+    pub(super) fill_secs: f64,
+    pub(super) hand_over_secs: f64,
+    /// Hot NDJSON replays of the filling node (reference).
+    pub(super) hot: Vec<Replay>,
+    pub(super) runs: Vec<ColdRun>,
+}
+
+impl ColdResult {
+    fn median(&self, f: impl Fn(&ColdRun) -> f64) -> f64 {
+        median(self.runs.iter().map(f).collect())
+    }
+    fn object_bytes(&self) -> u64 {
+        self.runs.first().map_or(0, |r| r.object_bytes)
+    }
+    fn hot_msgs_per_s(&self) -> f64 {
+        median(self.hot.iter().map(Replay::msgs_per_s).collect())
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "messages": self.messages, "body_bytes": self.body_bytes,
+            "segment_bytes": self.segment_bytes, "segments": self.segments,
+            "object_bytes": self.object_bytes(), "object_store": self.store,
+            "fill_seconds": self.fill_secs, "hand_over_seconds": self.hand_over_secs,
+            "median_baseline_mb_per_s": self.median(ColdRun::baseline_mb_per_s),
+            "median_replay_mb_per_s": self.median(ColdRun::replay_mb_per_s),
+            "median_replay_msgs_per_s": self.median(|r| r.replay.msgs_per_s()),
+            "median_ratio_to_baseline": self.median(ColdRun::ratio),
+            "median_hot_replay_msgs_per_s": self.hot_msgs_per_s(),
+            "runs": self.runs.iter().map(|r| json!({
+                "baseline_seconds": r.baseline.as_secs_f64(),
+                "baseline_mb_per_s": r.baseline_mb_per_s(),
+                "replay_seconds": r.replay.elapsed.as_secs_f64(),
+                "replay_mb_per_s": r.replay_mb_per_s(),
+                "replay_msgs_per_s": r.replay.msgs_per_s(),
+                "replay_lines": r.replay.lines, "ndjson_bytes": r.replay.ndjson_bytes,
+                "ratio_to_baseline": r.ratio(),
+            })).collect::<Vec<_>>(),
+            "hot_runs": self.hot.iter().map(|r| json!({
+                "seconds": r.elapsed.as_secs_f64(), "msgs_per_s": r.msgs_per_s(),
+                "lines": r.lines, "ndjson_bytes": r.ndjson_bytes,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn to_markdown(&self, s: &mut String, runs: usize) {
+        let per_run =
+            |f: &dyn Fn(&ColdRun) -> String| self.runs.iter().map(f).collect::<Vec<_>>().join(", ");
+        let ndjson_mb = self
+            .runs
+            .first()
+            .map_or(f64::NAN, |r| r.replay.ndjson_bytes as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "\nCold replay: {} JSON order messages (bodies {:.0} B on average, one key and a tag each) \
+             in 1 queue, filled over HTTP in {:.1} s, handed over as on SIGTERM in {:.1} s to {} \
+             segment objects of {:.1} MB in total (`segment_bytes` {} MiB) on `{}`. Each run: \
+             baseline = sequential GETs of those objects; then a fresh node with an empty data dir \
+             streams the queue as NDJSON over HTTP to 1 client ({:.1} MB of NDJSON). MB/s = segment \
+             object bytes (10^6) / seconds for both; medians of {runs} runs\n",
+            self.messages,
+            self.body_bytes as f64 / self.messages as f64,
+            self.fill_secs,
+            self.hand_over_secs,
+            self.segments,
+            self.object_bytes() as f64 / 1e6,
+            self.segment_bytes / (1024 * 1024),
+            self.store,
+            ndjson_mb,
+        );
+        let _ = writeln!(
+            s,
+            "| measurement | MB/s (object bytes) | msgs/s | seconds | MB/s per run |"
+        );
+        let _ = writeln!(s, "| --- | ---: | ---: | ---: | --- |");
+        let _ = writeln!(
+            s,
+            "| GET segment objects (baseline) | {:.1} | — | {:.3} | {} |",
+            self.median(ColdRun::baseline_mb_per_s),
+            self.median(|r| r.baseline.as_secs_f64()),
+            per_run(&|r| format!("{:.1}", r.baseline_mb_per_s())),
+        );
+        let _ = writeln!(
+            s,
+            "| cold NDJSON replay, fresh node | {:.1} | {:.0} | {:.3} | {} |",
+            self.median(ColdRun::replay_mb_per_s),
+            self.median(|r| r.replay.msgs_per_s()),
+            self.median(|r| r.replay.elapsed.as_secs_f64()),
+            per_run(&|r| format!("{:.1}", r.replay_mb_per_s())),
+        );
+        let _ = writeln!(
+            s,
+            "| **cold replay / GET (same run)** | **{:.0}%** | | | {} |",
+            self.median(ColdRun::ratio) * 100.0,
+            per_run(&|r| format!("{:.0}%", r.ratio() * 100.0)),
+        );
+        if !self.hot.is_empty() {
+            let _ = writeln!(
+                s,
+                "| hot NDJSON replay, filling node (reference) | — | {:.0} | {:.3} | |",
+                self.hot_msgs_per_s(),
+                median(self.hot.iter().map(|r| r.elapsed.as_secs_f64()).collect()),
+            );
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct Machine {
     cpus: usize,
@@ -438,6 +598,7 @@ pub(super) struct Report {
     pub(super) restart: Option<RestartResult>,
     pub(super) memory: Option<MemoryResult>,
     pub(super) groups: Option<GroupsResult>,
+    pub(super) cold: Option<ColdResult>,
 }
 
 const TARGET_SYNC_RATIO: f64 = 0.5;
@@ -551,6 +712,7 @@ impl Report {
                 "rss_anon_after_restart_kib": m.rss_anon_after_restart_kib,
             })),
             "groups": self.groups.as_ref().map(GroupsResult::to_json),
+            "cold": self.cold.as_ref().map(ColdResult::to_json),
             "targets": self.targets().into_iter().map(|(name, value, met)| json!({"target": name, "measured": value, "met": met})).collect::<Vec<_>>(),
         })
     }
@@ -630,6 +792,9 @@ impl Report {
         }
         if let Some(g) = &self.groups {
             g.to_markdown(&mut s, args.runs, self.machine.cpus);
+        }
+        if let Some(c) = &self.cold {
+            c.to_markdown(&mut s, args.runs);
         }
         let targets = self.targets();
         if !targets.is_empty() {

@@ -3,9 +3,10 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -35,18 +36,11 @@ impl Drop for Target {
 }
 
 /// Builds a node in `data_dir` and serves it on `127.0.0.1:0`; returns its
-/// base URL and the serving task. The ASYNC flush runs every
-/// `flush_interval_ms`, as in `shale serve`. With `like_serve`, accepted
-/// connections also get `TCP_NODELAY` and the tiering tick (group cursor
-/// checkpoints, group gauges, uploads) runs at the same period, as
-/// `shale serve` does; the produce scenarios keep the plain setup their
-/// recorded numbers were measured with.
+/// base URL and the serving task (see [`serve_in_process`] for `like_serve`).
 async fn in_process_node(
     data_dir: &Path,
     like_serve: bool,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    use axum::serve::ListenerExt as _;
-
     std::fs::create_dir_all(data_dir)?;
     let config = NodeConfig {
         data_dir: data_dir.to_path_buf(),
@@ -54,8 +48,31 @@ async fn in_process_node(
         listen: "127.0.0.1:0".into(),
         ..NodeConfig::default()
     };
+    let (base, handle, _) = serve_in_process(config, like_serve).await?;
+    Ok((base, handle))
+}
+
+/// Opens a node with `config`, adopts the topics its object store knows (as
+/// `shale serve` does), and serves it on `127.0.0.1:0`; returns its base URL,
+/// the serving task and the state. The ASYNC flush runs every
+/// `flush_interval_ms`, as in `shale serve`. With `like_serve`, accepted
+/// connections also get `TCP_NODELAY` and the tiering tick (group cursor
+/// checkpoints, group gauges, uploads) runs at the same period, as
+/// `shale serve` does; the produce scenarios keep the plain setup their
+/// recorded numbers were measured with. Aborting the serving task stops the
+/// background ticks too.
+pub(super) async fn serve_in_process(
+    config: NodeConfig,
+    like_serve: bool,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>, Arc<AppState>)> {
+    use axum::serve::ListenerExt as _;
+
     let open_config = config.clone();
     let state = tokio::task::spawn_blocking(move || AppState::open(&open_config)).await??;
+    state
+        .load_topics_from_store()
+        .await
+        .context("reading topic metadata from the object store")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(move |tcp| {
@@ -65,36 +82,45 @@ async fn in_process_node(
     });
     let router = app(state.clone());
     let flush_every = Duration::from_millis(config.flush_interval_ms.max(1));
+    let ticked = state.clone();
     let handle = tokio::spawn(async move {
         // ASYNC data is fsynced in the background, as in `shale serve`.
-        let ticker = state.clone();
-        let maintenance = tokio::spawn(async move {
+        let ticker = ticked.clone();
+        let maintenance = AbortOnDrop(tokio::spawn(async move {
             let mut tick = tokio::time::interval(flush_every);
             loop {
                 tick.tick().await;
                 ticker.maintenance_tick().await;
             }
-        });
+        }));
         let tiering = like_serve.then(|| {
-            let ticker = state.clone();
-            tokio::spawn(async move {
+            let ticker = ticked.clone();
+            AbortOnDrop(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(flush_every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
                     ticker.tiering_tick().await;
                 }
-            })
+            }))
         });
+        drop(ticked);
         if let Err(e) = axum::serve(listener, router).await {
             eprintln!("bench: in-process server failed: {e}");
         }
-        maintenance.abort();
-        if let Some(t) = tiering {
-            t.abort();
-        }
+        drop((maintenance, tiering));
     });
-    Ok((format!("http://{addr}"), handle))
+    Ok((format!("http://{addr}"), handle, state))
+}
+
+/// Aborts its task when dropped: the background ticks of an in-process node
+/// end with its serving task, even when that task is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The node under test: `--url`, or an in-process node in `data_dir`
