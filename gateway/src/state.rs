@@ -25,6 +25,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::{StreamExt, TryStreamExt};
 use metrics_exporter_prometheus::PrometheusHandle;
 use shale_hot::{Clock, HotConfig, HotStore, QueueLog, SystemClock};
 use shale_tiering::Tier;
@@ -181,27 +182,32 @@ impl AppState {
         Ok(tokio::task::spawn_blocking(move || hot.queue_from(&name, queue, base)).await??)
     }
 
-    /// Background work against the object store: upload sealed segments,
+    /// Background work against the object store: upload sealed segments
+    /// ([`UPLOAD_CONCURRENCY`] queues at a time),
     /// apply each topic's retention, then evict uploaded local segments while
     /// the hot tier is over `hot_bytes`. Errors are logged; the next tick retries.
     pub async fn tiering_tick(&self) {
         crate::groups::durable::checkpoint_all(self).await;
         crate::groups::report::report(self).await;
         let now = self.clock.now_ms();
-        for log in self.hot.queues() {
-            let Some(topic) = self.topics.get(log.topic()) else {
-                continue;
-            };
-            if let Err(e) = self.tier.upload(&log).await {
-                tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "upload failed; will retry");
-                continue;
-            }
-            let cutoff =
-                now.saturating_sub(i64::try_from(topic.config().retention_ms).unwrap_or(i64::MAX));
-            if let Err(e) = self.tier.retain(&log, cutoff).await {
-                tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "retention failed; will retry");
-            }
-        }
+        // Queues are independent: upload and retain several at once, but a
+        // bounded number, so that a node with thousands of queues neither
+        // floods the object store nor holds thousands of segments in memory.
+        futures::stream::iter(self.hot.queues())
+            .for_each_concurrent(UPLOAD_CONCURRENCY, |log| async move {
+                let Some(topic) = self.topics.get(log.topic()) else {
+                    return;
+                };
+                if let Err(e) = self.tier.upload(&log).await {
+                    tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "upload failed; will retry");
+                    return;
+                }
+                let retention = i64::try_from(topic.config().retention_ms).unwrap_or(i64::MAX);
+                if let Err(e) = self.tier.retain(&log, now.saturating_sub(retention)).await {
+                    tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "retention failed; will retry");
+                }
+            })
+            .await;
         if let Some(budget) = self.hot_bytes {
             let hot = self.hot.clone();
             let ends = self.uploaded_ends().await;
@@ -238,21 +244,17 @@ impl AppState {
         let hot = self.hot.clone();
         tokio::task::spawn_blocking(move || hot.seal_all_active()).await??;
         crate::groups::durable::checkpoint_all(self).await;
-        let uploads = async {
-            for log in self.hot.queues() {
-                if self.topics.get(log.topic()).is_none() {
-                    continue;
-                }
-                self.tier.upload(&log).await.map_err(|e| {
-                    anyhow::Error::new(e).context(format!(
-                        "uploading {}/{}",
-                        log.topic(),
-                        log.queue()
-                    ))
-                })?;
-            }
-            Ok::<_, anyhow::Error>(())
-        };
+        let queues = self.hot.queues().into_iter();
+        let uploads = futures::stream::iter(
+            queues
+                .filter(|log| self.topics.get(log.topic()).is_some())
+                .map(Ok),
+        )
+        .try_for_each_concurrent(UPLOAD_CONCURRENCY, |log| async move {
+            self.tier.upload(&log).await.map(drop).map_err(|e| {
+                anyhow::Error::new(e).context(format!("uploading {}/{}", log.topic(), log.queue()))
+            })
+        });
         tokio::time::timeout(budget, uploads)
             .await
             .map_err(|_| anyhow::anyhow!("the hand-over upload did not finish within {budget:?}"))?
@@ -288,6 +290,8 @@ impl AppState {
 
 /// Bytes of decoded cold row groups kept in memory.
 const COLD_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Queues uploaded (and retained) at the same time by one node.
+pub const UPLOAD_CONCURRENCY: usize = 8;
 
 /// Evicts uploaded sealed segments, oldest first across queues, until the hot
 /// tier fits `budget`. Only segments ending at or below their queue's cold end go.

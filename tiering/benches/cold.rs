@@ -57,7 +57,7 @@ struct Replay {
 /// Uploads the sealed segments of `q` to `url`, then alternates, run by run,
 /// a raw GET of every segment object and a full replay through a fresh
 /// `ColdReader` (so no row group is cached between runs).
-async fn replay_vs_raw(url: &ObjectStoreUrl, q: &QueueLog) -> anyhow::Result<Replay> {
+async fn replay_vs_raw(url: &ObjectStoreUrl, q: &Arc<QueueLog>) -> anyhow::Result<Replay> {
     let (store, prefix) = open_object_store(url)?;
     let layout = Layout::new(prefix);
     let mut up = QueueUploader::open(store.clone(), layout.clone(), "orders", 0, 1 << 20).await?;

@@ -110,7 +110,7 @@ impl Tier {
     }
 
     /// Uploads the queue's sealed segments not yet in its manifest.
-    pub async fn upload(&self, log: &QueueLog) -> Result<Vec<SegmentEntry>> {
+    pub async fn upload(&self, log: &Arc<QueueLog>) -> Result<Vec<SegmentEntry>> {
         let (topic, queue) = (log.topic(), log.queue());
         let owner = self.owner(topic, queue).await?;
         let mut up = owner.lock().await;

@@ -75,7 +75,7 @@ impl QueueUploader {
     /// Uploads every local sealed segment the manifest does not list yet,
     /// oldest first. Returns the entries added. Stops at the first failure
     /// (what was added before it stays added).
-    pub async fn upload_sealed(&mut self, log: &QueueLog) -> Result<Vec<SegmentEntry>> {
+    pub async fn upload_sealed(&mut self, log: &Arc<QueueLog>) -> Result<Vec<SegmentEntry>> {
         let mut added = Vec::new();
         for info in log.sealed_segments() {
             let listed_end = self.manifest.manifest().end_offset();
@@ -111,10 +111,19 @@ impl QueueUploader {
         Ok(added)
     }
 
-    async fn upload_one(&self, log: &QueueLog, info: &SegmentInfo) -> Result<SegmentEntry> {
-        let records = read_segment(log, info)?;
-        let (bytes, entry) = encode_segment(&records, self.row_group_bytes)?;
-        drop(records);
+    async fn upload_one(&self, log: &Arc<QueueLog>, info: &SegmentInfo) -> Result<SegmentEntry> {
+        // Reading and encoding a segment is seconds of CPU for a big one:
+        // keep it off the async workers.
+        let (log, info_copy, row_group_bytes) = (log.clone(), *info, self.row_group_bytes);
+        let (bytes, entry) = tokio::task::spawn_blocking(move || {
+            let records = read_segment(&log, &info_copy)?;
+            encode_segment(&records, row_group_bytes)
+        })
+        .await
+        .map_err(|e| TieringError::Invalid {
+            path: format!("{}/{}", self.topic, self.queue),
+            reason: format!("encoding a segment: {e}"),
+        })??;
         let path = self
             .layout
             .segment(&self.topic, self.queue, info.base_offset);
