@@ -33,6 +33,7 @@ mod message_id;
 mod queue;
 mod record;
 mod recovery;
+mod salvage;
 mod sealed_segment;
 mod segment_view;
 mod sidecar;
@@ -46,4 +47,5 @@ pub use record::{
     AppendRequest, DecodeError, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Record, decode, encode,
     encoded_len,
 };
+pub use salvage::{LostRange, SalvagedSegment};
 pub use store::{HotConfig, HotStore};

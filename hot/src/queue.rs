@@ -24,6 +24,7 @@ use crate::group_commit::{GroupCommit, SyncTarget};
 use crate::message_id::{MAX_QUEUE, MessageId};
 use crate::record::{self, AppendRequest, Record};
 use crate::recovery;
+use crate::salvage::{SalvagedSegment, salvage};
 use crate::sealed_segment::SealedSegment;
 use crate::segment_view::SegmentView;
 use crate::store::HotConfig;
@@ -456,6 +457,15 @@ impl QueueLog {
                 + segs.active.disk_bytes(),
             segments: segs.sealed.len() + 1,
         }
+    }
+
+    /// Every record of the sealed segment starting at `base_offset` that
+    /// still passes its checks, and the offsets that do not (see
+    /// `salvage.rs`). `None` when no sealed segment starts there.
+    pub fn salvage_sealed(&self, base_offset: u64) -> Option<SalvagedSegment> {
+        let segs = self.segments.read();
+        let seg = segs.sealed.iter().find(|s| s.base == base_offset)?;
+        Some(salvage(&seg.view()))
     }
 
     /// The sealed segments still on local disk, oldest first.

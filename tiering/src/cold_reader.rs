@@ -30,7 +30,7 @@ use shale_hot::Record;
 use crate::error::{Result, TieringError};
 use crate::manifest::{QueueManifest, SegmentEntry, read_manifest};
 use crate::parquet_segment::{
-    SegmentFooter, decode_row_group, fetch_row_groups, read_footer, read_row_group,
+    SegmentFooter, decode_row_group, fetch_row_groups, lost_reason, read_footer, read_row_group,
     row_groups_maybe_with_key,
 };
 use crate::paths::Layout;
@@ -281,7 +281,25 @@ impl ColdReader {
         if start.saturating_add(max) >= rows.len() {
             self.read_ahead(manifest.clone(), topic, queue, seg_index, rg);
         }
-        Ok(rows.iter().skip(start).take(max).cloned().collect())
+        // A lost message (see `LOST_PROPERTY`) is an error when read, and
+        // ends a read that reaches it, exactly as the damaged record did in
+        // the hot tier.
+        let wanted = rows.iter().skip(start).take(max);
+        let mut out = Vec::with_capacity(max.min(rows.len().saturating_sub(start)));
+        for r in wanted {
+            if let Some(reason) = lost_reason(r) {
+                if out.is_empty() {
+                    return Err(TieringError::Lost {
+                        queue: format!("{topic}/{queue}"),
+                        offset: r.offset,
+                        reason: reason.to_string(),
+                    });
+                }
+                break;
+            }
+            out.push(r.clone());
+        }
+        Ok(out)
     }
 
     /// The first cold offset with `store_ms >= ts`, or `None` when every cold

@@ -30,6 +30,14 @@ pub enum TieringError {
     /// An error shared by every caller that waited on the same cache fill.
     #[error(transparent)]
     Shared(std::sync::Arc<TieringError>),
+    /// The message at `offset` was damaged on the node's disk before it was
+    /// uploaded; its segment went up with a marker in its place.
+    #[error("message {offset} of {queue} was lost to damage on local disk before upload: {reason}")]
+    Lost {
+        queue: String,
+        offset: u64,
+        reason: String,
+    },
     /// A manifest change kept losing compare-and-swap races.
     #[error("gave up updating {path} after {attempts} compare-and-swap conflicts")]
     Contended { path: String, attempts: u32 },
@@ -44,7 +52,9 @@ impl TieringError {
             | TieringError::Contended { .. }
             | TieringError::Fenced { .. } => true,
             TieringError::Shared(inner) => inner.is_store_failure(),
-            TieringError::Invalid { .. } | TieringError::Config(_) => false,
+            TieringError::Invalid { .. } | TieringError::Config(_) | TieringError::Lost { .. } => {
+                false
+            }
         }
     }
 

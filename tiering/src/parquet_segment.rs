@@ -53,6 +53,37 @@ use shale_hot::{MessageId, Record};
 use crate::error::{Result, TieringError};
 use crate::manifest::SegmentEntry;
 
+/// The property of a row standing for a message lost to damage on the
+/// node's disk before upload (value: why). Such a row has an empty body and
+/// is never served as a message: readers get an error for its offset, as
+/// the hot tier gave before upload. Producers cannot set `shale.*` properties.
+pub const LOST_PROPERTY: &str = "shale.lost";
+
+/// The row that stands for lost offset `offset` (see [`LOST_PROPERTY`]).
+pub fn lost_marker(offset: u64, store_ms: i64, queue: u32, reason: &str) -> Record {
+    Record {
+        offset,
+        store_ms,
+        born_ms: store_ms,
+        deliver_at_ms: None,
+        message_id: MessageId::new(store_ms, queue, offset, 0),
+        tag: None,
+        keys: Vec::new(),
+        properties: vec![(LOST_PROPERTY.to_string(), reason.to_string())],
+        message_group: None,
+        body: Bytes::new(),
+    }
+}
+
+/// Why `record` was lost, when it is a [`lost_marker`].
+pub fn lost_reason(record: &Record) -> Option<&str> {
+    record
+        .properties
+        .iter()
+        .find(|(k, _)| k == LOST_PROPERTY)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Default target size of one row group (before compression).
 pub const DEFAULT_ROW_GROUP_BYTES: usize = 1024 * 1024;
 /// Rows converted and handed to the writer at a time.

@@ -11,6 +11,8 @@
 //!
 //! Segments are uploaded strictly in offset order: the manifest stays a
 //! contiguous run, and a segment is never listed before the one it follows.
+//! A segment damaged on local disk is salvaged rather than left blocking the
+//! queue: lost offsets go up as marker rows (see [`read_segment`]).
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use shale_hot::{QueueLog, Record, SegmentInfo};
 
 use crate::error::{Result, TieringError};
 use crate::manifest::{FencedManifest, SegmentEntry};
-use crate::parquet_segment::encode_segment;
+use crate::parquet_segment::{encode_segment, lost_marker};
 use crate::paths::Layout;
 
 /// Segments at least this big go up as multipart uploads.
@@ -132,7 +134,51 @@ impl QueueUploader {
     }
 }
 
+/// Every record of a sealed segment. A segment damaged on disk is salvaged:
+/// what still passes its checks goes up, and each lost offset becomes a
+/// [`lost_marker`] row, so the queue's uploads go on (instead of retrying
+/// the same bad bytes forever while the hot tier fills up) and a reader of a
+/// lost offset still gets an error, as from the hot tier, never a message.
 fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
+    let err = match read_checked(log, info) {
+        Ok(records) => return Ok(records),
+        Err(e) => e,
+    };
+    let Some(salvaged) = log.salvage_sealed(info.base_offset) else {
+        return Err(err);
+    };
+    if salvaged.lost.is_empty() {
+        return Err(err);
+    }
+    let mut out = Vec::with_capacity((info.end_offset - info.base_offset) as usize);
+    let mut records = salvaged.records.into_iter().peekable();
+    let mut lost = salvaged.lost.iter().peekable();
+    let mut last_ms = info.first_store_ms;
+    for offset in info.base_offset..info.end_offset {
+        if let Some(r) = records.next_if(|r| r.offset == offset) {
+            last_ms = r.store_ms;
+            out.push(r);
+            continue;
+        }
+        while lost.peek().is_some_and(|l| l.offsets.end <= offset) {
+            lost.next();
+        }
+        let reason = lost.peek().map_or("unreadable", |l| l.reason.as_str());
+        if lost.peek().is_some_and(|l| l.offsets.start == offset) {
+            tracing::error!(
+                topic = log.topic(),
+                queue = log.queue(),
+                offsets = ?lost.peek().map(|l| l.offsets.clone()),
+                reason,
+                "messages lost to damage on local disk; uploading the rest of the segment"
+            );
+        }
+        out.push(lost_marker(offset, last_ms, log.queue(), reason));
+    }
+    Ok(out)
+}
+
+fn read_checked(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
     let mut records = Vec::with_capacity((info.end_offset - info.base_offset) as usize);
     let mut at = info.base_offset;
     while at < info.end_offset {
