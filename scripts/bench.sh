@@ -62,4 +62,13 @@ if [ -z "${SKIP_COLD:-}" ]; then
   echo "# cold tier, in-process reader (criterion-free bench binary), local dir and S3"
   COLD_RUNS="$RUNS" cargo bench -p shale-tiering --bench cold | tee "$OUT_DIR/cold.md"
   echo
+  echo "# cold NDJSON replay over HTTP from a fresh node, local-directory object store"
+  "$BIN" bench --cold --runs "$RUNS" --dir "$BENCH_DIR" | tee "$OUT_DIR/cold-http-file.md"
+  echo
+  if [ -n "${SHALE_TEST_S3_BUCKET:-}" ]; then
+    echo "# cold NDJSON replay over HTTP from a fresh node, S3 (moto)"
+    "$BIN" bench --cold --runs "$RUNS" --dir "$BENCH_DIR" --cold-object-store "s3://$SHALE_TEST_S3_BUCKET/bench" \
+      | tee "$OUT_DIR/cold-http-s3.md"
+    echo
+  fi
 fi
