@@ -7,9 +7,9 @@
 //! - footers, so a point read after the first costs one ranged GET;
 //! - decoded row groups, bounded in bytes, so sequential replay reads each
 //!   row group once. When a read reaches the end of a row group, the next
-//!   few (crossing into the next segments) are fetched in the background, in
-//!   parallel, so replay overlaps network time and decoding with sending;
-//!   point reads fetch nothing extra.
+//!   few (crossing into the next segments) are fetched in the background,
+//!   several per GET, and decoded in order, so replay overlaps network time
+//!   and decoding with sending; point reads fetch nothing extra.
 //!
 //! Decoding runs on blocking threads (see [`read_row_group`]).
 //!

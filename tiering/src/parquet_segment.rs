@@ -34,13 +34,11 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Buf;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use parquet::basic::{Compression, ZstdLevel};
@@ -380,49 +378,29 @@ pub async fn row_groups_maybe_with_key(
 }
 
 /// Reads up to `max_rows` records from `from_offset` on, fetching only the row
-/// groups that hold them.
+/// groups that hold them (one ranged GET each, decoded as [`read_row_group`]).
 pub async fn read_range(
     store: Arc<dyn ObjectStore>,
     path: &Path,
-    size: u64,
     footer: &SegmentFooter,
     from_offset: u64,
     max_rows: usize,
 ) -> Result<Vec<Record>> {
-    let mut groups = Vec::new();
-    let mut selectors = Vec::new();
-    let mut wanted = max_rows as u64;
-    for (i, g) in footer.row_groups.iter().enumerate() {
-        let (first, rows) = (g.first_offset, g.rows);
-        if wanted == 0 || first + rows <= from_offset {
+    let mut out = Vec::new();
+    for (index, g) in footer.row_groups.iter().enumerate() {
+        if out.len() >= max_rows {
+            break;
+        }
+        if g.first_offset + g.rows <= from_offset {
             continue;
         }
-        let skip = from_offset.saturating_sub(first);
-        let take = (rows - skip).min(wanted);
-        groups.push(i);
-        if skip > 0 {
-            selectors.push(RowSelector::skip(skip as usize));
-        }
-        selectors.push(RowSelector::select(take as usize));
-        if skip + take < rows {
-            selectors.push(RowSelector::skip((rows - skip - take) as usize));
-        }
-        wanted -= take;
-    }
-    if groups.is_empty() {
-        return Ok(Vec::new());
-    }
-    let reader = ParquetObjectReader::new(store, path.clone()).with_file_size(size);
-    let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.meta.clone())
-        .with_row_groups(groups)
-        .with_row_selection(RowSelection::from(selectors))
-        .with_batch_size(max_rows.clamp(1, 8192))
-        .build()
-        .map_err(|e| invalid(path, e))?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| invalid(path, e))?;
-    let mut out = Vec::with_capacity(max_rows.min(8192));
-    for b in &batches {
-        from_batch(b, path, &mut out)?;
+        let rows = read_row_group(store.clone(), path, footer, index).await?;
+        let left = max_rows - out.len();
+        out.extend(
+            rows.into_iter()
+                .filter(|r| r.offset >= from_offset)
+                .take(left),
+        );
     }
     Ok(out)
 }

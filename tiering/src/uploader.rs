@@ -150,31 +150,30 @@ fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
     if salvaged.lost.is_empty() {
         return Err(err);
     }
+    // Salvage covers [base, end) exactly once, in order: records up to each
+    // lost range, then a marker per lost offset (timed like the record before).
     let mut out = Vec::with_capacity((info.end_offset - info.base_offset) as usize);
     let mut records = salvaged.records.into_iter().peekable();
-    let mut lost = salvaged.lost.iter().peekable();
     let mut last_ms = info.first_store_ms;
-    for offset in info.base_offset..info.end_offset {
-        if let Some(r) = records.next_if(|r| r.offset == offset) {
+    for lost in &salvaged.lost {
+        while let Some(r) = records.next_if(|r| r.offset < lost.offsets.start) {
             last_ms = r.store_ms;
             out.push(r);
-            continue;
         }
-        while lost.peek().is_some_and(|l| l.offsets.end <= offset) {
-            lost.next();
-        }
-        let reason = lost.peek().map_or("unreadable", |l| l.reason.as_str());
-        if lost.peek().is_some_and(|l| l.offsets.start == offset) {
-            tracing::error!(
-                topic = log.topic(),
-                queue = log.queue(),
-                offsets = ?lost.peek().map(|l| l.offsets.clone()),
-                reason,
-                "messages lost to damage on local disk; uploading the rest of the segment"
-            );
-        }
-        out.push(lost_marker(offset, last_ms, log.queue(), reason));
+        tracing::error!(
+            topic = log.topic(),
+            queue = log.queue(),
+            offsets = ?lost.offsets,
+            reason = %lost.reason,
+            "messages lost to damage on local disk; uploading the rest of the segment"
+        );
+        out.extend(
+            lost.offsets
+                .clone()
+                .map(|o| lost_marker(o, last_ms, log.queue(), &lost.reason)),
+        );
     }
+    out.extend(records);
     Ok(out)
 }
 

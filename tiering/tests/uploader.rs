@@ -38,16 +38,9 @@ async fn cold_rows(store: Arc<dyn ObjectStore>, layout: &Layout) -> Vec<Record> 
         let path = layout.segment("t", 0, s.base_offset);
         let footer = read_footer(store.clone(), &path, s.bytes).await.unwrap();
         out.extend(
-            read_range(
-                store.clone(),
-                &path,
-                s.bytes,
-                &footer,
-                s.base_offset,
-                usize::MAX,
-            )
-            .await
-            .unwrap(),
+            read_range(store.clone(), &path, &footer, s.base_offset, usize::MAX)
+                .await
+                .unwrap(),
         );
     }
     out
