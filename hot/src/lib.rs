@@ -41,7 +41,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HotError, Result};
-pub use message_id::MessageId;
+pub use message_id::{HexId, MessageId};
 pub use queue::{Appended, QueueLog, QueueStats, SegmentInfo};
 pub use record::{
     AppendRequest, DecodeError, MAX_RECORD_BYTES, RECORD_HEADER_BYTES, Record, decode, encode,

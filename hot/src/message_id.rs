@@ -53,11 +53,38 @@ impl MessageId {
     pub fn offset(&self) -> u64 {
         ((self.value() >> 24) as u64) & MAX_ID_OFFSET
     }
+
+    /// The 32 lowercase hex digits, without allocating (reads format one id
+    /// per message).
+    pub fn to_hex(&self) -> HexId {
+        let mut digits = [0u8; 32];
+        // Cannot fail: the buffer is exactly twice the 16 bytes.
+        let _ = hex::encode_to_slice(self.0, &mut digits);
+        HexId(digits)
+    }
+}
+
+/// A message id as 32 hex digits on the stack ([`MessageId::to_hex`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HexId([u8; 32]);
+
+impl HexId {
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for HexId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.write_str(self.to_hex().as_str())
     }
 }
 

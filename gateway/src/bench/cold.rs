@@ -409,7 +409,7 @@ pub(super) struct LineCheck {
 
 impl LineCheck {
     pub(super) fn feed(&mut self, mut chunk: &[u8]) -> anyhow::Result<()> {
-        while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', chunk) {
             let line = if self.partial.is_empty() {
                 &chunk[..end]
             } else {
@@ -452,7 +452,7 @@ impl LineCheck {
 /// `"offset":` inside a string value would have its quotes escaped.
 pub(super) fn line_offset(line: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"offset\":";
-    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let at = memchr::memmem::find(line, KEY)? + KEY.len();
     let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&line[at..at + digits])
         .ok()?

@@ -20,7 +20,7 @@ use crate::tiered::TieredQueue;
 use super::filter::TagFilter;
 
 /// Records read from the hot tier per step.
-pub const CHUNK_MESSAGES: usize = 256;
+const CHUNK_MESSAGES: usize = 256;
 /// Bytes read per step when filtering.
 const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Most records one scan examines.
