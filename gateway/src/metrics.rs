@@ -10,6 +10,8 @@
 //! - `shale_http_request_duration_seconds{method,route,status}` (route = matched template)
 //! - `shale_produce_duration_seconds{durability}`
 //! - `shale_dedup_evictions_total` (ids forgotten before their window ended)
+//! - `shale_lost_messages_total{topic}` (damaged before upload, counted by the uploader)
+//! - `shale_group_lost_skipped_total{group,topic}` (lost messages a group stepped over)
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -63,6 +65,14 @@ fn describe() {
     );
     metrics::describe_counter!("shale_read_messages_total", "Messages returned by reads.");
     metrics::describe_counter!("shale_read_bytes_total", "Body bytes returned by reads.");
+    metrics::describe_counter!(
+        "shale_group_lost_skipped_total",
+        "Lost messages (damaged on a node's disk before upload) a group stepped over."
+    );
+    metrics::describe_counter!(
+        "shale_lost_messages_total",
+        "Messages found damaged on local disk at upload; their segment went up with a shale.lost marker in their place."
+    );
     metrics::describe_histogram!(
         "shale_http_request_duration_seconds",
         "HTTP request latency by method, route template and status."
@@ -80,7 +90,6 @@ pub fn produced(topic: &str, messages: u64, bytes: u64) {
     metrics::counter!("shale_produce_bytes_total", "topic" => topic).increment(bytes);
 }
 
-/// Counts returned messages.
 /// The state of a group on a topic (see `groups::report`).
 pub fn group_gauges(
     group: &str,
@@ -102,6 +111,12 @@ pub fn dead_lettered(group: &str, topic: &str) {
     metrics::counter!("shale_group_dead_lettered_total", "group" => group.to_string(), "topic" => topic.to_string()).increment(1);
 }
 
+/// A group stepped over a lost message (damaged on disk before upload).
+pub fn lost_skipped(group: &str, topic: &str) {
+    metrics::counter!("shale_group_lost_skipped_total", "group" => group.to_string(), "topic" => topic.to_string()).increment(1);
+}
+
+/// Counts returned messages.
 pub fn read(topic: &str, messages: u64, bytes: u64) {
     if messages == 0 {
         return;

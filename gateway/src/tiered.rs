@@ -10,10 +10,17 @@
 //! When the object store cannot be read, a queue with local data still
 //! serves it: reads inside the local range answer as usual, reads below it
 //! get 503 UNAVAILABLE (not 416, since the cold range is unknown).
+//!
+//! Damage: a local record that fails its checksum is read from the object
+//! store instead when its segment was uploaded. Otherwise the message is
+//! *lost* (damaged before upload; the segment went up with a `shale.lost`
+//! marker in its place): a read that reaches it stops just before it, a read
+//! that starts at it fails (500 INTERNAL), and [`TieredQueue::read_slot`]
+//! tells consumer groups so, so they can step over it.
 
 use std::sync::Arc;
 
-use shale_hot::{QueueLog, Record};
+use shale_hot::{HotError, QueueLog, Record};
 use shale_tiering::cold_reader::ColdReader;
 use shale_tiering::manifest::QueueManifest;
 
@@ -86,7 +93,12 @@ impl TieredQueue {
         if let Some(hot) = &self.hot
             && offset >= hot.min_offset()
         {
-            return Ok(hot.read(offset, want, budget)?);
+            match hot.read(offset, want, budget) {
+                Err(e @ HotError::Corrupt { .. }) if self.has_cold_copy(offset) => {
+                    self.warn_damaged_local_copy(offset, &e);
+                }
+                got => return Ok(got?),
+            }
         }
         if self.cold_unknown {
             return Err(cold_unavailable());
@@ -109,25 +121,66 @@ impl TieredQueue {
         Ok(records)
     }
 
-    /// The record at `offset`, from whichever tier holds it.
+    /// The record at `offset`, from whichever tier holds it; a lost message
+    /// is an error (500 INTERNAL).
     pub async fn read_one(&self, offset: u64) -> ApiResult<Option<Record>> {
+        match self.read_slot(offset).await? {
+            Slot::Message(r) => Ok(Some(r)),
+            Slot::Lost(e) => Err(e),
+            Slot::Absent => Ok(None),
+        }
+    }
+
+    /// What `offset` holds, telling a lost message from a failure to read
+    /// (object store down: an error, to retry later).
+    pub async fn read_slot(&self, offset: u64) -> ApiResult<Slot> {
         if offset < self.min_offset() || offset >= self.max_offset() {
-            return Ok(None);
+            return Ok(Slot::Absent);
         }
         if let Some(hot) = self.hot.clone()
             && offset >= hot.min_offset()
         {
-            return Ok(tokio::task::spawn_blocking(move || hot.read_one(offset)).await??);
+            match tokio::task::spawn_blocking(move || hot.read_one(offset)).await? {
+                Ok(Some(r)) => return Ok(Slot::Message(r)),
+                Ok(None) => return Ok(Slot::Absent),
+                Err(e @ HotError::Corrupt { .. }) if self.has_cold_copy(offset) => {
+                    self.warn_damaged_local_copy(offset, &e);
+                }
+                Err(e @ HotError::Corrupt { .. }) => return Ok(Slot::Lost(e.into())),
+                Err(e) => return Err(e.into()),
+            }
         }
         if self.cold_unknown {
             return Err(cold_unavailable());
         }
-        Ok(self
-            .reader
-            .read(&self.topic, self.queue, offset, 1)
-            .await?
-            .into_iter()
-            .next())
+        match self.reader.read(&self.topic, self.queue, offset, 1).await {
+            Ok(records) => Ok(records
+                .into_iter()
+                .next()
+                .map_or(Slot::Absent, Slot::Message)),
+            Err(e) if e.is_lost() => Ok(Slot::Lost(e.into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True when the object store holds `offset` (its local copy can be
+    /// replaced by the uploaded one).
+    fn has_cold_copy(&self, offset: u64) -> bool {
+        !self.cold_unknown
+            && self
+                .cold
+                .as_ref()
+                .is_some_and(|m| offset >= m.min_offset && offset < m.end_offset())
+    }
+
+    fn warn_damaged_local_copy(&self, offset: u64, e: &HotError) {
+        tracing::warn!(
+            topic = %self.topic,
+            queue = self.queue,
+            offset,
+            error = %e,
+            "local copy damaged; reading the object store's copy"
+        );
     }
 
     /// The first offset with `store_ms >= ts`, or `max_offset` when there is none.
@@ -146,6 +199,17 @@ impl TieredQueue {
         let o = tokio::task::spawn_blocking(move || hot.offset_for_timestamp(ts)).await??;
         Ok(o.max(self.min_offset()))
     }
+}
+
+/// What one offset of a queue holds.
+#[derive(Debug)]
+pub enum Slot {
+    Message(Record),
+    /// Damaged on a node's disk before upload: gone for good. The error is
+    /// what a read of it answers.
+    Lost(ApiError),
+    /// Outside `[min_offset, max_offset)`.
+    Absent,
 }
 
 fn cold_unavailable() -> ApiError {

@@ -312,6 +312,8 @@ impl QueueLog {
     /// Reads from `offset`: at most `max_messages`, stopping before `max_bytes` of
     /// encoded records would be exceeded (but always one record when one exists).
     /// `offset == max_offset` gives an empty answer; outside `[min, max]` is an error.
+    /// A damaged record ends the read just before it; a read that starts at one
+    /// fails with [`HotError::Corrupt`] (as the cold tier does for a lost offset).
     pub fn read(&self, offset: u64, max_messages: usize, max_bytes: usize) -> Result<Vec<Record>> {
         let segs = self.segments.read();
         let (min, max) = (segs.min_offset(), segs.active.end);
@@ -329,7 +331,12 @@ impl QueueLog {
                     reason: format!("no segment holds offset {at}"),
                 });
             };
-            let next = view.read_into(at, max_messages, &mut budget, &mut out)?;
+            let next = match view.read_into(at, max_messages, &mut budget, &mut out) {
+                Ok(next) => next,
+                // Every record pushed passed its CRC: hand those out.
+                Err(HotError::Corrupt { .. }) if !out.is_empty() => break,
+                Err(e) => return Err(e),
+            };
             if next == at {
                 break;
             }

@@ -115,10 +115,10 @@ fn a_flipped_bit_is_an_error_on_read_never_data() {
         60,
         "corruption before the last index entry must not cut data"
     );
-    let err = q.read(0, 100, usize::MAX).unwrap_err();
+    let before = q.read(0, 100, usize::MAX).unwrap();
+    assert_eq!(before.len(), victim, "a read stops just before the damage");
+    let err = q.read(victim as u64, 100, usize::MAX).unwrap_err();
     assert!(matches!(err, HotError::Corrupt { .. }), "{err:?}");
-    let before = q.read(0, victim, usize::MAX).unwrap();
-    assert_eq!(before.len(), victim);
     assert!(q.read(victim as u64 + 1, 1, usize::MAX).is_ok());
     let active_base = q.stats().max_offset - astarts.len() as u64;
     assert!(matches!(

@@ -58,6 +58,16 @@ impl TieringError {
         }
     }
 
+    /// True when the message asked for is gone for good (a `shale.lost`
+    /// marker): no retry will return it.
+    pub fn is_lost(&self) -> bool {
+        match self {
+            TieringError::Lost { .. } => true,
+            TieringError::Shared(inner) => inner.is_lost(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn store(context: impl Into<String>, source: object_store::Error) -> Self {
         TieringError::Store {
             context: context.into(),

@@ -117,9 +117,10 @@ impl QueueUploader {
         // Reading and encoding a segment is seconds of CPU for a big one:
         // keep it off the async workers.
         let (log, info_copy, row_group_bytes) = (log.clone(), *info, self.row_group_bytes);
-        let (bytes, entry) = tokio::task::spawn_blocking(move || {
-            let records = read_segment(&log, &info_copy)?;
-            encode_segment(&records, row_group_bytes)
+        let (bytes, entry, lost) = tokio::task::spawn_blocking(move || {
+            let (records, lost) = read_segment(&log, &info_copy)?;
+            let (bytes, entry) = encode_segment(&records, row_group_bytes)?;
+            Ok::<_, TieringError>((bytes, entry, lost))
         })
         .await
         .map_err(|e| TieringError::Invalid {
@@ -130,6 +131,10 @@ impl QueueUploader {
             .layout
             .segment(&self.topic, self.queue, info.base_offset);
         put_object(self.store.as_ref(), &path, bytes).await?;
+        if lost > 0 {
+            metrics::counter!("shale_lost_messages_total", "topic" => self.topic.clone())
+                .increment(lost);
+        }
         Ok(entry)
     }
 }
@@ -139,9 +144,10 @@ impl QueueUploader {
 /// [`lost_marker`] row, so the queue's uploads go on (instead of retrying
 /// the same bad bytes forever while the hot tier fills up) and a reader of a
 /// lost offset still gets an error, as from the hot tier, never a message.
-fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
+/// Also returns how many offsets were lost.
+fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<(Vec<Record>, u64)> {
     let err = match read_checked(log, info) {
-        Ok(records) => return Ok(records),
+        Ok(records) => return Ok((records, 0)),
         Err(e) => e,
     };
     let Some(salvaged) = log.salvage_sealed(info.base_offset) else {
@@ -155,7 +161,9 @@ fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
     let mut out = Vec::with_capacity((info.end_offset - info.base_offset) as usize);
     let mut records = salvaged.records.into_iter().peekable();
     let mut last_ms = info.first_store_ms;
+    let mut lost_count = 0;
     for lost in &salvaged.lost {
+        lost_count += lost.offsets.end - lost.offsets.start;
         while let Some(r) = records.next_if(|r| r.offset < lost.offsets.start) {
             last_ms = r.store_ms;
             out.push(r);
@@ -174,7 +182,7 @@ fn read_segment(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {
         );
     }
     out.extend(records);
-    Ok(out)
+    Ok((out, lost_count))
 }
 
 fn read_checked(log: &QueueLog, info: &SegmentInfo) -> Result<Vec<Record>> {

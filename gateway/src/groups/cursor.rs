@@ -250,6 +250,17 @@ impl Cursor {
         self.recompute_committed();
     }
 
+    /// Forgets `offset` for good (the queue cannot return it: gone, or lost to
+    /// damage): it counts as consumed.
+    pub fn forget(&mut self, offset: u64) {
+        self.pending.remove(&offset);
+        self.held.remove(&offset);
+        if offset == self.next {
+            self.next = offset + 1;
+        }
+        self.recompute_committed();
+    }
+
     fn check(&self, offset: u64, attempt: u32, nonce: u64, now: i64) -> Result<(), HandleError> {
         match self.pending.get(&offset) {
             Some(p) if p.attempts == attempt && p.nonce == nonce && now < p.invisible_until => {

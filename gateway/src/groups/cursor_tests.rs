@@ -25,6 +25,27 @@ fn nonces() -> impl FnMut() -> u64 {
 }
 
 #[test]
+fn forgetting_counts_as_consumed_and_frees_its_fifo_group() {
+    let mut c = Cursor::at(0);
+    // FIFO: 0 is in flight, 1 (same group) is held behind it.
+    c.offer(0, true, Some(7), 0, 1000, 1).unwrap();
+    assert_eq!(c.offer(1, true, Some(7), 0, 1000, 2), None);
+    // 0 turns out lost: the group moves on to 1, and the committed offset follows.
+    c.forget(0);
+    assert_eq!(c.committed, 1);
+    let due = c.due(0, 10, 1000, &policy(3), nonces());
+    assert!(
+        matches!(due[..], [Decision::Deliver { offset: 1, .. }]),
+        "{due:?}"
+    );
+    // The next new offset itself (never offered): the cursor steps past it.
+    c.forget(2);
+    assert_eq!(c.next, 3);
+    c.forget(1);
+    assert_eq!(c.committed, 3);
+}
+
+#[test]
 fn ack_moves_the_committed_offset_past_the_lowest_unacked() {
     let mut c = Cursor::at(10);
     let d0 = c.offer(10, true, None, 0, 1000, 1).unwrap();

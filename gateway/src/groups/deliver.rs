@@ -21,7 +21,7 @@ use super::filter::Filter;
 use super::receipt::Receipt;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
-use crate::tiered::TieredQueue;
+use crate::tiered::{Slot, TieredQueue};
 use crate::topics::{Durability, MessageType, Topic, TopicConfig};
 
 /// New records read from a queue per step.
@@ -259,8 +259,7 @@ async fn receive_once(
                     nonce,
                     invisible_until,
                 } => {
-                    let Some(record) = tq.read_one(offset).await? else {
-                        cursor.pending.remove(&offset);
+                    let Some(record) = readable(&tq, cursor, offset, &group.name).await? else {
                         continue;
                     };
                     out.push(delivered(
@@ -276,7 +275,7 @@ async fn receive_once(
                     ));
                 }
                 Decision::DeadLetter { offset, attempts } => {
-                    let Some(record) = tq.read_one(offset).await? else {
+                    let Some(record) = readable(&tq, cursor, offset, &group.name).await? else {
                         continue;
                     };
                     if let Err(e) =
@@ -311,9 +310,18 @@ async fn receive_once(
                 Filter::Tag(ref t) if t.is_all() => (req.max_messages - out.len()).min(READ_CHUNK),
                 _ => READ_CHUNK,
             };
-            let records =
-                tokio::task::spawn_blocking(move || reader.read_blocking(from, chunk, 4 << 20))
-                    .await??;
+            let records = match tokio::task::spawn_blocking(move || {
+                reader.read_blocking(from, chunk, 4 << 20)
+            })
+            .await?
+            {
+                Ok(records) => records,
+                // A read fails only on its first record: step over it if it is lost.
+                Err(e) => match readable(&tq, cursor, from, &group.name).await? {
+                    None if cursor.next > from => continue,
+                    _ => return Err(e),
+                },
+            };
             if records.is_empty() {
                 break;
             }
@@ -355,6 +363,39 @@ async fn receive_once(
         }
     }
     Ok((out, next_retry))
+}
+
+/// The record at `offset` for a delivery, or `None` when the queue cannot
+/// return it: gone (retention), or lost to damage before upload. Either way
+/// the cursor forgets it (it counts as consumed); a lost one is logged and
+/// counted (`shale_group_lost_skipped_total`). An error (object store down)
+/// leaves the cursor as it was, for a later receive to retry.
+async fn readable(
+    tq: &TieredQueue,
+    cursor: &mut super::cursor::Cursor,
+    offset: u64,
+    group: &str,
+) -> ApiResult<Option<Record>> {
+    match tq.read_slot(offset).await? {
+        Slot::Message(r) => Ok(Some(r)),
+        Slot::Absent => {
+            cursor.forget(offset);
+            Ok(None)
+        }
+        Slot::Lost(e) => {
+            tracing::error!(
+                group,
+                topic = %tq.topic,
+                queue = tq.queue,
+                offset,
+                error = %e,
+                "message lost to damage before upload; the group steps over it"
+            );
+            crate::metrics::lost_skipped(group, &tq.topic);
+            cursor.forget(offset);
+            Ok(None)
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -171,7 +171,10 @@ pub struct ReceiveResponse {
         created with defaults on first use. `filter`: {\"type\": \"TAG\", \"expression\": \"a||b\"} or \
         {\"type\": \"SQL92\", \"expression\": \"region = 'eu' AND amount > 100\"}; an invalid one is 400; \
         messages filtered out count as consumed. FIFO topics: within a message_group nothing later \
-        is delivered while an earlier message is in flight. BROADCASTING groups need `consumer_id`.",
+        is delivered while an earlier message is in flight. BROADCASTING groups need `consumer_id`. \
+        A message lost to damage on a node's disk before upload (see the read endpoint) cannot be \
+        delivered or dead-lettered: the group steps over it as consumed, logs an error and counts \
+        it in `shale_group_lost_skipped_total`.",
     responses((status = 200, body = ReceiveResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn receive(
     State(state): State<Arc<AppState>>,

@@ -88,6 +88,19 @@ impl Node {
         }
     }
 
+    /// A node on `dir` with this configuration (its `data_dir` should be in `dir`).
+    pub fn with_config(dir: tempfile::TempDir, config: &NodeConfig) -> Node {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let state = AppState::open_with_clock(config, clock.clone()).unwrap();
+        let app = shale_gateway::app::app(state.clone());
+        Node {
+            dir,
+            state,
+            app,
+            clock,
+        }
+    }
+
     /// Drops the state and opens the same data dir again (a restart).
     pub fn reopen(self) -> Node {
         let Node {

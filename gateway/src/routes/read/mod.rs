@@ -148,10 +148,12 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
         from `next_offset`. With `Accept: application/x-ndjson` the answer is a chunked stream of \
         one message object per line from `offset` to the `max_offset` at the request's start (or \
         `max_messages`, uncapped), honouring `tag` and `encoding`; errors found before the first \
-        byte are normal JSON errors, a storage error mid-stream aborts the stream. A message \
-        damaged on a node's disk before upload is lost: reading its offset is 500 INTERNAL \
-        naming it (a read starting before it stops just before it); read on from the next \
-        offset. In the Parquet objects such an offset is a row with property `shale.lost`.",
+        byte are normal JSON errors, a storage error mid-stream aborts the stream. A local copy \
+        that fails its checksum is read from the object store instead when its segment was \
+        uploaded. A message damaged on a node's disk before upload is lost: reading its offset is \
+        500 INTERNAL naming it (a read starting before it stops just before it); read on from the \
+        next offset. In the Parquet objects such an offset is a row with property `shale.lost`; \
+        consumer groups step over it.",
     responses(
         (status = 200, body = ReadResponse, content_type = "application/json"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),

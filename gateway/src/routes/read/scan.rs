@@ -8,7 +8,10 @@
 //!   scan, even if it alone exceeds `max_bytes`;
 //! - one call examines at most [`SCAN_MAX_RECORDS`] records and
 //!   [`SCAN_MAX_BYTES`] bytes, so a selective filter over a long queue cannot
-//!   pin a blocking thread; the caller continues from `next_offset`.
+//!   pin a blocking thread; the caller continues from `next_offset`;
+//! - an error after progress (a lost message, the object store failing)
+//!   ends the scan before it, so the error comes with the read that starts
+//!   at the failing offset.
 //!
 //! Blocking: call inside `spawn_blocking`.
 
@@ -70,7 +73,14 @@ pub fn scan(
         } else {
             (CHUNK_MESSAGES, CHUNK_BYTES)
         };
-        let chunk = log.read_blocking(out.next_offset, want, budget)?;
+        let chunk = match log.read_blocking(out.next_offset, want, budget) {
+            Ok(chunk) => chunk,
+            // A read fails on its first record (a lost message, an object
+            // store down): answer what came before; the caller's next read
+            // starts at the failing offset and gets the error.
+            Err(_) if out.next_offset > from => return Ok(out),
+            Err(e) => return Err(e),
+        };
         if chunk.is_empty() {
             break;
         }
