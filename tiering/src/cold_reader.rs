@@ -41,6 +41,8 @@ const MANIFEST_TTL: Duration = Duration::from_secs(2);
 const FOOTER_ENTRIES: u64 = 4096;
 /// Row groups a sequential reader keeps fetched or in flight ahead of itself.
 const READAHEAD_ROW_GROUPS: usize = 8;
+/// Row groups of one read-ahead batch decoded at once.
+const DECODE_TASKS: usize = 2;
 /// Row groups fetched together by one read-ahead GET, at least.
 const READAHEAD_BATCH: usize = 4;
 /// Segments whose read-ahead position is remembered (then forgotten at once:
@@ -223,28 +225,33 @@ impl ColdReader {
         }
         .boxed()
         .shared();
-        // In order, one at a time: the group the reader needs next is ready
-        // first, and decoding leaves a core to the reader.
-        let me = self.clone();
-        tokio::spawn(async move {
-            for index in groups {
-                let span = span.clone();
-                let load = async {
-                    let span = span.await.map_err(shared)?;
-                    decode_row_group(span, &footer, &path, index)
+        // In order, [`DECODE_TASKS`] at a time: the group the reader needs
+        // next is ready first, and decompression (most of a cold replay's
+        // CPU) keeps pace with a reader that encodes on another core.
+        for task in 0..DECODE_TASKS {
+            let (me, span, footer, path) =
+                (self.clone(), span.clone(), footer.clone(), path.clone());
+            let mine = groups.clone().skip(task).step_by(DECODE_TASKS);
+            tokio::spawn(async move {
+                for index in mine {
+                    let span = span.clone();
+                    let load = async {
+                        let span = span.await.map_err(shared)?;
+                        decode_row_group(span, &footer, &path, index)
+                            .await
+                            .map(Arc::new)
+                    };
+                    if me
+                        .row_groups
+                        .try_get_with((path.clone(), index), load)
                         .await
-                        .map(Arc::new)
-                };
-                if me
-                    .row_groups
-                    .try_get_with((path.clone(), index), load)
-                    .await
-                    .is_err()
-                {
-                    return;
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        }
     }
 
     /// Up to `max` records from `offset` on, all from one row group. Empty
