@@ -78,19 +78,16 @@ impl Node {
 
     pub fn with_clock(clock: Arc<dyn Clock>) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let state = AppState::open_with_clock(&config(dir.path()), clock.clone()).unwrap();
-        let app = shale_gateway::app::app(state.clone());
-        Node {
-            dir,
-            state,
-            app,
-            clock,
-        }
+        let cfg = config(dir.path());
+        Self::open(dir, &cfg, clock)
     }
 
     /// A node on `dir` with this configuration (its `data_dir` should be in `dir`).
     pub fn with_config(dir: tempfile::TempDir, config: &NodeConfig) -> Node {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::open(dir, config, Arc::new(SystemClock))
+    }
+
+    fn open(dir: tempfile::TempDir, config: &NodeConfig, clock: Arc<dyn Clock>) -> Node {
         let state = AppState::open_with_clock(config, clock.clone()).unwrap();
         let app = shale_gateway::app::app(state.clone());
         Node {
@@ -111,14 +108,8 @@ impl Node {
         } = self;
         drop(app);
         drop(state);
-        let state = AppState::open_with_clock(&config(dir.path()), clock.clone()).unwrap();
-        let app = shale_gateway::app::app(state.clone());
-        Node {
-            dir,
-            state,
-            app,
-            clock,
-        }
+        let cfg = config(dir.path());
+        Self::open(dir, &cfg, clock)
     }
 
     pub async fn send(&self, req: Request<Body>) -> Answer {
