@@ -304,11 +304,7 @@ async fn read_by_offset(target: &Target, topic: &str, batch: usize) -> anyhow::R
     let (start, cpu) = (Instant::now(), cpu_secs());
     let mut tasks = Vec::new();
     for q in info.queues {
-        let target = Target {
-            base: target.base.clone(),
-            client: target.client.clone(),
-            server: None,
-        };
+        let target = target.handle();
         let url = format!(
             "{}/v1/topics/{topic}/queues/{}/messages",
             target.base, q.queue
@@ -409,11 +405,7 @@ async fn receive_ack(
     let (start, cpu) = (Instant::now(), cpu_secs());
     let mut tasks = Vec::new();
     for _ in 0..args.group_consumers {
-        let target = Target {
-            base: target.base.clone(),
-            client: target.client.clone(),
-            server: None,
-        };
+        let target = target.handle();
         let receive_url = format!("{}/v1/groups/{group}/receive", target.base);
         let ack_url = format!("{}/v1/groups/{group}/ack", target.base);
         let (topic, batch, delivered) = (topic.to_string(), args.group_batch, delivered.clone());
@@ -558,11 +550,7 @@ async fn end_to_end(
     let done_tx = Arc::new(done_tx);
     let mut tasks = Vec::new();
     for _ in 0..consumers {
-        let target = Target {
-            base: target.base.clone(),
-            client: target.client.clone(),
-            server: None,
-        };
+        let target = target.handle();
         let receive_url = format!("{}/v1/groups/{group}/receive", target.base);
         let ack_url = format!("{}/v1/groups/{group}/ack", target.base);
         let topic = topic.to_string();

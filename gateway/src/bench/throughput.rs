@@ -27,6 +27,18 @@ pub(super) struct Target {
     pub(super) server: Option<tokio::task::JoinHandle<()>>,
 }
 
+impl Target {
+    /// Another handle on the same node for a client task; dropping it leaves
+    /// the node running.
+    pub(super) fn handle(&self) -> Target {
+        Target {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            server: None,
+        }
+    }
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {

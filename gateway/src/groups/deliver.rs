@@ -235,6 +235,12 @@ async fn receive_once(
             break;
         }
         let queue = (start.wrapping_add(i)) % queues;
+        let deliver = |record, attempt, nonce, until| {
+            let (topic, consumer) = (&topic_cfg.name, &req.consumer);
+            delivered(
+                &secret, group, topic, queue, consumer, record, attempt, nonce, until,
+            )
+        };
         let tq = TieredQueue::open(state, &topic_cfg.name, queue).await?;
         let k = key(&group.name, &topic_cfg.name, queue, &req.consumer);
         super::durable::ensure_cursor(state, &k, async || {
@@ -262,17 +268,7 @@ async fn receive_once(
                     let Some(record) = readable(&tq, cursor, offset, &group.name).await? else {
                         continue;
                     };
-                    out.push(delivered(
-                        &secret,
-                        group,
-                        &topic_cfg.name,
-                        queue,
-                        &req.consumer,
-                        record,
-                        attempt,
-                        nonce,
-                        invisible_until,
-                    ));
+                    out.push(deliver(record, attempt, nonce, invisible_until));
                 }
                 Decision::DeadLetter { offset, attempts } => {
                     let Some(record) = readable(&tq, cursor, offset, &group.name).await? else {
@@ -344,17 +340,7 @@ async fn receive_once(
                     req.invisible_ms,
                     nonce,
                 ) {
-                    out.push(delivered(
-                        &secret,
-                        group,
-                        &topic_cfg.name,
-                        queue,
-                        &req.consumer,
-                        r,
-                        attempt,
-                        nonce,
-                        invisible_until,
-                    ));
+                    out.push(deliver(r, attempt, nonce, invisible_until));
                 }
             }
         }

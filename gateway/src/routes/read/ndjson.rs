@@ -13,8 +13,6 @@
 //! the CPU of a replay) while the connection sends the previous one, so a
 //! replay uses two cores. The task stops when the client goes away.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -40,7 +38,7 @@ const CHUNKS_AHEAD: usize = 2;
 struct Cursor {
     topic: String,
     queue: u32,
-    log: Arc<TieredQueue>,
+    log: TieredQueue,
     next: u64,
     end: u64,
     remaining: u64,
@@ -72,7 +70,7 @@ pub fn stream(
     let cursor = Cursor {
         topic,
         queue,
-        log: Arc::new(log),
+        log,
         next: offset,
         end,
         remaining: max_messages,
@@ -90,30 +88,33 @@ pub fn stream(
 
 /// Sends the encoded chunks of the cursor's range, then ends (dropping `tx`
 /// ends the body). An error is sent as the last item, which aborts the body.
-async fn produce(cursor: Cursor, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+async fn produce(mut cursor: Cursor, tx: mpsc::Sender<std::io::Result<Bytes>>) {
     let (topic, queue) = (cursor.topic.clone(), cursor.queue);
-    let mut cursor = Some(cursor);
-    while let Some(c) = cursor.take() {
+    let abort = async |e: String| {
+        tracing::error!(%topic, queue, error = %e, "NDJSON stream aborted");
+        let _ = tx.send(Err(std::io::Error::other(e))).await;
+    };
+    loop {
         let step = tokio::task::spawn_blocking(move || {
-            let mut c = c;
-            next_chunk(&mut c).map(|bytes| (c, bytes))
+            let chunk = next_chunk(&mut cursor);
+            (cursor, chunk)
         })
         .await;
-        let item = match step {
-            Ok(Ok((_, None))) => return,
-            Ok(Ok((c, Some(bytes)))) => {
-                cursor = Some(c);
-                Ok(bytes)
+        let chunk = match step {
+            Ok((back, chunk)) => {
+                cursor = back;
+                chunk
             }
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(error_chain(&e)),
+            Err(e) => return abort(error_chain(&e)).await,
         };
-        let item = item.map_err(|e| {
-            tracing::error!(%topic, queue, error = %e, "NDJSON stream aborted");
-            std::io::Error::other(e)
-        });
-        if tx.send(item).await.is_err() {
-            return; // the client went away
+        match chunk {
+            Ok(Some(bytes)) => {
+                if tx.send(Ok(bytes)).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            Ok(None) => return,
+            Err(e) => return abort(e).await,
         }
     }
 }
