@@ -3,7 +3,7 @@
 //! Layers, outermost first: panic → 500 `INTERNAL` in the contract's shape
 //! (the panic message is logged, not sent); request latency metric (labelled
 //! by the matched route template); body limit of
-//! [`MAX_HTTP_BODY_BYTES`](crate::validate::MAX_HTTP_BODY_BYTES), whose
+//! [`MAX_HTTP_BODY_BYTES`], whose
 //! rejection extractors turn into 413 PAYLOAD_TOO_LARGE.
 
 use std::any::Any;
@@ -16,7 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use crate::validate::MAX_HTTP_BODY_BYTES;
+pub use shale_broker::validate::MAX_HTTP_BODY_BYTES;
 
 /// The whole HTTP API of a node.
 pub fn app(state: Arc<AppState>) -> Router {

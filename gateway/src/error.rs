@@ -2,29 +2,57 @@
 //!
 //! Every non-2xx answer of the node is built here:
 //! `{"error": {"code": "UPPER_SNAKE", "message": "human sentence"}}` with the
-//! status of [`ErrorCode::status`]; 503 and 429 also carry `Retry-After`.
+//! status of [`status_of`]; 503 and 429 also carry `Retry-After`.
 //!
-//! Errors come in two layers (as in the rest of Shale): crates return their own
-//! `thiserror` enums with sources ([`shale_hot::HotError`]); this module is the
-//! single place that turns them, and every axum extractor rejection, into an
-//! [`ApiError`]. The source is kept and logged with its whole chain for server
+//! Errors come in two layers (as in the rest of Shale): the broker returns its
+//! own [`BrokerError`], whose variant names the contract code; this module is
+//! the single place that turns codes into HTTP statuses, and every axum
+//! extractor rejection into an [`ApiError`]. The source is kept and logged with its whole chain for server
 //! errors; it is never sent to the client beyond the top-level message.
-
-use std::fmt;
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use shale_broker::BrokerError;
 use shale_hot::HotError;
 
 /// Seconds a client is asked to wait before retrying a 503 or 429.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
-/// The `code` of an error answer (the table of the API contract).
+pub use shale_broker::ErrorCode;
+pub use shale_broker::error_chain;
+
+/// The HTTP status that goes with a contract code: the one place codes
+/// become statuses.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidArgument
+        | ErrorCode::MessageTypeMismatch
+        | ErrorCode::InvalidReceiptHandle => StatusCode::BAD_REQUEST,
+        ErrorCode::ReceiptHandleExpired => StatusCode::CONFLICT,
+        ErrorCode::TopicNotFound
+        | ErrorCode::GroupNotFound
+        | ErrorCode::MessageNotFound
+        | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::AlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+    }
+}
+
+/// The codes as the OpenAPI document lists them (schema only; a test holds
+/// it to [`ErrorCode::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
+#[schema(as = ErrorCode)]
+pub enum ErrorCodeSchema {
     InvalidArgument,
     MessageTypeMismatch,
     InvalidReceiptHandle,
@@ -42,60 +70,6 @@ pub enum ErrorCode {
     Internal,
     Unavailable,
     InsufficientStorage,
-}
-
-impl ErrorCode {
-    /// The HTTP status that goes with the code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::InvalidArgument
-            | ErrorCode::MessageTypeMismatch
-            | ErrorCode::InvalidReceiptHandle => StatusCode::BAD_REQUEST,
-            ErrorCode::ReceiptHandleExpired => StatusCode::CONFLICT,
-            ErrorCode::TopicNotFound
-            | ErrorCode::GroupNotFound
-            | ErrorCode::MessageNotFound
-            | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::AlreadyExists => StatusCode::CONFLICT,
-            ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-        }
-    }
-
-    /// The code as written on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
-            ErrorCode::MessageTypeMismatch => "MESSAGE_TYPE_MISMATCH",
-            ErrorCode::InvalidReceiptHandle => "INVALID_RECEIPT_HANDLE",
-            ErrorCode::ReceiptHandleExpired => "RECEIPT_HANDLE_EXPIRED",
-            ErrorCode::TopicNotFound => "TOPIC_NOT_FOUND",
-            ErrorCode::GroupNotFound => "GROUP_NOT_FOUND",
-            ErrorCode::MessageNotFound => "MESSAGE_NOT_FOUND",
-            ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
-            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
-            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ErrorCode::Throttled => "THROTTLED",
-            ErrorCode::Internal => "INTERNAL",
-            ErrorCode::Unavailable => "UNAVAILABLE",
-            ErrorCode::InsufficientStorage => "INSUFFICIENT_STORAGE",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -168,7 +142,7 @@ impl ApiError {
 
     /// The status of the answer.
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        status_of(self.code)
     }
 
     /// Builds an error from an axum rejection's status and text: 413 and 415
@@ -184,7 +158,7 @@ impl ApiError {
         let message = match code {
             ErrorCode::PayloadTooLarge => format!(
                 "request body exceeds the limit of {} bytes",
-                crate::validate::MAX_HTTP_BODY_BYTES
+                crate::app::MAX_HTTP_BODY_BYTES
             ),
             _ => text,
         };
@@ -194,18 +168,6 @@ impl ApiError {
             source: Some(source),
         }
     }
-}
-
-/// The whole cause chain of an error, for logs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -218,7 +180,8 @@ pub struct ErrorBody {
 /// What went wrong.
 pub struct ErrorDetail {
     /// One of the codes of the contract (`INVALID_ARGUMENT`, `TOPIC_NOT_FOUND`, ...).
-    pub code: ErrorCode,
+    #[schema(value_type = ErrorCodeSchema)]
+    pub code: &'static str,
     /// A human sentence.
     pub message: String,
 }
@@ -233,7 +196,7 @@ impl IntoResponse for ApiError {
         }
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code,
+                code: self.code.as_str(),
                 message: self.message,
             },
         };
@@ -250,48 +213,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<HotError> for ApiError {
-    fn from(e: HotError) -> Self {
-        let (code, message) = match &e {
-            HotError::InsufficientStorage { .. } => (
-                ErrorCode::InsufficientStorage,
-                "the node's local disk is full; the failed write stored nothing".to_string(),
-            ),
-            HotError::OffsetOutOfRange { offset, min, max } => (
-                ErrorCode::OffsetOutOfRange,
-                format!("offset {offset} is outside the queue's range [{min}, {max}]"),
-            ),
-            HotError::RecordTooLarge { size, limit } => (
-                ErrorCode::PayloadTooLarge,
-                format!("a message of {size} bytes exceeds the limit of {limit} bytes"),
-            ),
-            HotError::InvalidRecord(why) => (ErrorCode::InvalidArgument, why.clone()),
-            HotError::Removed(_) => (
-                ErrorCode::TopicNotFound,
-                "the topic was deleted during the request".into(),
-            ),
-            HotError::Corrupt { .. } => (
-                ErrorCode::Internal,
-                "stored data failed its checksum; nothing is returned".into(),
-            ),
-            HotError::Io { .. } => (ErrorCode::Internal, "local storage I/O error".into()),
-        };
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        let (code, message, source) = e.into_parts();
         ApiError {
             code,
             message,
-            source: Some(Box::new(e)),
+            source,
         }
     }
 }
 
-impl From<shale_tiering::TieringError> for ApiError {
-    fn from(e: shale_tiering::TieringError) -> Self {
-        if e.is_store_failure() {
-            // The object store is down or slow: a retry later may succeed.
-            return ApiError::unavailable("the object store is unavailable; retry later")
-                .with_source(e);
-        }
-        ApiError::internal("reading cold data", e)
+impl From<HotError> for ApiError {
+    fn from(e: HotError) -> Self {
+        BrokerError::from(e).into()
     }
 }
 
@@ -321,7 +256,15 @@ impl From<BytesRejection> for ApiError {
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError::internal("running a storage task", e)
+        ApiError::internal("running a task", e)
+    }
+}
+
+impl ApiError {
+    /// Prefixes the message, e.g. with the index of the message it is about.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
     }
 }
 
@@ -339,7 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn hot_errors_map_to_contract_codes() {
+    fn broker_errors_keep_code_message_and_cause() {
         let e: ApiError = HotError::OffsetOutOfRange {
             offset: 9,
             min: 0,
@@ -356,5 +299,40 @@ mod tests {
         .into();
         assert_eq!(e.code.as_str(), "INTERNAL");
         assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn the_schema_lists_every_code() {
+        let schema = [
+            ErrorCodeSchema::InvalidArgument,
+            ErrorCodeSchema::MessageTypeMismatch,
+            ErrorCodeSchema::InvalidReceiptHandle,
+            ErrorCodeSchema::ReceiptHandleExpired,
+            ErrorCodeSchema::TopicNotFound,
+            ErrorCodeSchema::GroupNotFound,
+            ErrorCodeSchema::MessageNotFound,
+            ErrorCodeSchema::NotFound,
+            ErrorCodeSchema::MethodNotAllowed,
+            ErrorCodeSchema::AlreadyExists,
+            ErrorCodeSchema::OffsetOutOfRange,
+            ErrorCodeSchema::PayloadTooLarge,
+            ErrorCodeSchema::UnsupportedMediaType,
+            ErrorCodeSchema::Throttled,
+            ErrorCodeSchema::Internal,
+            ErrorCodeSchema::Unavailable,
+            ErrorCodeSchema::InsufficientStorage,
+        ];
+        let names: Vec<String> = schema
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, codes);
     }
 }

@@ -1,7 +1,11 @@
 //! shale-gateway: the HTTP API of a Shale node and the `shale` command.
 //!
+//! A front-end over `shale_broker`: handlers decode the wire form, make one
+//! broker call and encode the answer; the broker knows nothing of HTTP.
+//!
 //! - [`config`]: node settings (defaults < `shale.toml` < `SHALE_*` env < flags).
-//! - [`state`]: everything a running node holds ([`state::AppState`]).
+//! - [`state`]: the broker and the metrics exporter ([`state::AppState`]).
+//! - [`wire`]: the JSON shapes (and OpenAPI schemas) of the broker's types.
 //! - [`app`]: `fn app(state) -> Router`, the HTTP API of `../shared/API.md`.
 //! - [`server`]: binding, the `shale listening on …` line, background work, SIGTERM drain.
 //! - [`cli`]: the `shale` command line; [`bench`]: `shale bench`.
@@ -10,16 +14,11 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
-pub mod dedup;
 pub mod error;
-pub mod groups;
 pub mod message;
 pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod server;
-pub mod sql_filter;
 pub mod state;
-pub mod tiered;
-pub mod topics;
-pub mod validate;
+pub mod wire;

@@ -4,13 +4,13 @@
 
 use utoipa::OpenApi;
 
-use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
-use crate::groups::config::{ConsumeFrom, ConsumeMode, GroupConfig, Position};
-use crate::groups::deliver::QueueOffsets;
-use crate::groups::filter::FilterSpec;
+use crate::error::{ErrorBody, ErrorCodeSchema, ErrorDetail};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::routes::{groups as group_routes, ops, produce, query, read, topics as topic_routes};
-use crate::topics::{Durability, MessageType, TopicConfig};
+use crate::wire::{
+    ConsumeFromWire, ConsumeModeWire, DurabilityWire, FilterBody, GroupBody, GroupObject,
+    MessageTypeWire, PositionWire, QueueOffsetsObject, TopicObject,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,13 +54,13 @@ use crate::topics::{Durability, MessageType, TopicConfig};
         ops::openapi,
     ),
     components(schemas(
-        ErrorBody, ErrorDetail, ErrorCode, TopicConfig, MessageType, Durability, MessageObject,
+        ErrorBody, ErrorDetail, ErrorCodeSchema, TopicObject, MessageTypeWire, DurabilityWire, MessageObject,
         BodyEncoding, topic_routes::CreateTopic, topic_routes::PatchTopic, topic_routes::TopicList,
         topic_routes::TopicDetail, topic_routes::QueueInfo, produce::ProduceResponse,
         produce::input::ProduceRequest, produce::input::ProduceMessage,
-        produce::write::ProduceResult, read::ReadResponse, read::OffsetResponse,
-        query::MessageList, ops::Status, GroupConfig, ConsumeMode, ConsumeFrom, Position,
-        FilterSpec, QueueOffsets, group_routes::GroupSummary, group_routes::GroupList,
+        produce::ProduceResult, read::ReadResponse, read::OffsetResponse,
+        query::MessageList, ops::Status, GroupObject, GroupBody, ConsumeModeWire, ConsumeFromWire,
+        PositionWire, FilterBody, QueueOffsetsObject, group_routes::GroupSummary, group_routes::GroupList,
         group_routes::ReceiveBody, group_routes::ReceivedMessage, group_routes::ReceiveResponse,
         group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,
         group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,

@@ -1,64 +1,36 @@
-//! Everything a running node holds, shared by every handler.
+//! What the HTTP node holds: the broker, and the Prometheus handle that
+//! renders `/metrics`.
 //!
-//! Local layout under `data_dir`:
-//! ```text
-//! hot/                 the hot tier (crate shale-hot)
-//! meta/topics/*.json   topic metadata (see `topics`), mirrored to the object store
-//! ```
-//!
-//! The object store (`shale-tiering`) holds sealed segments, their manifests
-//! and a copy of every topic's metadata, so a node with an empty disk finds
-//! every topic ([`AppState::load_topics_from_store`]) and serves every sealed
-//! message. [`AppState::tiering_tick`] uploads, applies retention and keeps the
-//! hot tier within `hot_bytes`; [`AppState::hand_over`] seals and uploads
-//! everything on shutdown.
-//!
-//! Invariants kept by [`AppState::open`]:
-//! - topic metadata is the truth: hot data of a topic without metadata is the
-//!   remnant of an interrupted delete and is removed;
-//! - the dedup window is rebuilt from the last 5 minutes of every queue, so a
-//!   restart does not let a repeated `dedup_id` be stored twice.
-//!
-//! Blocking storage calls run on the blocking pool (`spawn_blocking`), never
-//! on the async workers.
+//! [`AppState`] dereferences to [`Broker`], so background loops and tests
+//! reach the broker's methods directly; handlers call the broker and nothing
+//! else.
 
+use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{StreamExt, TryStreamExt};
 use metrics_exporter_prometheus::PrometheusHandle;
-use shale_hot::{Clock, HotConfig, HotStore, QueueLog, SystemClock};
+use shale_broker::{Broker, BrokerConfig, Clock, SystemClock};
 use shale_tiering::Tier;
 
 use crate::config::NodeConfig;
-use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, DedupWindow, dedup_id_of};
-use crate::error::error_chain;
-use crate::topics::TopicRegistry;
 
 /// The shared state behind every handler.
 #[derive(Debug)]
 pub struct AppState {
-    pub node_id: String,
-    pub clock: Arc<dyn Clock>,
-    pub hot: Arc<HotStore>,
-    pub topics: TopicRegistry,
-    pub dedup: DedupWindow,
+    pub broker: Arc<Broker>,
     pub metrics: Option<PrometheusHandle>,
-    /// Consumer groups: settings and delivery cursors.
-    pub groups: crate::groups::Groups,
-    /// Where group cursors are checkpointed (the object store).
-    pub checkpoints: shale_tiering::GroupCheckpoints,
-    /// The object-store tier: uploads, cold reads, topic copies.
-    pub tier: Arc<Tier>,
-    /// Local disk budget of the hot tier (`None`: unbounded).
-    pub hot_bytes: Option<u64>,
-    draining: AtomicBool,
-    /// Turns `true` when draining starts: long polls return early.
-    drain_signal: tokio::sync::watch::Sender<bool>,
+}
+
+impl Deref for AppState {
+    type Target = Broker;
+
+    fn deref(&self) -> &Broker {
+        &self.broker
+    }
 }
 
 impl AppState {
-    /// Opens the node's storage (hot tier under `{data_dir}/hot`, topic metadata) and metrics.
+    /// Opens the node's broker (storage, topics, groups) and metrics.
     pub fn open(config: &NodeConfig) -> anyhow::Result<Arc<AppState>> {
         Self::open_with_clock(config, Arc::new(SystemClock))
     }
@@ -68,14 +40,9 @@ impl AppState {
         config: &NodeConfig,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<AppState>> {
-        let url = config
-            .object_store_url()
-            .map_err(|why| anyhow::anyhow!("object_store: {why}"))?;
-        let tier = Arc::new(
-            Tier::open(&url, COLD_CACHE_BYTES)
-                .map_err(|e| anyhow::Error::new(e).context("opening the object store"))?,
-        );
-        Self::open_with(config, clock, tier)
+        let metrics = crate::metrics::install();
+        let broker = Broker::open_with_clock(&broker_config(config)?, clock)?;
+        Ok(Arc::new(AppState { broker, metrics }))
     }
 
     /// [`Self::open_with_clock`] over a given object-store tier (tests inject
@@ -86,280 +53,37 @@ impl AppState {
         tier: Arc<Tier>,
     ) -> anyhow::Result<Arc<AppState>> {
         let metrics = crate::metrics::install();
-        let hot_config = HotConfig {
-            segment_bytes: config.segment_bytes,
-            segment_ms: i64::try_from(config.segment_ms).unwrap_or(i64::MAX),
-            // Indexed so the dedup window is rebuilt from the few records that carry an id.
-            indexed_properties: vec![DEDUP_PROPERTY.to_string()],
-            ..Default::default()
-        };
-        let hot_dir = config.data_dir.join("hot");
-        let hot = HotStore::open(&hot_dir, hot_config, clock.clone()).map_err(|e| {
-            anyhow::Error::new(e).context(format!("opening the hot tier at {}", hot_dir.display()))
-        })?;
-        let topics = TopicRegistry::open(&config.data_dir.join("meta").join("topics"))?;
-        remove_orphan_topics(&hot, &topics);
-        let dedup = DedupWindow::default();
-        rebuild_dedup(&hot, &topics, &dedup, clock.now_ms());
-        let (drain_signal, _) = tokio::sync::watch::channel(false);
-        let checkpoints =
-            shale_tiering::GroupCheckpoints::new(tier.store().clone(), tier.layout().clone());
-        Ok(Arc::new(AppState {
-            node_id: config.node_id.clone().unwrap_or_else(|| "local".into()),
-            clock,
-            hot,
-            topics,
-            dedup,
-            metrics,
-            tier,
-            groups: crate::groups::Groups::open(&config.data_dir.join("meta").join("groups"))?,
-            checkpoints,
-            hot_bytes: config.hot_bytes,
-            draining: AtomicBool::new(false),
-            drain_signal,
-        }))
+        let broker = Broker::open_with(&broker_config(config)?, clock, tier)?;
+        Ok(Arc::new(AppState { broker, metrics }))
     }
 
-    /// Periodic background work: fsync ASYNC data, seal segments past `segment_ms`.
+    /// Adds the topics the object store knows and this node does not (see
+    /// [`Broker::load_topics_from_store`]).
+    pub async fn load_topics_from_store(&self) -> anyhow::Result<usize> {
+        self.broker.load_topics_from_store().await
+    }
+
+    /// Periodic local work: the broker's flush and seal, then the metrics
+    /// exporter's upkeep.
     pub async fn maintenance_tick(&self) {
-        let hot = self.hot.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            if let Err(e) = hot.flush_all() {
-                tracing::error!(error = %error_chain(&e), "background flush failed");
-            }
-            if let Err(e) = hot.seal_expired() {
-                tracing::error!(error = %error_chain(&e), "sealing expired segments failed");
-            }
-        })
-        .await;
-        if let Err(e) = done {
-            tracing::error!(error = %error_chain(&e), "maintenance task failed");
-        }
+        self.broker.maintenance_tick().await;
         if let Some(m) = &self.metrics {
             m.run_upkeep();
         }
     }
-
-    /// Adds the topics the object store knows and this node does not (a node
-    /// with an empty disk, or one that missed a create). Call once after open.
-    pub async fn load_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let metas = self
-            .tier
-            .list_topic_metas()
-            .await
-            .map_err(|e| anyhow::Error::new(e).context("listing topics in the object store"))?;
-        let mut added = 0;
-        for bytes in metas {
-            let config = match crate::topics::decode_topic(&bytes) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "skipping an unreadable topic object");
-                    continue;
-                }
-            };
-            if self.topics.get(&config.name).is_some() {
-                continue;
-            }
-            let state = self.clone();
-            tokio::task::spawn_blocking(move || state.topics.put_blocking(config)).await??;
-            added += 1;
-        }
-        Ok(added)
-    }
-
-    /// The queue to append to; a queue new to this node starts where its cold
-    /// segments end, so offsets continue across nodes and disks.
-    pub async fn queue_for_write(
-        &self,
-        topic: &str,
-        queue: u32,
-    ) -> crate::error::ApiResult<Arc<QueueLog>> {
-        if let Some(q) = self.hot.existing_queue(topic, queue) {
-            return Ok(q);
-        }
-        let base = self.tier.cold_end(topic, queue).await?;
-        let (hot, name) = (self.hot.clone(), topic.to_string());
-        Ok(tokio::task::spawn_blocking(move || hot.queue_from(&name, queue, base)).await??)
-    }
-
-    /// Background work against the object store: upload sealed segments
-    /// ([`UPLOAD_CONCURRENCY`] queues at a time),
-    /// apply each topic's retention, then evict uploaded local segments while
-    /// the hot tier is over `hot_bytes`. Errors are logged; the next tick retries.
-    pub async fn tiering_tick(&self) {
-        crate::groups::durable::checkpoint_all(self).await;
-        crate::groups::report::report(self).await;
-        let now = self.clock.now_ms();
-        // Queues are independent: upload and retain several at once, but a
-        // bounded number, so that a node with thousands of queues neither
-        // floods the object store nor holds thousands of segments in memory.
-        futures::stream::iter(self.hot.queues())
-            .for_each_concurrent(UPLOAD_CONCURRENCY, |log| async move {
-                let Some(topic) = self.topics.get(log.topic()) else {
-                    return;
-                };
-                if let Err(e) = self.tier.upload(&log).await {
-                    tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "upload failed; will retry");
-                    return;
-                }
-                let retention = i64::try_from(topic.config().retention_ms).unwrap_or(i64::MAX);
-                if let Err(e) = self.tier.retain(&log, now.saturating_sub(retention)).await {
-                    tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "retention failed; will retry");
-                }
-            })
-            .await;
-        if let Some(budget) = self.hot_bytes {
-            let hot = self.hot.clone();
-            let ends = self.uploaded_ends().await;
-            let evicted =
-                tokio::task::spawn_blocking(move || evict_to_budget(&hot, &ends, budget)).await;
-            if let Ok(Err(e)) = evicted {
-                tracing::warn!(error = %error_chain(&e), "evicting uploaded segments failed");
-            }
-        }
-    }
-
-    /// Where each local queue's uploaded (cold) data ends.
-    async fn uploaded_ends(&self) -> Vec<(Arc<QueueLog>, u64)> {
-        let mut out = Vec::new();
-        for log in self.hot.queues() {
-            if let Ok(end) = self.tier.cold_end(log.topic(), log.queue()).await {
-                out.push((log, end));
-            }
-        }
-        out
-    }
-
-    /// True when the hot tier is over its budget with nothing left it may
-    /// evict: new writes would grow the backlog the object store has not taken.
-    pub fn over_hot_budget(&self) -> bool {
-        self.hot_bytes
-            .is_some_and(|budget| self.hot.disk_bytes() > budget.saturating_add(budget / 4))
-    }
-
-    /// Shutdown hand-over: seal every active segment and upload everything,
-    /// within `budget`, so that a node with an empty disk serves every
-    /// acknowledged message. What does not make it stays on local disk.
-    pub async fn hand_over(&self, budget: std::time::Duration) -> anyhow::Result<()> {
-        let hot = self.hot.clone();
-        tokio::task::spawn_blocking(move || hot.seal_all_active()).await??;
-        crate::groups::durable::checkpoint_all(self).await;
-        let queues = self.hot.queues().into_iter();
-        let uploads = futures::stream::iter(
-            queues
-                .filter(|log| self.topics.get(log.topic()).is_some())
-                .map(Ok),
-        )
-        .try_for_each_concurrent(UPLOAD_CONCURRENCY, |log| async move {
-            self.tier.upload(&log).await.map(drop).map_err(|e| {
-                anyhow::Error::new(e).context(format!("uploading {}/{}", log.topic(), log.queue()))
-            })
-        });
-        tokio::time::timeout(budget, uploads)
-            .await
-            .map_err(|_| anyhow::anyhow!("the hand-over upload did not finish within {budget:?}"))?
-    }
-
-    /// Final flush on shutdown: everything written becomes durable.
-    pub async fn shutdown_flush(&self) -> anyhow::Result<()> {
-        let hot = self.hot.clone();
-        tokio::task::spawn_blocking(move || hot.flush_all())
-            .await
-            .map_err(|e| anyhow::Error::new(e).context("final flush task"))?
-            .map_err(|e| anyhow::Error::new(e).context("final flush of the hot tier"))
-    }
-
-    /// Starts draining: `/readyz` answers 503, produce answers 503 with
-    /// `Retry-After`, pending long polls return at once.
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-        self.drain_signal.send_replace(true);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Resolves when draining starts (at once if it has).
-    pub async fn drained(&self) {
-        let mut rx = self.drain_signal.subscribe();
-        // The sender lives as long as `self`, so this only ends when draining.
-        let _ = rx.wait_for(|d| *d).await;
-    }
 }
 
-/// Bytes of decoded cold row groups kept in memory.
-const COLD_CACHE_BYTES: u64 = 256 * 1024 * 1024;
-/// Queues uploaded (and retained) at the same time by one node.
-pub const UPLOAD_CONCURRENCY: usize = 8;
-
-/// Evicts uploaded sealed segments, oldest first across queues, until the hot
-/// tier fits `budget`. Only segments ending at or below their queue's cold end go.
-fn evict_to_budget(
-    hot: &HotStore,
-    ends: &[(Arc<QueueLog>, u64)],
-    budget: u64,
-) -> shale_hot::Result<()> {
-    let mut used = hot.disk_bytes();
-    if used <= budget {
-        return Ok(());
-    }
-    let mut candidates: Vec<(i64, &Arc<QueueLog>, u64)> = ends
-        .iter()
-        .flat_map(|(log, end)| {
-            log.sealed_segments()
-                .into_iter()
-                .filter(move |s| s.end_offset <= *end)
-                .map(move |s| (s.last_store_ms, log, s.end_offset))
-        })
-        .collect();
-    candidates.sort_by_key(|(ms, _, _)| *ms);
-    for (_, log, through) in candidates {
-        if used <= budget {
-            break;
-        }
-        used = used.saturating_sub(log.evict_through(through)?);
-    }
-    Ok(())
-}
-
-/// Removes hot data of topics without metadata (an interrupted delete).
-fn remove_orphan_topics(hot: &HotStore, topics: &TopicRegistry) {
-    for name in hot.topics() {
-        if topics.get(&name).is_some() {
-            continue;
-        }
-        tracing::warn!(topic = %name, "removing hot data of a topic without metadata (interrupted delete)");
-        if let Err(e) = hot.remove_topic(&name) {
-            tracing::error!(topic = %name, error = %error_chain(&e), "cannot remove orphan topic data");
-        }
-    }
-}
-
-/// Refills the dedup window from every queue's last [`DEDUP_WINDOW_MS`].
-fn rebuild_dedup(hot: &HotStore, topics: &TopicRegistry, dedup: &DedupWindow, now_ms: i64) {
-    for topic in topics.list() {
-        for q in 0..topic.queues() {
-            let Some(queue) = hot.existing_queue(&topic.name, q) else {
-                continue;
-            };
-            // Only records carrying a dedup id are read (the hot tier indexes the property).
-            let since = now_ms - DEDUP_WINDOW_MS;
-            let result = queue
-                .find_with_property(DEDUP_PROPERTY, since, i64::MAX, usize::MAX)
-                .map(|records| {
-                    for r in &records {
-                        if let Some(id) = dedup_id_of(r) {
-                            dedup.record(&topic.name, id, DedupHit::of_record(q, r));
-                        }
-                    }
-                });
-            if let Err(e) = result {
-                tracing::error!(
-                    topic = %topic.name, queue = q, error = %error_chain(&e),
-                    "cannot rebuild the dedup window of a queue; repeats of its recent ids may be stored again"
-                );
-            }
-        }
-    }
+/// The broker's settings out of the node's.
+fn broker_config(config: &NodeConfig) -> anyhow::Result<BrokerConfig> {
+    let object_store = config
+        .object_store_url()
+        .map_err(|why| anyhow::anyhow!("object_store: {why}"))?;
+    Ok(BrokerConfig {
+        data_dir: config.data_dir.clone(),
+        object_store,
+        segment_bytes: config.segment_bytes,
+        segment_ms: config.segment_ms,
+        hot_bytes: config.hot_bytes,
+        node_id: config.node_id.clone().unwrap_or_else(|| "local".into()),
+    })
 }

@@ -233,7 +233,7 @@ async fn size_limits_are_413() {
     )
     .await;
     // An HTTP body over the limit is refused while reading it.
-    let huge = vec![b' '; shale_gateway::validate::MAX_HTTP_BODY_BYTES + 1];
+    let huge = vec![b' '; shale_gateway::app::MAX_HTTP_BODY_BYTES + 1];
     let req = Request::post("/v1/topics/t/messages")
         .header("content-type", "application/json")
         .body(Body::from(huge))

@@ -7,7 +7,7 @@ use api_support::Node;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
-use shale_gateway::topics::{Durability, MessageType, TopicConfig};
+use shale_broker::{Durability, MessageType, TopicConfig};
 
 #[tokio::test]
 async fn create_is_idempotent_and_conflicts_on_other_settings() {

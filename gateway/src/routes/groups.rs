@@ -1,91 +1,55 @@
 //! Consumer group endpoints (API.md "Consumer groups"): settings, receive,
-//! ack, change-invisibility, offsets and reset (backtracking).
-//!
-//! Decisions where the contract is silent (also in the OpenAPI text):
-//! `max_messages` of a receive is 1-64 (default 16); `invisible_ms`
-//! 1000-43200000 (default 30000); `wait_ms` at most 30000 (default 0); an ack
-//! takes at most 1024 handles; a nack (`invisible_ms` 0) makes the message
-//! deliverable again after the group's backoff for its attempt, like a
-//! timeout; `GET .../offsets` of a group that does not exist is 404
-//! GROUP_NOT_FOUND, while receive and reset create it with defaults.
+//! ack, change-invisibility, offsets and reset (backtracking). The semantics
+//! and the limits decided where the contract is silent are
+//! `shale_broker::groups::api` (also in the OpenAPI text below).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shale_broker::groups::api::{ReceiveOptions, ResetSpec};
+use shale_broker::groups::deliver::AckOutcome;
+use shale_broker::topic_admin::Created;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::groups::config::GroupConfig;
-use crate::groups::deliver::{self, AckOutcome, QueueOffsets, ReceiveRequest, ResetTo};
-use crate::groups::filter::{Filter, FilterSpec};
+use crate::error::{ApiResult, ErrorBody};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::state::AppState;
+use crate::wire::{FilterBody, GroupBody, GroupObject, QueueOffsetsObject};
 
-const DEFAULT_RECEIVE: u64 = 16;
-const MAX_RECEIVE: u64 = 64;
-const DEFAULT_INVISIBLE_MS: i64 = 30_000;
-const MIN_INVISIBLE_MS: i64 = 1_000;
-const MAX_INVISIBLE_MS: i64 = 43_200_000;
-const MAX_WAIT_MS: u64 = 30_000;
-const MAX_ACK_HANDLES: usize = 1024;
-
-fn group_not_found(name: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::GroupNotFound,
-        format!("group {name:?} does not exist"),
-    )
-}
-
-/// A group with its total lag.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupSummary {
     #[serde(flatten)]
-    pub config: GroupConfig,
+    pub config: GroupObject,
     /// Sum over the queues this node has delivered from of `max_offset - committed_offset`.
     pub lag: u64,
 }
 
 /// Create or update a group.
 #[utoipa::path(put, path = "/v1/groups/{group}", tag = "groups",
-    params(("group" = String, Path)), request_body = GroupConfig,
+    params(("group" = String, Path)), request_body = GroupBody,
     description = "Creates (201) or replaces (200) a group's settings: `consume_mode` CLUSTERING | \
         BROADCASTING, `max_delivery_attempts` 1-1000 (default 16), `retry_backoff_ms` (1-64 delays, \
         each at most a day; default RocketMQ's 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h, \
         the last repeating), `consume_from` LATEST | EARLIEST | {\"timestamp_ms\": T}. Omitted fields \
         take their defaults; a `name` in the body must equal the path.",
-    responses((status = 200, body = GroupConfig), (status = 201, body = GroupConfig), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = GroupObject), (status = 201, body = GroupObject), (status = 400, body = ErrorBody)))]
 pub async fn put_group(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
-    ApiJson(mut cfg): ApiJson<GroupConfig>,
-) -> ApiResult<(StatusCode, Json<GroupConfig>)> {
-    if !cfg.name.is_empty() && cfg.name != name {
-        return Err(ApiError::invalid(format!(
-            "the body names group {:?}, the path {name:?}",
-            cfg.name
-        )));
-    }
-    cfg.name = name;
-    cfg.validate()?;
-    let _admin = state.groups.admin.lock().await;
-    let existed = state.groups.get(&cfg.name).is_some();
-    let cfg = deliver::put_group(&state, cfg).await?;
-    Ok((
-        if existed {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        },
-        Json(cfg),
-    ))
+    ApiJson(body): ApiJson<GroupBody>,
+) -> ApiResult<(StatusCode, Json<GroupObject>)> {
+    let (created, cfg) = state.broker.put_group(&name, body.into()).await?;
+    let status = match created {
+        Created::New => StatusCode::CREATED,
+        Created::Existing => StatusCode::OK,
+    };
+    Ok((status, Json(cfg.into())))
 }
 
-/// `GET /v1/groups` answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupList {
     pub groups: Vec<GroupSummary>,
@@ -94,45 +58,28 @@ pub struct GroupList {
 /// List groups with their total lag.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, body = GroupList)))]
 pub async fn list_groups(State(state): State<Arc<AppState>>) -> ApiResult<Json<GroupList>> {
-    let mut groups = Vec::new();
-    for config in state.groups.list() {
-        let mut lag = 0;
-        let keys: Vec<_> = state
-            .groups
-            .cursors
-            .lock()
-            .await
-            .iter()
-            .filter(|(k, _)| k.group == config.name)
-            .map(|(k, c)| (k.clone(), c.committed))
-            .collect();
-        for (k, committed) in keys {
-            if state.topics.get(&k.topic).is_none() {
-                continue;
-            }
-            let tq = crate::tiered::TieredQueue::open(&state, &k.topic, k.queue).await?;
-            lag += tq.max_offset().saturating_sub(committed);
-        }
-        groups.push(GroupSummary { config, lag });
-    }
+    let groups = state
+        .broker
+        .list_groups()
+        .await?
+        .into_iter()
+        .map(|(config, lag)| GroupSummary {
+            config: config.into(),
+            lag,
+        })
+        .collect();
     Ok(Json(GroupList { groups }))
 }
 
-/// Get a group's settings.
 #[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups", params(("group" = String, Path)),
-    responses((status = 200, body = GroupConfig), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GroupObject), (status = 404, body = ErrorBody)))]
 pub async fn get_group(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<GroupConfig>> {
-    state
-        .groups
-        .get(&name)
-        .map(Json)
-        .ok_or_else(|| group_not_found(&name))
+) -> ApiResult<Json<GroupObject>> {
+    Ok(Json(state.broker.get_group(&name)?.into()))
 }
 
-/// A receive.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
@@ -140,7 +87,7 @@ pub struct ReceiveBody {
     pub max_messages: Option<u64>,
     pub invisible_ms: Option<i64>,
     pub wait_ms: Option<u64>,
-    pub filter: Option<FilterSpec>,
+    pub filter: Option<FilterBody>,
     pub consumer_id: Option<String>,
     /// `base64` forces `body_base64`.
     pub encoding: Option<BodyEncoding>,
@@ -181,44 +128,20 @@ pub async fn receive(
     ApiPath(group): ApiPath<String>,
     ApiJson(body): ApiJson<ReceiveBody>,
 ) -> ApiResult<Json<ReceiveResponse>> {
-    let topic = state.topics.require(&body.topic)?;
-    let max_messages = body.max_messages.unwrap_or(DEFAULT_RECEIVE);
-    if max_messages == 0 || max_messages > MAX_RECEIVE {
-        return Err(ApiError::invalid(format!(
-            "max_messages must be 1-{MAX_RECEIVE}, got {max_messages}"
-        )));
-    }
-    let invisible_ms = body.invisible_ms.unwrap_or(DEFAULT_INVISIBLE_MS);
-    if !(MIN_INVISIBLE_MS..=MAX_INVISIBLE_MS).contains(&invisible_ms) {
-        return Err(ApiError::invalid(format!(
-            "invisible_ms must be {MIN_INVISIBLE_MS}-{MAX_INVISIBLE_MS}, got {invisible_ms}"
-        )));
-    }
-    let wait_ms = body.wait_ms.unwrap_or(0);
-    if wait_ms > MAX_WAIT_MS {
-        return Err(ApiError::invalid(format!(
-            "wait_ms must be at most {MAX_WAIT_MS}, got {wait_ms}"
-        )));
-    }
-    let filter = Filter::compile(body.filter.as_ref())?;
-    let cfg = deliver::ensure_group(&state, &group).await?;
-    let consumer = deliver::consumer_for(&cfg, body.consumer_id.as_deref())?;
-    let req = ReceiveRequest {
-        topic: topic.clone(),
-        max_messages: max_messages as usize,
-        invisible_ms,
-        wait: Duration::from_millis(wait_ms),
-        filter,
-        consumer,
+    let opts = ReceiveOptions {
+        topic: body.topic,
+        max_messages: body.max_messages,
+        invisible_ms: body.invisible_ms,
+        wait_ms: body.wait_ms,
+        filter: body.filter.map(Into::into),
+        consumer_id: body.consumer_id,
     };
-    let got = deliver::receive(&state, &cfg, &req).await?;
+    let (topic, got) = state.broker.receive(&group, opts).await?;
     let encoding = body.encoding.unwrap_or_default();
-    let bytes: u64 = got.iter().map(|d| d.record.body.len() as u64).sum();
-    crate::metrics::read(&topic.name, got.len() as u64, bytes);
     let messages = got
         .into_iter()
         .map(|d| ReceivedMessage {
-            message: MessageObject::from_record(&topic.name, d.queue, d.record, encoding),
+            message: MessageObject::from_record(&topic, d.queue, d.record, encoding),
             receipt_handle: d.receipt_handle,
             delivery_attempt: d.attempt,
             invisible_until_ms: d.invisible_until_ms,
@@ -227,7 +150,6 @@ pub async fn receive(
     Ok(Json(ReceiveResponse { messages }))
 }
 
-/// An ack.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
@@ -255,28 +177,25 @@ pub async fn ack(
     ApiPath(group): ApiPath<String>,
     ApiJson(body): ApiJson<AckBody>,
 ) -> ApiResult<Json<AckResponse>> {
-    state.topics.require(&body.topic)?;
-    if body.receipt_handles.is_empty() || body.receipt_handles.len() > MAX_ACK_HANDLES {
-        return Err(ApiError::invalid(format!(
-            "receipt_handles must hold 1-{MAX_ACK_HANDLES} handles"
-        )));
-    }
-    let outcomes = deliver::ack(&state, &group, &body.topic, &body.receipt_handles).await?;
+    let outcomes = state
+        .broker
+        .ack(&group, &body.topic, &body.receipt_handles)
+        .await?;
     let results = body
         .receipt_handles
         .iter()
         .zip(outcomes)
         .map(|(h, o)| match o {
             AckOutcome::Ok => serde_json::json!({"receipt_handle": h, "ok": true}),
-            AckOutcome::Err(e) => {
-                serde_json::json!({"receipt_handle": h, "error": {"code": e.code.as_str(), "message": e.message}})
-            }
+            AckOutcome::Err(e) => serde_json::json!({
+                "receipt_handle": h,
+                "error": {"code": e.code().as_str(), "message": e.message()},
+            }),
         })
         .collect();
     Ok(Json(AckResponse { results }))
 }
 
-/// A change of invisibility.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeInvisibilityBody {
@@ -305,28 +224,16 @@ pub async fn change_invisibility(
     ApiPath(group): ApiPath<String>,
     ApiJson(body): ApiJson<ChangeInvisibilityBody>,
 ) -> ApiResult<Json<ChangeInvisibilityResponse>> {
-    state.topics.require(&body.topic)?;
-    if !(0..=MAX_INVISIBLE_MS).contains(&body.invisible_ms) {
-        return Err(ApiError::invalid(format!(
-            "invisible_ms must be 0-{MAX_INVISIBLE_MS}, got {}",
-            body.invisible_ms
-        )));
-    }
-    let (receipt_handle, invisible_until_ms) = deliver::change_invisibility(
-        &state,
-        &group,
-        &body.topic,
-        &body.receipt_handle,
-        body.invisible_ms,
-    )
-    .await?;
+    let (receipt_handle, invisible_until_ms) = state
+        .broker
+        .change_invisibility(&group, &body.topic, &body.receipt_handle, body.invisible_ms)
+        .await?;
     Ok(Json(ChangeInvisibilityResponse {
         receipt_handle,
         invisible_until_ms,
     }))
 }
 
-/// `?topic=&consumer_id=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct OffsetsParams {
     pub topic: Option<String>,
@@ -336,7 +243,15 @@ pub struct OffsetsParams {
 /// Offsets of a group on a topic.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OffsetsResponse {
-    pub queues: Vec<QueueOffsets>,
+    pub queues: Vec<QueueOffsetsObject>,
+}
+
+impl OffsetsResponse {
+    fn of(queues: Vec<shale_broker::groups::deliver::QueueOffsets>) -> Self {
+        OffsetsResponse {
+            queues: queues.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 /// A group's offsets on a topic.
@@ -350,21 +265,17 @@ pub async fn get_offsets(
     ApiPath(group): ApiPath<String>,
     ApiQuery(params): ApiQuery<OffsetsParams>,
 ) -> ApiResult<Json<OffsetsResponse>> {
-    let cfg = state
-        .groups
-        .get(&group)
-        .ok_or_else(|| group_not_found(&group))?;
-    let topic_name = params
-        .topic
-        .ok_or_else(|| ApiError::invalid("topic is required"))?;
-    let topic = state.topics.require(&topic_name)?;
-    let consumer = deliver::consumer_for(&cfg, params.consumer_id.as_deref())?;
-    Ok(Json(OffsetsResponse {
-        queues: deliver::offsets(&state, &cfg, &topic, &consumer).await?,
-    }))
+    let offsets = state
+        .broker
+        .group_offsets(
+            &group,
+            params.topic.as_deref(),
+            params.consumer_id.as_deref(),
+        )
+        .await?;
+    Ok(Json(OffsetsResponse::of(offsets)))
 }
 
-/// A reset: exactly one of `timestamp_ms`, `to`, `offsets`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
@@ -390,35 +301,14 @@ pub async fn reset_offsets(
     ApiPath(group): ApiPath<String>,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<Json<OffsetsResponse>> {
-    let topic = state.topics.require(&body.topic)?;
-    let to = match (body.timestamp_ms, body.to.as_deref(), &body.offsets) {
-        (Some(ts), None, None) => ResetTo::Timestamp(ts),
-        (None, Some("EARLIEST"), None) => ResetTo::Earliest,
-        (None, Some("LATEST"), None) => ResetTo::Latest,
-        (None, Some(other), None) => {
-            return Err(ApiError::invalid(format!(
-                "to must be EARLIEST or LATEST, got {other:?}"
-            )));
-        }
-        (None, None, Some(map)) => {
-            let mut list = Vec::new();
-            for (q, o) in map {
-                let q: u32 = q.parse().map_err(|_| {
-                    ApiError::invalid(format!("offsets key {q:?} is not a queue number"))
-                })?;
-                list.push((q, *o));
-            }
-            ResetTo::Offsets(list)
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "give exactly one of timestamp_ms, to, offsets",
-            ));
-        }
+    let spec = ResetSpec {
+        timestamp_ms: body.timestamp_ms,
+        to: body.to,
+        offsets: body.offsets,
     };
-    let cfg = deliver::ensure_group(&state, &group).await?;
-    let consumer = deliver::consumer_for(&cfg, body.consumer_id.as_deref())?;
-    Ok(Json(OffsetsResponse {
-        queues: deliver::reset(&state, &cfg, &topic, &consumer, to).await?,
-    }))
+    let offsets = state
+        .broker
+        .reset_offsets(&group, &body.topic, spec, body.consumer_id.as_deref())
+        .await?;
+    Ok(Json(OffsetsResponse::of(offsets)))
 }

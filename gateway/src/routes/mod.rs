@@ -22,8 +22,6 @@ use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-pub(crate) use produce::queue_choice::fnv1a;
-
 /// Every route, without middleware or fallbacks (see `app`).
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()

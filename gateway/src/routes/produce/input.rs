@@ -8,7 +8,8 @@
 //!   lowercased, so `Shale-Property-Region: eu` is the property `region`.
 //!   An unknown `Shale-*` header is rejected like an unknown JSON field.
 //!
-//! Nothing here knows the topic: type rules and queue choice are in `plan`.
+//! Nothing here knows the topic: type rules and queue choice are the broker's
+//! (`shale_broker::produce`), which also defines [`MessageInput`] and its limits.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +19,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use shale_broker::produce::{DelayInput, MessageInput};
+use shale_broker::validate;
+
 use crate::error::ApiError;
-use crate::validate;
 
 /// Header prefix of raw-produce properties.
 const PROPERTY_HEADER_PREFIX: &str = "shale-property-";
@@ -66,80 +69,6 @@ pub struct ProduceMessage {
     pub dedup_id: Option<String>,
 }
 
-/// When a delay message should be delivered, as the client asked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DelayInput {
-    pub delay_ms: Option<i64>,
-    pub deliver_at_ms: Option<i64>,
-    pub delay_level: Option<u32>,
-}
-
-impl DelayInput {
-    pub fn is_empty(&self) -> bool {
-        *self == DelayInput::default()
-    }
-}
-
-/// One message, in either wire form, with every field within the limits.
-#[derive(Debug, Clone, Default)]
-pub struct MessageInput {
-    pub body: Bytes,
-    pub tag: Option<String>,
-    pub keys: Vec<String>,
-    pub properties: Vec<(String, String)>,
-    pub message_group: Option<String>,
-    pub delay: DelayInput,
-    pub queue: Option<u32>,
-    pub dedup_id: Option<String>,
-}
-
-impl MessageInput {
-    /// Checks every field against the contract's limits.
-    pub fn validate(&self) -> Result<(), ApiError> {
-        validate::body_len(self.body.len())?;
-        if let Some(tag) = &self.tag {
-            validate::tag(tag)?;
-        }
-        validate::keys(&self.keys)?;
-        validate::properties(&self.properties)?;
-        if let Some(group) = &self.message_group {
-            validate::message_group(group)?;
-        }
-        if let Some(id) = &self.dedup_id {
-            validate::dedup_id(id)?;
-        }
-        if self.delay.delay_ms.is_some_and(|d| d < 0) {
-            return Err(ApiError::invalid("delay_ms must not be negative"));
-        }
-        if self.delay.deliver_at_ms.is_some_and(|d| d < 0) {
-            return Err(ApiError::invalid("deliver_at_ms must not be negative"));
-        }
-        Ok(())
-    }
-
-    /// Bytes the message counts for in the 32 MiB request limit.
-    pub fn size(&self) -> usize {
-        self.body.len()
-            + self.tag.as_ref().map_or(0, String::len)
-            + self.keys.iter().map(String::len).sum::<usize>()
-            + self
-                .properties
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-            + self.message_group.as_ref().map_or(0, String::len)
-            + self.dedup_id.as_ref().map_or(0, String::len)
-    }
-}
-
-/// Prefixes an error with the index of the message it is about.
-pub fn at(index: usize, e: ApiError) -> ApiError {
-    ApiError {
-        message: format!("messages[{index}]: {}", e.message),
-        ..e
-    }
-}
-
 /// True for `application/json` and `application/*+json` content types.
 pub fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) else {
@@ -175,7 +104,7 @@ pub fn from_json(body: &[u8]) -> Result<(Vec<MessageInput>, bool), ApiError> {
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| json_message(m).map_err(|e| at(i, e)))
+        .map(|(i, m)| json_message(m).map_err(|e| e.prefixed(&format!("messages[{i}]: "))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((inputs, has_transaction))
 }

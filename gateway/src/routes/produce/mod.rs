@@ -6,12 +6,8 @@
 //! request passed the first two steps.
 
 pub mod input;
-pub mod plan;
-pub mod queue_choice;
-pub mod write;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
@@ -19,12 +15,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::Serialize;
+use shale_broker::Durability;
+use shale_broker::produce::{ProduceBatch, Produced};
 
 use super::extract::ApiPath;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::topics::{Durability, check_supported};
-use write::ProduceResult;
 
 /// Header asking for a stronger durability than the topic's.
 pub const DURABILITY_HEADER: &str = "shale-durability";
@@ -33,6 +29,28 @@ pub const DURABILITY_HEADER: &str = "shale-durability";
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProduceResponse {
     pub results: Vec<ProduceResult>,
+}
+
+/// Where one message of the request was stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProduceResult {
+    pub message_id: String,
+    pub queue: u32,
+    pub offset: u64,
+    /// Delay messages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at_ms: Option<i64>,
+}
+
+impl From<Produced> for ProduceResult {
+    fn from(p: Produced) -> Self {
+        ProduceResult {
+            message_id: p.message_id.to_string(),
+            queue: p.queue,
+            offset: p.offset,
+            deliver_at_ms: p.deliver_at_ms,
+        }
+    }
 }
 
 /// Produce messages.
@@ -88,52 +106,42 @@ pub async fn produce(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ProduceResponse>> {
-    let started = Instant::now();
-    let born_ms = state.clock.now_ms();
-    if state.is_draining() {
-        return Err(ApiError::unavailable(
-            "the node is shutting down; retry on another node or later",
-        ));
+    // The broker refuses a draining node, a hot tier over budget or an
+    // unknown topic before the body is decoded.
+    let mut producer = state.broker.producer(&name)?;
+    if let Some(requested) = requested_durability(&headers)? {
+        producer = producer.at_least(requested)?;
     }
-    if state.over_hot_budget() {
-        // The object store has not taken the backlog (down or slow) and the
-        // local budget is spent: refuse rather than fill the disk.
-        return Err(ApiError::unavailable(
-            "the local hot tier is over its budget while the object store catches up; retry later",
-        ));
-    }
-    let topic = state.topics.require(&name)?;
-    let config = topic.config();
-    let durability = requested_durability(&headers)?.max(config.durability);
     let body = body?;
-    let (inputs, has_transaction) = if input::is_json(&headers) {
+    let (messages, transaction) = if input::is_json(&headers) {
         input::from_json(&body)?
     } else {
         (vec![input::from_raw(&headers, body)?], false)
     };
-    let planned = plan::plan(&config, inputs, has_transaction, born_ms, || {
-        topic.next_round_robin()
-    })?;
-    let results = write::store(&state, &topic, planned, durability).await?;
-    crate::metrics::produce_duration(durability.as_str(), started);
-    Ok(Json(ProduceResponse { results }))
+    let batch = ProduceBatch {
+        messages,
+        transaction,
+    };
+    let results = producer.produce(batch).await?;
+    Ok(Json(ProduceResponse {
+        results: results.into_iter().map(ProduceResult::from).collect(),
+    }))
 }
 
-/// The `Shale-Durability` header, or ASYNC (the weakest) when absent.
-fn requested_durability(headers: &HeaderMap) -> Result<Durability, ApiError> {
+/// The `Shale-Durability` header, if given.
+fn requested_durability(headers: &HeaderMap) -> Result<Option<Durability>, ApiError> {
     let Some(value) = headers.get(DURABILITY_HEADER) else {
-        return Ok(Durability::Async);
+        return Ok(None);
     };
-    let d = value
+    value
         .to_str()
         .ok()
         .and_then(Durability::parse)
+        .map(Some)
         .ok_or_else(|| {
             ApiError::invalid(format!(
                 "Shale-Durability must be ASYNC, SYNC or OBJECT, got {:?}",
                 String::from_utf8_lossy(value.as_bytes())
             ))
-        })?;
-    check_supported(crate::topics::MessageType::Normal, d)?;
-    Ok(d)
+        })
 }

@@ -1,45 +1,23 @@
 //! Reading a queue by offset (replay), its NDJSON stream, and the offset of
-//! a timestamp.
-//!
-//! Invariants: a queue number at or above the topic's queues is 404
-//! NOT_FOUND; a queue never written has `min_offset = max_offset = 0`; an
-//! offset outside `[min_offset, max_offset]` is 416; a long poll waits on the
-//! queue's `max_offset` watch (no polling loop), bounded by `wait_ms` and cut
-//! short when the node starts draining.
+//! a timestamp. The semantics (ranges, limits, long polls) are
+//! `shale_broker::read`; handlers decode, call the broker once, encode.
 
-pub mod filter;
 pub mod ndjson;
-pub mod scan;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use shale_hot::QueueLog;
+use shale_broker::read::ReadRequest;
 
 use super::extract::{ApiPath, ApiQuery};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::error::{ApiResult, ErrorBody};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::state::AppState;
-use crate::tiered::TieredQueue;
-use crate::topics::Topic;
-use filter::TagFilter;
-use scan::ScanLimits;
 
-/// Default and largest `max_messages` of a JSON read.
-pub const DEFAULT_MAX_MESSAGES: u64 = 100;
-pub const MAX_MAX_MESSAGES: u64 = 1024;
-/// Default and largest `max_bytes` (1 MiB, 32 MiB).
-pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
-pub const MAX_MAX_BYTES: u64 = 32 * 1024 * 1024;
-/// Longest long poll.
-pub const MAX_WAIT_MS: u64 = 30_000;
-
-/// Query of `GET .../queues/{queue}/messages`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReadParams {
@@ -83,48 +61,6 @@ pub struct OffsetResponse {
 }
 
 /// The topic and the queue's log (if it was ever written), or 404.
-pub(crate) async fn locate(
-    state: &AppState,
-    topic: &str,
-    queue: u32,
-) -> ApiResult<(Arc<Topic>, TieredQueue)> {
-    let t = state.topics.require(topic)?;
-    if queue >= t.queues() {
-        return Err(ApiError::not_found(format!(
-            "queue {queue} does not exist: topic {topic:?} has {} queues",
-            t.queues()
-        )));
-    }
-    let log = TieredQueue::open(state, &t.name, queue).await?;
-    Ok((t, log))
-}
-
-/// The checked start offset of a read.
-pub(crate) fn start_offset(log: &TieredQueue, offset: Option<u64>) -> ApiResult<u64> {
-    let (min_offset, max_offset) = (log.min_offset(), log.max_offset());
-    let offset = offset.unwrap_or(min_offset);
-    if offset < min_offset || offset > max_offset {
-        return Err(ApiError::new(
-            ErrorCode::OffsetOutOfRange,
-            format!(
-                "offset {offset} is outside the queue's range [{}, {}] (min_offset, max_offset)",
-                min_offset, max_offset
-            ),
-        ));
-    }
-    Ok(offset)
-}
-
-fn in_range(name: &str, value: Option<u64>, default: u64, max: u64) -> ApiResult<u64> {
-    let v = value.unwrap_or(default);
-    if v == 0 || v > max {
-        return Err(ApiError::invalid(format!(
-            "{name} must be 1-{max}, got {v}"
-        )));
-    }
-    Ok(v)
-}
-
 fn wants_ndjson(headers: &HeaderMap) -> bool {
     headers
         .get_all(axum::http::header::ACCEPT)
@@ -165,104 +101,42 @@ pub async fn read_queue(
     ApiQuery(params): ApiQuery<ReadParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (topic, mut log) = locate(&state, &topic, queue).await?;
-    let filter = TagFilter::parse(params.tag.as_deref())?;
     let encoding = params.encoding.unwrap_or_default();
-    let offset = start_offset(&log, params.offset)?;
     if wants_ndjson(&headers) {
-        let max_messages = params.max_messages.unwrap_or(u64::MAX);
-        if max_messages == 0 {
-            return Err(ApiError::invalid("max_messages must be at least 1"));
-        }
-        return Ok(ndjson::stream(
-            topic.name.clone(),
-            queue,
-            log.clone(),
-            offset,
-            log.max_offset(),
-            max_messages,
-            filter,
-            encoding,
-        ));
+        let replay = state
+            .broker
+            .replay(
+                &topic,
+                queue,
+                params.offset,
+                params.max_messages,
+                params.tag.as_deref(),
+            )
+            .await?;
+        return Ok(ndjson::stream(replay, encoding));
     }
-    let max_messages = in_range(
-        "max_messages",
-        params.max_messages,
-        DEFAULT_MAX_MESSAGES,
-        MAX_MAX_MESSAGES,
-    )?;
-    let max_bytes = in_range(
-        "max_bytes",
-        params.max_bytes,
-        DEFAULT_MAX_BYTES,
-        MAX_MAX_BYTES,
-    )?;
-    let wait_ms = params.wait_ms.unwrap_or(0);
-    if wait_ms > MAX_WAIT_MS {
-        return Err(ApiError::invalid(format!(
-            "wait_ms must be at most {MAX_WAIT_MS}, got {wait_ms}"
-        )));
-    }
-    if wait_ms > 0 && offset == log.max_offset() {
-        let hot = match log.hot.clone() {
-            Some(hot) => hot,
-            None => open_for_wait(&state, &topic, queue).await?,
-        };
-        wait_for_data(&state, &hot, offset, Duration::from_millis(wait_ms)).await;
-        log.hot = Some(hot);
-    }
-    let limits = ScanLimits {
-        max_messages: max_messages as usize,
-        max_bytes: max_bytes as usize,
-        end_offset: u64::MAX,
+    let req = ReadRequest {
+        offset: params.offset,
+        max_messages: params.max_messages,
+        max_bytes: params.max_bytes,
+        wait_ms: params.wait_ms,
+        tag: params.tag,
     };
-    let scan_log = log.clone();
-    let scanned =
-        tokio::task::spawn_blocking(move || scan::scan(&scan_log, offset, &filter, limits))
-            .await??;
-    let body_bytes: u64 = scanned.records.iter().map(|r| r.body.len() as u64).sum();
-    crate::metrics::read(&topic.name, scanned.records.len() as u64, body_bytes);
-    let messages = scanned
+    let read = state.broker.read_queue(&topic, queue, req).await?;
+    let messages = read
         .records
         .into_iter()
-        .map(|r| MessageObject::from_record(&topic.name, queue, r, encoding))
+        .map(|r| MessageObject::from_record(&read.topic, queue, r, encoding))
         .collect();
     Ok(Json(ReadResponse {
         messages,
-        next_offset: scanned.next_offset,
-        min_offset: log.min_offset(),
-        max_offset: log.max_offset(),
+        next_offset: read.next_offset,
+        min_offset: read.min_offset,
+        max_offset: read.max_offset,
     })
     .into_response())
 }
 
-/// Creates the (empty) queue so a long poll can watch it; refused once the
-/// topic is deleted so no queue directory outlives its topic.
-async fn open_for_wait(
-    state: &Arc<AppState>,
-    topic: &Arc<Topic>,
-    queue: u32,
-) -> ApiResult<Arc<QueueLog>> {
-    let deleted = topic.deleted.read().await;
-    if *deleted {
-        return Err(ApiError::topic_not_found(&topic.name));
-    }
-    let log = state.queue_for_write(&topic.name, queue).await?;
-    drop(deleted);
-    Ok(log)
-}
-
-/// Returns once `max_offset` passes `offset`, after `wait`, or when draining starts.
-async fn wait_for_data(state: &AppState, log: &QueueLog, offset: u64, wait: Duration) {
-    let mut rx = log.watch_max_offset();
-    tokio::select! {
-        _ = rx.wait_for(|max| *max > offset) => {}
-        _ = tokio::time::sleep(wait) => {}
-        _ = state.drained() => {}
-    }
-}
-
-/// The offset of a timestamp.
 #[utoipa::path(get, path = "/v1/topics/{topic}/queues/{queue}/offset", tag = "messages",
     params(("topic" = String, Path), ("queue" = u32, Path), OffsetParams),
     description = "The first offset whose message has `store_ms >= timestamp_ms`, or `max_offset` \
@@ -273,7 +147,9 @@ pub async fn offset_for_timestamp(
     ApiPath((topic, queue)): ApiPath<(String, u32)>,
     ApiQuery(params): ApiQuery<OffsetParams>,
 ) -> ApiResult<Json<OffsetResponse>> {
-    let (_, log) = locate(&state, &topic, queue).await?;
-    let offset = log.offset_for_timestamp(params.timestamp_ms).await?;
+    let offset = state
+        .broker
+        .offset_for_timestamp(&topic, queue, params.timestamp_ms)
+        .await?;
     Ok(Json(OffsetResponse { offset }))
 }

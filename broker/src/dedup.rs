@@ -10,7 +10,7 @@
 //!   the message exactly once;
 //! - the id is stored in the record as the reserved property
 //!   [`DEDUP_PROPERTY`], so the window is rebuilt from the log when the node
-//!   opens (see `AppState::open`) and a restart does not forget it;
+//!   opens (see `Broker::open`) and a restart does not forget it;
 //! - the window is bounded ([`DEDUP_CAPACITY`] entries): beyond it the oldest
 //!   entries are evicted early and counted in `shale_dedup_evictions_total`.
 
@@ -148,7 +148,7 @@ impl DedupWindow {
 
 /// FNV-1a over topic and id: a stable stripe for a given id.
 fn stripe_of(topic: &str, id: &str) -> usize {
-    let h = crate::routes::fnv1a(&[topic.as_bytes(), b"\0", id.as_bytes()]);
+    let h = crate::produce::queue_choice::fnv1a(&[topic.as_bytes(), b"\0", id.as_bytes()]);
     (h % STRIPES as u64) as usize
 }
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::BrokerError;
 
 /// RocketMQ's retry delays, in ms.
 pub const DEFAULT_BACKOFF_MS: [u64; 16] = [
@@ -17,7 +17,7 @@ pub const DEFAULT_BACKOFF_MS: [u64; 16] = [
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 1000;
 
 /// How a group shares messages among its consumers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ConsumeMode {
     /// Each message goes to one consumer of the group.
@@ -28,7 +28,7 @@ pub enum ConsumeMode {
 }
 
 /// Where a group starts on a queue it has never consumed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(untagged)]
 pub enum ConsumeFrom {
     /// `"LATEST"` or `"EARLIEST"`.
@@ -41,7 +41,7 @@ pub enum ConsumeFrom {
 }
 
 /// `LATEST` | `EARLIEST`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Position {
     Latest,
@@ -49,7 +49,7 @@ pub enum Position {
 }
 
 /// A group's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     #[serde(default)]
@@ -86,24 +86,24 @@ impl GroupConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), BrokerError> {
         crate::validate::group_name(&self.name)?;
         if self.max_delivery_attempts == 0 || self.max_delivery_attempts > MAX_DELIVERY_ATTEMPTS {
-            return Err(ApiError::invalid(format!(
+            return Err(BrokerError::invalid(format!(
                 "max_delivery_attempts must be 1-{MAX_DELIVERY_ATTEMPTS}, got {}",
                 self.max_delivery_attempts
             )));
         }
         if self.retry_backoff_ms.is_empty() || self.retry_backoff_ms.len() > 64 {
-            return Err(ApiError::invalid("retry_backoff_ms needs 1-64 delays"));
+            return Err(BrokerError::invalid("retry_backoff_ms needs 1-64 delays"));
         }
         if self.retry_backoff_ms.iter().any(|d| *d > 86_400_000) {
-            return Err(ApiError::invalid(
+            return Err(BrokerError::invalid(
                 "a retry delay may be at most one day (86400000 ms)",
             ));
         }
         if matches!(self.consume_from, ConsumeFrom::Latest) {
-            return Err(ApiError::invalid(
+            return Err(BrokerError::invalid(
                 "consume_from is LATEST, EARLIEST or {\"timestamp_ms\": T}",
             ));
         }

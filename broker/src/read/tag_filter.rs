@@ -5,7 +5,7 @@
 
 use shale_hot::Record;
 
-use crate::error::ApiError;
+use crate::error::BrokerError;
 
 /// Which messages a read returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub enum TagFilter {
 
 impl TagFilter {
     /// Parses `tag=`; absent means [`TagFilter::All`].
-    pub fn parse(expr: Option<&str>) -> Result<TagFilter, ApiError> {
+    pub fn parse(expr: Option<&str>) -> Result<TagFilter, BrokerError> {
         let Some(expr) = expr else {
             return Ok(TagFilter::All);
         };
@@ -27,8 +27,7 @@ impl TagFilter {
         let mut tags = Vec::new();
         for t in expr.split("||") {
             let t = t.trim();
-            crate::validate::tag(t)
-                .map_err(|e| ApiError::invalid(format!("tag filter {expr:?}: {}", e.message)))?;
+            crate::validate::tag(t).map_err(|e| e.prefixed(&format!("tag filter {expr:?}: ")))?;
             tags.push(t.to_string());
         }
         Ok(TagFilter::AnyOf(tags))

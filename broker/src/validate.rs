@@ -1,11 +1,11 @@
 //! Names and limits of the contract ("Names and limits" in API.md), as pure
-//! functions: each returns `Err(ApiError)` with a sentence naming the field.
+//! functions: each returns `Err(BrokerError)` with a sentence naming the field.
 //!
 //! Invariant: everything a client sends passes through one of these checks
 //! before anything is stored, so a request is either wholly valid or rejected
 //! with nothing written.
 
-use crate::error::ApiError;
+use crate::error::BrokerError;
 
 /// Largest message body (4 MiB).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -43,16 +43,16 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// A topic name a user may create: `[A-Za-z0-9][A-Za-z0-9._-]{0,126}`.
-pub fn user_topic_name(name: &str) -> Result<(), ApiError> {
+pub fn user_topic_name(name: &str) -> Result<(), BrokerError> {
     if name.starts_with('%') {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "topic name {name:?} starts with '%': such names are reserved to the system (dead-letter topics)"
         )));
     }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok || name.len() > MAX_NAME_CHARS || !chars.all(is_name_char) {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "topic name {name:?} must be 1-127 characters of [A-Za-z0-9._-] starting with a letter or digit"
         )));
     }
@@ -60,11 +60,11 @@ pub fn user_topic_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// A consumer group name: the same rules as a user topic name.
-pub fn group_name(name: &str) -> Result<(), ApiError> {
+pub fn group_name(name: &str) -> Result<(), BrokerError> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok || name.len() > MAX_NAME_CHARS || !chars.all(is_name_char) {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "group name {name:?} must be 1-127 characters of [A-Za-z0-9._-] starting with a letter or digit"
         )));
     }
@@ -83,9 +83,9 @@ pub fn is_known_name_shape(name: &str) -> bool {
 }
 
 /// `tag`: 1-128 bytes, no `|`, `*` or whitespace.
-pub fn tag(tag: &str) -> Result<(), ApiError> {
+pub fn tag(tag: &str) -> Result<(), BrokerError> {
     if tag.is_empty() || tag.len() > MAX_TAG_BYTES {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "tag must be 1-{MAX_TAG_BYTES} bytes, got {}",
             tag.len()
         )));
@@ -94,7 +94,7 @@ pub fn tag(tag: &str) -> Result<(), ApiError> {
         .chars()
         .any(|c| c == '|' || c == '*' || c.is_whitespace() || c.is_control())
     {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "tag {tag:?} must not contain '|', '*', whitespace or control characters"
         )));
     }
@@ -102,16 +102,16 @@ pub fn tag(tag: &str) -> Result<(), ApiError> {
 }
 
 /// `keys`: at most 32, each 1-128 bytes.
-pub fn keys(keys: &[String]) -> Result<(), ApiError> {
+pub fn keys(keys: &[String]) -> Result<(), BrokerError> {
     if keys.len() > MAX_KEYS {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "at most {MAX_KEYS} keys per message, got {}",
             keys.len()
         )));
     }
     for k in keys {
         if k.is_empty() || k.len() > MAX_KEY_BYTES {
-            return Err(ApiError::invalid(format!(
+            return Err(BrokerError::invalid(format!(
                 "each key must be 1-{MAX_KEY_BYTES} bytes, got {}",
                 k.len()
             )));
@@ -121,14 +121,14 @@ pub fn keys(keys: &[String]) -> Result<(), ApiError> {
 }
 
 /// A user property name: `[A-Za-z0-9._-]{1,64}`, not starting `shale.`.
-pub fn property_name(name: &str) -> Result<(), ApiError> {
+pub fn property_name(name: &str) -> Result<(), BrokerError> {
     if name.is_empty() || name.len() > MAX_PROPERTY_NAME_BYTES || !name.chars().all(is_name_char) {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "property name {name:?} must be 1-{MAX_PROPERTY_NAME_BYTES} characters of [A-Za-z0-9._-]"
         )));
     }
     if name.starts_with(RESERVED_PROPERTY_PREFIX) {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "property name {name:?} is reserved: names starting {RESERVED_PROPERTY_PREFIX:?} are set by Shale"
         )));
     }
@@ -136,9 +136,9 @@ pub fn property_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// User properties: at most 64, valid names, 16 KiB of names and values in total.
-pub fn properties(props: &[(String, String)]) -> Result<(), ApiError> {
+pub fn properties(props: &[(String, String)]) -> Result<(), BrokerError> {
     if props.len() > MAX_PROPERTIES {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "at most {MAX_PROPERTIES} properties per message, got {}",
             props.len()
         )));
@@ -149,7 +149,7 @@ pub fn properties(props: &[(String, String)]) -> Result<(), ApiError> {
         total += name.len() + value.len();
     }
     if total > MAX_PROPERTIES_BYTES {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "properties total {total} bytes, more than the limit of {MAX_PROPERTIES_BYTES}"
         )));
     }
@@ -157,9 +157,9 @@ pub fn properties(props: &[(String, String)]) -> Result<(), ApiError> {
 }
 
 /// `message_group`: 1-128 bytes.
-pub fn message_group(group: &str) -> Result<(), ApiError> {
+pub fn message_group(group: &str) -> Result<(), BrokerError> {
     if group.is_empty() || group.len() > MAX_GROUP_BYTES {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "message_group must be 1-{MAX_GROUP_BYTES} bytes, got {}",
             group.len()
         )));
@@ -168,9 +168,9 @@ pub fn message_group(group: &str) -> Result<(), ApiError> {
 }
 
 /// `dedup_id`: 1-128 bytes.
-pub fn dedup_id(id: &str) -> Result<(), ApiError> {
+pub fn dedup_id(id: &str) -> Result<(), BrokerError> {
     if id.is_empty() || id.len() > MAX_DEDUP_ID_BYTES {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "dedup_id must be 1-{MAX_DEDUP_ID_BYTES} bytes, got {}",
             id.len()
         )));
@@ -179,9 +179,9 @@ pub fn dedup_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// A message body: at most 4 MiB (413 beyond).
-pub fn body_len(len: usize) -> Result<(), ApiError> {
+pub fn body_len(len: usize) -> Result<(), BrokerError> {
     if len > MAX_BODY_BYTES {
-        return Err(ApiError::too_large(format!(
+        return Err(BrokerError::too_large(format!(
             "message body of {len} bytes exceeds the limit of {MAX_BODY_BYTES} bytes"
         )));
     }

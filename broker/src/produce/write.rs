@@ -16,44 +16,25 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use shale_hot::{AppendRequest, Appended, QueueLog};
 
 use super::plan::Planned;
+use crate::broker::Broker;
 use crate::dedup::DedupHit;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::error::{BrokerError, BrokerResult};
 use crate::topics::{Durability, Topic};
 
-/// Where one message of the request was stored.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ProduceResult {
-    pub message_id: String,
-    pub queue: u32,
-    pub offset: u64,
-    /// Delay messages only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deliver_at_ms: Option<i64>,
-}
-
-impl From<DedupHit> for ProduceResult {
-    fn from(h: DedupHit) -> Self {
-        ProduceResult {
-            message_id: h.message_id.to_string(),
-            queue: h.queue,
-            offset: h.offset,
-            deliver_at_ms: h.deliver_at_ms,
-        }
-    }
-}
+/// Where one message of the request was stored (a repeated `dedup_id`: where
+/// the first one was).
+pub type Produced = DedupHit;
 
 /// Stores `planned` on `topic` at `durability`; results in request order.
 pub async fn store(
-    state: &Arc<AppState>,
+    state: &Arc<Broker>,
     topic: &Arc<Topic>,
     mut planned: Vec<Planned>,
     durability: Durability,
-) -> ApiResult<Vec<ProduceResult>> {
+) -> BrokerResult<Vec<Produced>> {
     let ids = planned
         .iter()
         .filter(|p| p.repeat_of.is_none())
@@ -61,7 +42,7 @@ pub async fn store(
     let dedup_guard = state.dedup.lock(&topic.name, ids).await;
     let deleted = topic.deleted.read().await;
     if *deleted {
-        return Err(ApiError::topic_not_found(&topic.name));
+        return Err(BrokerError::topic_not_found(&topic.name));
     }
 
     let now = state.clock.now_ms();
@@ -98,7 +79,7 @@ pub async fn store(
             let appended = tokio::task::spawn_blocking(move || {
                 let appended = log.append(&batch)?;
                 let bytes: u64 = batch.iter().map(|r| r.body.len() as u64).sum();
-                Ok::<_, ApiError>((log, appended, bytes))
+                Ok::<_, BrokerError>((log, appended, bytes))
             })
             .await;
             (queue, indexes, appended)
@@ -115,7 +96,7 @@ pub async fn store(
                 continue;
             }
             Err(join) => {
-                first_error.get_or_insert(ApiError::from(join));
+                first_error.get_or_insert(BrokerError::from(join));
                 continue;
             }
         };
@@ -145,14 +126,15 @@ pub async fn store(
             Some(first) => outcome[first],
             None => outcome[i],
         };
-        let hit =
-            hit.ok_or_else(|| ApiError::internal("collecting results", "a message has no result"))?;
+        let hit = hit.ok_or_else(|| {
+            BrokerError::internal("collecting results", "a message has no result")
+        })?;
         results.push(hit);
     }
     if durability >= Durability::Sync {
         sync_all(state, &topic.name, touched, &results).await?;
     }
-    Ok(results.into_iter().map(ProduceResult::from).collect())
+    Ok(results)
 }
 
 fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
@@ -168,11 +150,11 @@ fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
 /// Waits for the fsync of every reported offset: the queues just appended to
 /// and those holding repeated (dedup) messages.
 async fn sync_all(
-    state: &AppState,
+    state: &Broker,
     topic: &str,
     mut touched: BTreeMap<u32, (Arc<QueueLog>, u64)>,
     results: &[DedupHit],
-) -> ApiResult<()> {
+) -> BrokerResult<()> {
     for r in results {
         match touched.get_mut(&r.queue) {
             Some((_, through)) => *through = (*through).max(r.offset + 1),

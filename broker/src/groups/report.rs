@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::state::AppState;
-use crate::tiered::TieredQueue;
+use crate::broker::Broker;
+use crate::queue_view::TieredQueue;
 
 #[derive(Default)]
 struct Totals {
@@ -18,7 +18,7 @@ struct Totals {
 }
 
 /// Recomputes the gauges from the cursors in memory.
-pub async fn report(state: &AppState) {
+pub async fn report(state: &Broker) {
     let now = state.clock.now_ms();
     let cursors: Vec<_> = state
         .groups

@@ -11,8 +11,8 @@ use shale_tiering::{CheckpointKey, HeldEntry, InflightEntry, QueueCheckpoint};
 
 use super::CursorKey;
 use super::cursor::{Cursor, Pending};
-use crate::error::ApiResult;
-use crate::state::AppState;
+use crate::broker::Broker;
+use crate::error::BrokerResult;
 
 fn checkpoint_key(k: &CursorKey) -> CheckpointKey {
     if k.consumer.is_empty() {
@@ -77,9 +77,9 @@ pub fn from_checkpoint(cp: &QueueCheckpoint) -> Cursor {
 
 /// Makes sure the cursor is in memory: restored from its checkpoint, or new
 /// at `start` (computed only when there is no checkpoint).
-pub async fn ensure_cursor<F>(state: &AppState, key: &CursorKey, start: F) -> ApiResult<()>
+pub async fn ensure_cursor<F>(state: &Broker, key: &CursorKey, start: F) -> BrokerResult<()>
 where
-    F: AsyncFnOnce() -> ApiResult<u64>,
+    F: AsyncFnOnce() -> BrokerResult<u64>,
 {
     if state.groups.cursors.lock().await.contains_key(key) {
         return Ok(());
@@ -94,7 +94,7 @@ where
 
 /// Restores the cursor from its checkpoint if it is not in memory and one
 /// exists (an ack or an invisibility change after a restart); does nothing otherwise.
-pub async fn restore_if_checkpointed(state: &AppState, key: &CursorKey) -> ApiResult<()> {
+pub async fn restore_if_checkpointed(state: &Broker, key: &CursorKey) -> BrokerResult<()> {
     if state.groups.cursors.lock().await.contains_key(key) {
         return Ok(());
     }
@@ -107,7 +107,7 @@ pub async fn restore_if_checkpointed(state: &AppState, key: &CursorKey) -> ApiRe
 
 /// Takes ownership of the cursor's checkpoint (fencing an earlier owner)
 /// starting from `cp`, and keeps the cursor in memory.
-async fn adopt(state: &AppState, key: &CursorKey, cp: QueueCheckpoint) -> ApiResult<()> {
+async fn adopt(state: &Broker, key: &CursorKey, cp: QueueCheckpoint) -> BrokerResult<()> {
     let owned = state.checkpoints.acquire(&checkpoint_key(key), cp).await?;
     state
         .groups
@@ -120,7 +120,7 @@ async fn adopt(state: &AppState, key: &CursorKey, cp: QueueCheckpoint) -> ApiRes
 }
 
 /// The cursor as last checkpointed, without taking ownership (for reports).
-pub async fn peek(state: &AppState, key: &CursorKey) -> ApiResult<Option<Cursor>> {
+pub async fn peek(state: &Broker, key: &CursorKey) -> BrokerResult<Option<Cursor>> {
     Ok(state
         .checkpoints
         .load(&checkpoint_key(key))
@@ -132,7 +132,7 @@ pub async fn peek(state: &AppState, key: &CursorKey) -> ApiResult<Option<Cursor>
 /// Saves every cursor that changed since its last save. Errors are logged
 /// (the next pass retries); a fenced cursor is dropped from memory, so the
 /// next use restores it from its new owner's checkpoint.
-pub async fn checkpoint_all(state: &AppState) {
+pub async fn checkpoint_all(state: &Broker) {
     let snapshot: Vec<(CursorKey, QueueCheckpoint)> = state
         .groups
         .cursors

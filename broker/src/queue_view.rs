@@ -24,8 +24,8 @@ use shale_hot::{HotError, QueueLog, Record};
 use shale_tiering::cold_reader::ColdReader;
 use shale_tiering::manifest::QueueManifest;
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::broker::Broker;
+use crate::error::{BrokerError, BrokerResult};
 
 /// A queue across the hot and the cold tier.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct TieredQueue {
 
 impl TieredQueue {
     /// Looks the queue up in both tiers (reads the manifest through the cache).
-    pub async fn open(state: &AppState, topic: &str, queue: u32) -> ApiResult<TieredQueue> {
+    pub async fn open(state: &Broker, topic: &str, queue: u32) -> BrokerResult<TieredQueue> {
         let hot = state.hot.existing_queue(topic, queue);
         let reader = state.tier.reader().clone();
         let (cold, cold_unknown) = match reader.manifest(topic, queue).await {
@@ -89,7 +89,12 @@ impl TieredQueue {
     /// Reads from `offset`: locally when the hot tier still holds it, else from
     /// one cold row group. Blocking (cold reads wait on the runtime): call it
     /// inside `spawn_blocking`.
-    pub fn read_blocking(&self, offset: u64, want: usize, budget: usize) -> ApiResult<Vec<Record>> {
+    pub fn read_blocking(
+        &self,
+        offset: u64,
+        want: usize,
+        budget: usize,
+    ) -> BrokerResult<Vec<Record>> {
         if let Some(hot) = &self.hot
             && offset >= hot.min_offset()
         {
@@ -110,7 +115,7 @@ impl TieredQueue {
             self.runtime
                 .block_on(self.reader.read(&self.topic, self.queue, offset, want))?;
         if records.is_empty() {
-            return Err(ApiError::internal(
+            return Err(BrokerError::internal(
                 "reading cold data",
                 format!(
                     "the manifest lists offset {offset} of {}/{} but no segment holds it",
@@ -123,7 +128,7 @@ impl TieredQueue {
 
     /// The record at `offset`, from whichever tier holds it; a lost message
     /// is an error (500 INTERNAL).
-    pub async fn read_one(&self, offset: u64) -> ApiResult<Option<Record>> {
+    pub async fn read_one(&self, offset: u64) -> BrokerResult<Option<Record>> {
         match self.read_slot(offset).await? {
             Slot::Message(r) => Ok(Some(r)),
             Slot::Lost(e) => Err(e),
@@ -133,7 +138,7 @@ impl TieredQueue {
 
     /// What `offset` holds, telling a lost message from a failure to read
     /// (object store down: an error, to retry later).
-    pub async fn read_slot(&self, offset: u64) -> ApiResult<Slot> {
+    pub async fn read_slot(&self, offset: u64) -> BrokerResult<Slot> {
         if offset < self.min_offset() || offset >= self.max_offset() {
             return Ok(Slot::Absent);
         }
@@ -184,7 +189,7 @@ impl TieredQueue {
     }
 
     /// The first offset with `store_ms >= ts`, or `max_offset` when there is none.
-    pub async fn offset_for_timestamp(&self, ts: i64) -> ApiResult<u64> {
+    pub async fn offset_for_timestamp(&self, ts: i64) -> BrokerResult<u64> {
         if self.cold.is_some()
             && let Some(o) = self
                 .reader
@@ -207,13 +212,13 @@ pub enum Slot {
     Message(Record),
     /// Damaged on a node's disk before upload: gone for good. The error is
     /// what a read of it answers.
-    Lost(ApiError),
+    Lost(BrokerError),
     /// Outside `[min_offset, max_offset)`.
     Absent,
 }
 
-fn cold_unavailable() -> ApiError {
-    ApiError::unavailable(
+fn cold_unavailable() -> BrokerError {
+    BrokerError::unavailable(
         "this offset is in the object store, which cannot be read right now; retry later",
     )
 }

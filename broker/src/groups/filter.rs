@@ -5,12 +5,12 @@
 use serde::Deserialize;
 use shale_hot::Record;
 
-use crate::error::ApiError;
-use crate::routes::read::filter::TagFilter;
+use crate::error::BrokerError;
+use crate::read::tag_filter::TagFilter;
 use crate::sql_filter::SqlFilter;
 
 /// `{"type": "TAG" | "SQL92", "expression": "..."}`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterSpec {
     #[serde(rename = "type")]
@@ -27,7 +27,7 @@ pub enum Filter {
 
 impl Filter {
     /// Compiles a request's filter (none: everything); a bad one is 400.
-    pub fn compile(spec: Option<&FilterSpec>) -> Result<Filter, ApiError> {
+    pub fn compile(spec: Option<&FilterSpec>) -> Result<Filter, BrokerError> {
         let Some(spec) = spec else {
             return Ok(Filter::Tag(TagFilter::All));
         };
@@ -36,9 +36,9 @@ impl Filter {
             "SQL92" => SqlFilter::parse(&spec.expression)
                 .map(|f| Filter::Sql(Box::new(f)))
                 .map_err(|why| {
-                    ApiError::invalid(format!("SQL92 filter {:?}: {why}", spec.expression))
+                    BrokerError::invalid(format!("SQL92 filter {:?}: {why}", spec.expression))
                 }),
-            other => Err(ApiError::invalid(format!(
+            other => Err(BrokerError::invalid(format!(
                 "filter type {other:?} is not TAG or SQL92"
             ))),
         }

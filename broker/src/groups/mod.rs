@@ -12,6 +12,7 @@
 //! Cursors live in memory behind one async mutex per node (one node owns
 //! every queue until node membership lands).
 
+pub mod api;
 pub mod config;
 pub mod cursor;
 pub mod deliver;
@@ -89,6 +90,17 @@ impl Groups {
         })
     }
 
+    /// The committed offset of every cursor of `group` this node holds.
+    pub async fn committed_of(&self, group: &str) -> Vec<(CursorKey, u64)> {
+        self.cursors
+            .lock()
+            .await
+            .iter()
+            .filter(|(k, _)| k.group == group)
+            .map(|(k, c)| (k.clone(), c.committed))
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<GroupConfig> {
         self.configs.read().get(name).cloned()
     }
@@ -145,6 +157,6 @@ pub fn decode(bytes: &[u8]) -> Result<GroupConfig, String> {
         m.remove("version");
     }
     let cfg: GroupConfig = serde_json::from_value(obj).map_err(|e| e.to_string())?;
-    cfg.validate().map_err(|e| e.message)?;
+    cfg.validate().map_err(|e| e.message().to_string())?;
     Ok(cfg)
 }

@@ -17,10 +17,10 @@
 
 use shale_hot::Record;
 
-use crate::error::ApiResult;
-use crate::tiered::TieredQueue;
+use crate::error::BrokerResult;
+use crate::queue_view::TieredQueue;
 
-use super::filter::TagFilter;
+use super::tag_filter::TagFilter;
 
 /// Records read from the hot tier per step.
 const CHUNK_MESSAGES: usize = 256;
@@ -53,7 +53,7 @@ pub fn scan(
     from: u64,
     filter: &TagFilter,
     limits: ScanLimits,
-) -> ApiResult<Scanned> {
+) -> BrokerResult<Scanned> {
     let mut out = Scanned {
         records: Vec::new(),
         next_offset: from,

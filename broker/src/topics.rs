@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, error_chain};
+use crate::error::{BrokerError, error_chain};
 
 /// Version of the topic metadata file format.
 pub const TOPIC_FILE_VERSION: u32 = 1;
@@ -36,7 +36,7 @@ pub const MIN_RETENTION_MS: u64 = 60_000;
 pub const DEFAULT_RETENTION_MS: u64 = 3 * 24 * 60 * 60 * 1000;
 
 /// What kind of messages a topic holds (RocketMQ 5: a topic accepts only its own type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MessageType {
     Normal,
@@ -47,9 +47,7 @@ pub enum MessageType {
 }
 
 /// How durable a message is when its produce call returns.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Durability {
     /// Written to the hot tier (page cache); fsynced by the background flush.
@@ -81,14 +79,17 @@ impl Durability {
 }
 
 /// Rejects the features this node cannot honour yet, rather than faking them.
-pub fn check_supported(message_type: MessageType, durability: Durability) -> Result<(), ApiError> {
+pub fn check_supported(
+    message_type: MessageType,
+    durability: Durability,
+) -> Result<(), BrokerError> {
     if message_type == MessageType::Transaction {
-        return Err(ApiError::invalid(
+        return Err(BrokerError::invalid(
             "message_type TRANSACTION is not supported by this node yet (it has no half-message store)",
         ));
     }
     if durability == Durability::Object {
-        return Err(ApiError::invalid(
+        return Err(BrokerError::invalid(
             "durability OBJECT is not supported by this node yet (it has no object-store tier)",
         ));
     }
@@ -96,7 +97,7 @@ pub fn check_supported(message_type: MessageType, durability: Durability) -> Res
 }
 
 /// A topic's configuration, as stored and as returned (the topic object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub name: String,
     /// Number of queues, 1-1024.
@@ -118,15 +119,15 @@ impl TopicConfig {
     }
 
     /// Checks the ranges of the settings.
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), BrokerError> {
         if !(1..=MAX_QUEUES).contains(&self.queues) {
-            return Err(ApiError::invalid(format!(
+            return Err(BrokerError::invalid(format!(
                 "queues must be 1-{MAX_QUEUES}, got {}",
                 self.queues
             )));
         }
         if self.retention_ms < MIN_RETENTION_MS {
-            return Err(ApiError::invalid(format!(
+            return Err(BrokerError::invalid(format!(
                 "retention_ms must be at least {MIN_RETENTION_MS}, got {}",
                 self.retention_ms
             )));
@@ -243,9 +244,9 @@ impl TopicRegistry {
     }
 
     /// The topic or 404 TOPIC_NOT_FOUND.
-    pub fn require(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
+    pub fn require(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         self.get(name)
-            .ok_or_else(|| ApiError::topic_not_found(name))
+            .ok_or_else(|| BrokerError::topic_not_found(name))
     }
 
     /// All topics, sorted by name.
@@ -299,7 +300,9 @@ pub fn decode_topic(bytes: &[u8]) -> Result<TopicConfig, Box<dyn std::error::Err
     if !crate::validate::is_known_name_shape(&file.config.name) {
         return Err("not a valid topic name".into());
     }
-    file.config.validate().map_err(|e| e.message)?;
+    file.config
+        .validate()
+        .map_err(|e| e.message().to_string())?;
     Ok(file.config)
 }
 

@@ -11,7 +11,7 @@ use shale_hot::AppendRequest;
 use super::input::{DelayInput, MessageInput, at};
 use super::queue_choice::group_queue;
 use crate::dedup::DEDUP_PROPERTY;
-use crate::error::ApiError;
+use crate::error::BrokerError;
 use crate::topics::{MessageType, TopicConfig};
 
 /// Latest delivery time accepted, relative to the request's arrival (40 days).
@@ -42,16 +42,16 @@ pub fn plan(
     has_transaction: bool,
     born_ms: i64,
     round_robin: impl FnOnce() -> u32,
-) -> Result<Vec<Planned>, ApiError> {
+) -> Result<Vec<Planned>, BrokerError> {
     if has_transaction {
-        return Err(ApiError::mismatch(format!(
+        return Err(BrokerError::mismatch(format!(
             "topic {:?} is {:?}: `transaction` is only accepted on TRANSACTION topics",
             topic.name, topic.message_type
         )));
     }
     let total: usize = inputs.iter().map(MessageInput::size).sum();
     if total > crate::validate::MAX_REQUEST_BYTES {
-        return Err(ApiError::too_large(format!(
+        return Err(BrokerError::too_large(format!(
             "the request's messages total {total} bytes, more than {}",
             crate::validate::MAX_REQUEST_BYTES
         )));
@@ -67,7 +67,7 @@ pub fn plan(
             (Some(q), _) if q >= topic.queues => {
                 return Err(at(
                     i,
-                    ApiError::invalid(format!(
+                    BrokerError::invalid(format!(
                         "queue {q} does not exist: the topic has {} queues",
                         topic.queues
                     )),
@@ -110,30 +110,30 @@ pub fn plan(
 
 /// RocketMQ 5 type rules: FIFO needs a group, only FIFO takes one; only DELAY
 /// takes delay fields and needs one.
-fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), ApiError> {
+fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), BrokerError> {
     let kind = topic.message_type;
     match (kind, &m.message_group) {
         (MessageType::Fifo, None) => {
-            return Err(ApiError::mismatch(format!(
+            return Err(BrokerError::mismatch(format!(
                 "topic {:?} is FIFO: every message needs a message_group",
                 topic.name
             )));
         }
         (MessageType::Fifo, Some(_)) | (_, None) => {}
         (_, Some(_)) => {
-            return Err(ApiError::mismatch(format!(
+            return Err(BrokerError::mismatch(format!(
                 "topic {:?} is {kind:?}: message_group is only accepted on FIFO topics",
                 topic.name
             )));
         }
     }
     match (kind, m.delay.is_empty()) {
-        (MessageType::Delay, true) => Err(ApiError::mismatch(format!(
+        (MessageType::Delay, true) => Err(BrokerError::mismatch(format!(
             "topic {:?} is DELAY: every message needs delay_ms, deliver_at_ms or delay_level",
             topic.name
         ))),
         (MessageType::Delay, false) | (_, true) => Ok(()),
-        (_, false) => Err(ApiError::mismatch(format!(
+        (_, false) => Err(BrokerError::mismatch(format!(
             "topic {:?} is {kind:?}: delay_ms, deliver_at_ms and delay_level are only accepted on DELAY topics",
             topic.name
         ))),
@@ -142,14 +142,14 @@ fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), ApiError> {
 
 /// The delivery time asked for (exactly one of the three fields), at most
 /// [`MAX_DELAY_MS`] after `born_ms`. A time in the past is kept as given: it is due at once.
-fn deliver_at(delay: &DelayInput, born_ms: i64) -> Result<Option<i64>, ApiError> {
+fn deliver_at(delay: &DelayInput, born_ms: i64) -> Result<Option<i64>, BrokerError> {
     let given = [
         delay.delay_ms.is_some(),
         delay.deliver_at_ms.is_some(),
         delay.delay_level.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
-        return Err(ApiError::invalid(
+        return Err(BrokerError::invalid(
             "give only one of delay_ms, deliver_at_ms and delay_level",
         ));
     }
@@ -162,13 +162,15 @@ fn deliver_at(delay: &DelayInput, born_ms: i64) -> Result<Option<i64>, ApiError>
             .ok()
             .and_then(|l| l.checked_sub(1))
             .and_then(|i| DELAY_LEVELS_MS.get(i))
-            .ok_or_else(|| ApiError::invalid(format!("delay_level must be 1-18, got {level}")))?;
+            .ok_or_else(|| {
+                BrokerError::invalid(format!("delay_level must be 1-18, got {level}"))
+            })?;
         born_ms + ms
     } else {
         return Ok(None);
     };
     if at.saturating_sub(born_ms) > MAX_DELAY_MS {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "delivery time {at} is more than {MAX_DELAY_MS} ms (40 days) ahead"
         )));
     }
@@ -200,8 +202,8 @@ mod tests {
         }
     }
 
-    fn code(r: Result<Vec<Planned>, ApiError>) -> ErrorCode {
-        r.unwrap_err().code
+    fn code(r: Result<Vec<Planned>, BrokerError>) -> ErrorCode {
+        r.unwrap_err().code()
     }
 
     #[test]

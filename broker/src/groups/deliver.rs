@@ -19,9 +19,9 @@ use super::config::{ConsumeFrom, ConsumeMode, GroupConfig, Position};
 use super::cursor::{Decision, HandleError};
 use super::filter::Filter;
 use super::receipt::Receipt;
-use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::state::AppState;
-use crate::tiered::{Slot, TieredQueue};
+use crate::broker::Broker;
+use crate::error::{BrokerError, BrokerResult, ErrorCode};
+use crate::queue_view::{Slot, TieredQueue};
 use crate::topics::{Durability, MessageType, Topic, TopicConfig};
 
 /// New records read from a queue per step.
@@ -52,7 +52,7 @@ pub struct ReceiveRequest {
 }
 
 /// The receipt-handle key: read from the object store, created there once.
-pub async fn secret(state: &AppState) -> ApiResult<&[u8]> {
+pub async fn secret(state: &Broker) -> BrokerResult<&[u8]> {
     let v = state
         .groups
         .secret
@@ -71,7 +71,7 @@ pub async fn secret(state: &AppState) -> ApiResult<&[u8]> {
                         if bytes.len() == 32 {
                             return Ok(bytes.to_vec());
                         }
-                        return Err(ApiError::internal(
+                        return Err(BrokerError::internal(
                             "reading the receipt-handle key",
                             "it is not 32 bytes",
                         ));
@@ -92,7 +92,7 @@ pub async fn secret(state: &AppState) -> ApiResult<&[u8]> {
                     Err(e) => return Err(store_err(e)),
                 }
             }
-            Err(ApiError::unavailable(
+            Err(BrokerError::unavailable(
                 "could not read or create the receipt-handle key",
             ))
         })
@@ -100,12 +100,12 @@ pub async fn secret(state: &AppState) -> ApiResult<&[u8]> {
     Ok(v.as_slice())
 }
 
-fn store_err(e: object_store::Error) -> ApiError {
-    ApiError::unavailable("the object store is unavailable; retry later").with_source(e)
+fn store_err(e: object_store::Error) -> BrokerError {
+    BrokerError::unavailable("the object store is unavailable; retry later").with_source(e)
 }
 
 /// The group, created with defaults on first use.
-pub async fn ensure_group(state: &Arc<AppState>, name: &str) -> ApiResult<GroupConfig> {
+pub async fn ensure_group(state: &Arc<Broker>, name: &str) -> BrokerResult<GroupConfig> {
     if let Some(g) = state.groups.get(name) {
         return Ok(g);
     }
@@ -119,7 +119,7 @@ pub async fn ensure_group(state: &Arc<AppState>, name: &str) -> ApiResult<GroupC
 }
 
 /// Stores a group's settings: the object store's copy first, then the local file.
-pub async fn put_group(state: &Arc<AppState>, cfg: GroupConfig) -> ApiResult<GroupConfig> {
+pub async fn put_group(state: &Arc<Broker>, cfg: GroupConfig) -> BrokerResult<GroupConfig> {
     let path = state
         .tier
         .layout()
@@ -137,7 +137,7 @@ pub async fn put_group(state: &Arc<AppState>, cfg: GroupConfig) -> ApiResult<Gro
     let c = cfg.clone();
     tokio::task::spawn_blocking(move || st.groups.put_blocking(&c))
         .await?
-        .map_err(|e| ApiError::internal("writing group settings", e))?;
+        .map_err(|e| BrokerError::internal("writing group settings", e))?;
     Ok(cfg)
 }
 
@@ -151,7 +151,7 @@ fn key(group: &str, topic: &str, queue: u32, consumer: &str) -> CursorKey {
 }
 
 /// Where a group starts on a queue it has never consumed.
-async fn start_offset(from: ConsumeFrom, q: &TieredQueue) -> ApiResult<u64> {
+async fn start_offset(from: ConsumeFrom, q: &TieredQueue) -> BrokerResult<u64> {
     Ok(match from {
         ConsumeFrom::Position(Position::Earliest) => q.min_offset(),
         ConsumeFrom::Timestamp { timestamp_ms } => q.offset_for_timestamp(timestamp_ms).await?,
@@ -164,15 +164,15 @@ fn fifo_key(topic: &TopicConfig, r: &Record) -> Option<u64> {
         return None;
     }
     let g = r.message_group.as_deref().unwrap_or("");
-    Some(crate::routes::produce::queue_choice::fnv1a(&[g.as_bytes()]))
+    Some(crate::produce::queue_choice::fnv1a(&[g.as_bytes()]))
 }
 
 /// Hands out up to `req.max_messages` messages, long-polling up to `req.wait`.
 pub async fn receive(
-    state: &Arc<AppState>,
+    state: &Arc<Broker>,
     group: &GroupConfig,
     req: &ReceiveRequest,
-) -> ApiResult<Vec<Delivered>> {
+) -> BrokerResult<Vec<Delivered>> {
     let deadline = tokio::time::Instant::now() + req.wait;
     loop {
         // Subscribe before looking, so that a message arriving in between still wakes us.
@@ -216,10 +216,10 @@ pub async fn receive(
 
 /// One pass over the queues; also returns when the next retry falls due.
 async fn receive_once(
-    state: &Arc<AppState>,
+    state: &Arc<Broker>,
     group: &GroupConfig,
     req: &ReceiveRequest,
-) -> ApiResult<(Vec<Delivered>, Option<i64>)> {
+) -> BrokerResult<(Vec<Delivered>, Option<i64>)> {
     let secret = secret(state).await?.to_vec();
     let topic_cfg = req.topic.config();
     let queues = topic_cfg.queues;
@@ -361,7 +361,7 @@ async fn readable(
     cursor: &mut super::cursor::Cursor,
     offset: u64,
     group: &str,
-) -> ApiResult<Option<Record>> {
+) -> BrokerResult<Option<Record>> {
     match tq.read_slot(offset).await? {
         Slot::Message(r) => Ok(Some(r)),
         Slot::Absent => {
@@ -415,7 +415,7 @@ fn delivered(
 }
 
 /// The dead-letter topic of a group, created on demand.
-async fn dlq_topic(state: &Arc<AppState>, group: &str) -> ApiResult<Arc<Topic>> {
+async fn dlq_topic(state: &Arc<Broker>, group: &str) -> BrokerResult<Arc<Topic>> {
     let name = format!("%DLQ%{group}");
     if let Some(t) = state.topics.get(&name) {
         return Ok(t);
@@ -432,25 +432,18 @@ async fn dlq_topic(state: &Arc<AppState>, group: &str) -> ApiResult<Arc<Topic>> 
         durability: Durability::Sync,
         created_ms: state.clock.now_ms(),
     };
-    state
-        .tier
-        .put_topic_meta(&name, crate::topics::encode_topic(&cfg).into())
-        .await?;
-    let st = state.clone();
-    let t = tokio::task::spawn_blocking(move || st.topics.put_blocking(cfg))
-        .await?
-        .map_err(|e| ApiError::internal("creating a dead-letter topic", e))?;
+    let t = state.store_topic(cfg).await?;
     Ok(t)
 }
 
 /// Appends `record` to `%DLQ%{group}` (fsynced) with its origin.
 async fn dead_letter(
-    state: &Arc<AppState>,
+    state: &Arc<Broker>,
     group: &GroupConfig,
     origin_topic: &str,
     record: &Record,
     attempts: u32,
-) -> ApiResult<()> {
+) -> BrokerResult<()> {
     let dlq = dlq_topic(state, &group.name).await?;
     let mut properties: Vec<(String, String)> = record
         .properties
@@ -487,25 +480,25 @@ async fn dead_letter(
 #[derive(Debug)]
 pub enum AckOutcome {
     Ok,
-    Err(ApiError),
+    Err(BrokerError),
 }
 
-fn invalid_handle(why: &str) -> ApiError {
-    ApiError::new(
+fn invalid_handle(why: &str) -> BrokerError {
+    BrokerError::new(
         ErrorCode::InvalidReceiptHandle,
         format!("invalid receipt handle: {why}"),
     )
 }
 
-fn expired() -> ApiError {
-    ApiError::new(
+fn expired() -> BrokerError {
+    BrokerError::new(
         ErrorCode::ReceiptHandleExpired,
         "the receipt handle has expired: the message became visible again or was delivered again",
     )
 }
 
 /// Verifies a handle for `group`/`topic`.
-async fn verify(state: &AppState, group: &str, topic: &str, handle: &str) -> ApiResult<Receipt> {
+async fn verify(state: &Broker, group: &str, topic: &str, handle: &str) -> BrokerResult<Receipt> {
     let secret = secret(state).await?;
     let r = Receipt::decode(handle, secret).ok_or_else(|| invalid_handle("forged or malformed"))?;
     if r.group != group {
@@ -519,11 +512,11 @@ async fn verify(state: &AppState, group: &str, topic: &str, handle: &str) -> Api
 
 /// Acks each handle; one outcome per handle, in order.
 pub async fn ack(
-    state: &AppState,
+    state: &Broker,
     group: &str,
     topic: &str,
     handles: &[String],
-) -> ApiResult<Vec<AckOutcome>> {
+) -> BrokerResult<Vec<AckOutcome>> {
     // Verify every handle first, restore each cursor they name once, then
     // apply all acks under one lock.
     let mut checked = Vec::with_capacity(handles.len());
@@ -534,7 +527,7 @@ pub async fn ack(
                 keys.insert(key(&r.group, &r.topic, r.queue, &r.consumer));
                 checked.push(Ok(r));
             }
-            Err(e) if e.code == ErrorCode::InvalidReceiptHandle => checked.push(Err(e)),
+            Err(e) if e.code() == ErrorCode::InvalidReceiptHandle => checked.push(Err(e)),
             Err(e) => return Err(e),
         }
     }
@@ -575,12 +568,12 @@ pub async fn ack(
 
 /// Changes a delivery's invisibility; returns the new handle and its deadline.
 pub async fn change_invisibility(
-    state: &AppState,
+    state: &Broker,
     group: &str,
     topic: &str,
     handle: &str,
     invisible_ms: i64,
-) -> ApiResult<(String, i64)> {
+) -> BrokerResult<(String, i64)> {
     let r = verify(state, group, topic, handle).await?;
     let now = state.clock.now_ms();
     let nonce = rand::random::<u64>();
@@ -602,7 +595,7 @@ pub async fn change_invisibility(
 }
 
 /// A queue's offsets for a group.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize)]
 pub struct QueueOffsets {
     pub queue: u32,
     pub committed_offset: u64,
@@ -614,11 +607,11 @@ pub struct QueueOffsets {
 /// Offsets of every queue of `topic` for the group (a queue never consumed
 /// reports where the group would start).
 pub async fn offsets(
-    state: &Arc<AppState>,
+    state: &Arc<Broker>,
     group: &GroupConfig,
     topic: &Topic,
     consumer: &str,
-) -> ApiResult<Vec<QueueOffsets>> {
+) -> BrokerResult<Vec<QueueOffsets>> {
     let mut out = Vec::new();
     let now = state.clock.now_ms();
     for queue in 0..topic.queues() {
@@ -663,12 +656,12 @@ pub enum ResetTo {
 /// Moves the group's cursors on `topic` (backtracking or skipping); deliveries
 /// in flight are forgotten. Returns the new offsets.
 pub async fn reset(
-    state: &Arc<AppState>,
+    state: &Arc<Broker>,
     group: &GroupConfig,
     topic: &Topic,
     consumer: &str,
     to: ResetTo,
-) -> ApiResult<Vec<QueueOffsets>> {
+) -> BrokerResult<Vec<QueueOffsets>> {
     let mut targets = Vec::new();
     for queue in 0..topic.queues() {
         let tq = TieredQueue::open(state, &topic.name, queue).await?;
@@ -678,7 +671,7 @@ pub async fn reset(
             ResetTo::Latest => Some(tq.max_offset()),
             ResetTo::Offsets(list) => match list.iter().find(|(q, _)| *q == queue) {
                 Some((_, o)) if *o < tq.min_offset() || *o > tq.max_offset() => {
-                    return Err(ApiError::new(
+                    return Err(BrokerError::new(
                         ErrorCode::OffsetOutOfRange,
                         format!(
                             "offset {o} of queue {queue} is outside [{}, {}]",
@@ -698,7 +691,7 @@ pub async fn reset(
     if let ResetTo::Offsets(list) = &to
         && let Some((q, _)) = list.iter().find(|(q, _)| *q >= topic.queues())
     {
-        return Err(ApiError::invalid(format!(
+        return Err(BrokerError::invalid(format!(
             "queue {q} does not exist: topic {:?} has {} queues",
             topic.name,
             topic.queues()
@@ -718,14 +711,15 @@ pub async fn reset(
 }
 
 /// The consumer id a request must carry in its group's mode.
-pub fn consumer_for(group: &GroupConfig, consumer_id: Option<&str>) -> ApiResult<String> {
+pub fn consumer_for(group: &GroupConfig, consumer_id: Option<&str>) -> BrokerResult<String> {
     match group.consume_mode {
         ConsumeMode::Clustering => Ok(String::new()),
         ConsumeMode::Broadcasting => {
-            let id = consumer_id
-                .ok_or_else(|| ApiError::invalid("consumer_id is required in BROADCASTING mode"))?;
+            let id = consumer_id.ok_or_else(|| {
+                BrokerError::invalid("consumer_id is required in BROADCASTING mode")
+            })?;
             if id.is_empty() || id.len() > 128 || id.contains('\n') {
-                return Err(ApiError::invalid(
+                return Err(BrokerError::invalid(
                     "consumer_id must be 1-128 bytes without newlines",
                 ));
             }

@@ -1,0 +1,84 @@
+//! The broker's metrics, recorded through the `metrics` facade (the exporter
+//! is the front-end's business: the HTTP node serves them at `/metrics`).
+//!
+//! - `shale_produce_messages_total{topic}`, `shale_produce_bytes_total{topic}` (body bytes stored)
+//! - `shale_read_messages_total{topic}`, `shale_read_bytes_total{topic}` (body bytes returned)
+//! - `shale_produce_duration_seconds{durability}` (validation to durable)
+//! - `shale_dedup_evictions_total` (ids forgotten before their window ended)
+//! - `shale_group_{ready,inflight,lag,oldest_unacked_age_seconds}{group,topic}` gauges,
+//!   `shale_group_dead_lettered_total{group,topic}`,
+//!   `shale_group_lost_skipped_total{group,topic}` (lost messages a group stepped over)
+//!
+//! [`describe`] registers their help texts; call it once after installing a recorder.
+
+use std::time::Instant;
+
+/// Registers the help text of every broker metric with the installed recorder.
+pub fn describe() {
+    metrics::describe_counter!(
+        "shale_produce_messages_total",
+        "Messages stored by produce calls."
+    );
+    metrics::describe_counter!(
+        "shale_produce_bytes_total",
+        "Body bytes stored by produce calls."
+    );
+    metrics::describe_counter!("shale_read_messages_total", "Messages returned by reads.");
+    metrics::describe_counter!("shale_read_bytes_total", "Body bytes returned by reads.");
+    metrics::describe_counter!(
+        "shale_group_lost_skipped_total",
+        "Lost messages (damaged on a node's disk before upload) a group stepped over."
+    );
+    metrics::describe_counter!(
+        "shale_lost_messages_total",
+        "Messages found damaged on local disk at upload; their segment went up with a shale.lost marker in their place."
+    );
+    metrics::describe_histogram!(
+        "shale_produce_duration_seconds",
+        "Produce latency (validation to durable) by durability level."
+    );
+}
+
+pub fn produced(topic: &str, messages: u64, bytes: u64) {
+    let topic = topic.to_string();
+    metrics::counter!("shale_produce_messages_total", "topic" => topic.clone()).increment(messages);
+    metrics::counter!("shale_produce_bytes_total", "topic" => topic).increment(bytes);
+}
+
+pub fn group_gauges(
+    group: &str,
+    topic: &str,
+    ready: u64,
+    inflight: u64,
+    lag: u64,
+    oldest_unacked_age_s: f64,
+) {
+    let labels = [("group", group.to_string()), ("topic", topic.to_string())];
+    metrics::gauge!("shale_group_ready", &labels).set(ready as f64);
+    metrics::gauge!("shale_group_inflight", &labels).set(inflight as f64);
+    metrics::gauge!("shale_group_lag", &labels).set(lag as f64);
+    metrics::gauge!("shale_group_oldest_unacked_age_seconds", &labels).set(oldest_unacked_age_s);
+}
+
+pub fn dead_lettered(group: &str, topic: &str) {
+    metrics::counter!("shale_group_dead_lettered_total", "group" => group.to_string(), "topic" => topic.to_string()).increment(1);
+}
+
+pub fn lost_skipped(group: &str, topic: &str) {
+    metrics::counter!("shale_group_lost_skipped_total", "group" => group.to_string(), "topic" => topic.to_string()).increment(1);
+}
+
+/// Messages (and their body bytes) returned to a reader.
+pub fn read(topic: &str, messages: u64, bytes: u64) {
+    if messages == 0 {
+        return;
+    }
+    let topic = topic.to_string();
+    metrics::counter!("shale_read_messages_total", "topic" => topic.clone()).increment(messages);
+    metrics::counter!("shale_read_bytes_total", "topic" => topic).increment(bytes);
+}
+
+pub fn produce_duration(durability: &'static str, started: Instant) {
+    metrics::histogram!("shale_produce_duration_seconds", "durability" => durability)
+        .record(started.elapsed().as_secs_f64());
+}

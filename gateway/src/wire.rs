@@ -1,0 +1,316 @@
+//! The JSON shapes of the broker's types (API.md), with their OpenAPI schemas.
+//!
+//! The broker's types carry no protocol; these mirror them field for field
+//! (same names, same JSON) and convert both ways, so the on-disk formats of
+//! the broker and the wire format of this API can change independently.
+
+use serde::{Deserialize, Serialize};
+use shale_broker::groups::config::{ConsumeFrom, ConsumeMode, GroupConfig, Position};
+use shale_broker::groups::deliver::QueueOffsets;
+use shale_broker::groups::filter::FilterSpec;
+use shale_broker::{Durability, MessageType, TopicConfig};
+
+/// What kind of messages a topic holds (RocketMQ 5: a topic accepts only its own type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = MessageType)]
+pub enum MessageTypeWire {
+    Normal,
+    Fifo,
+    Delay,
+    /// Not supported by this node yet: creating such a topic is 400 INVALID_ARGUMENT.
+    Transaction,
+}
+
+impl From<MessageTypeWire> for MessageType {
+    fn from(t: MessageTypeWire) -> Self {
+        match t {
+            MessageTypeWire::Normal => MessageType::Normal,
+            MessageTypeWire::Fifo => MessageType::Fifo,
+            MessageTypeWire::Delay => MessageType::Delay,
+            MessageTypeWire::Transaction => MessageType::Transaction,
+        }
+    }
+}
+
+impl From<MessageType> for MessageTypeWire {
+    fn from(t: MessageType) -> Self {
+        match t {
+            MessageType::Normal => MessageTypeWire::Normal,
+            MessageType::Fifo => MessageTypeWire::Fifo,
+            MessageType::Delay => MessageTypeWire::Delay,
+            MessageType::Transaction => MessageTypeWire::Transaction,
+        }
+    }
+}
+
+/// How durable a message is when its produce call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = Durability)]
+pub enum DurabilityWire {
+    /// Written to the hot tier (page cache); fsynced by the background flush.
+    Async,
+    /// fsynced on the node's disk (group commit) before the answer.
+    Sync,
+    /// Stored in the object store. Not supported by this node yet: 400 INVALID_ARGUMENT.
+    Object,
+}
+
+impl From<DurabilityWire> for Durability {
+    fn from(d: DurabilityWire) -> Self {
+        match d {
+            DurabilityWire::Async => Durability::Async,
+            DurabilityWire::Sync => Durability::Sync,
+            DurabilityWire::Object => Durability::Object,
+        }
+    }
+}
+
+impl From<Durability> for DurabilityWire {
+    fn from(d: Durability) -> Self {
+        match d {
+            Durability::Async => DurabilityWire::Async,
+            Durability::Sync => DurabilityWire::Sync,
+            Durability::Object => DurabilityWire::Object,
+        }
+    }
+}
+
+/// The topic object.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = TopicConfig)]
+pub struct TopicObject {
+    pub name: String,
+    /// Number of queues, 1-1024.
+    pub queues: u32,
+    pub message_type: MessageTypeWire,
+    /// How long messages are kept, at least 60000.
+    pub retention_ms: u64,
+    pub durability: DurabilityWire,
+    pub created_ms: i64,
+}
+
+impl From<TopicConfig> for TopicObject {
+    fn from(c: TopicConfig) -> Self {
+        TopicObject {
+            name: c.name,
+            queues: c.queues,
+            message_type: c.message_type.into(),
+            retention_ms: c.retention_ms,
+            durability: c.durability.into(),
+            created_ms: c.created_ms,
+        }
+    }
+}
+
+/// CLUSTERING (each message to one consumer of the group) or BROADCASTING
+/// (every `consumer_id` gets every message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[schema(as = ConsumeMode)]
+pub enum ConsumeModeWire {
+    Clustering,
+    Broadcasting,
+}
+
+impl From<ConsumeModeWire> for ConsumeMode {
+    fn from(m: ConsumeModeWire) -> Self {
+        match m {
+            ConsumeModeWire::Clustering => ConsumeMode::Clustering,
+            ConsumeModeWire::Broadcasting => ConsumeMode::Broadcasting,
+        }
+    }
+}
+
+impl From<ConsumeMode> for ConsumeModeWire {
+    fn from(m: ConsumeMode) -> Self {
+        match m {
+            ConsumeMode::Clustering => ConsumeModeWire::Clustering,
+            ConsumeMode::Broadcasting => ConsumeModeWire::Broadcasting,
+        }
+    }
+}
+
+/// `LATEST` or `EARLIEST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[schema(as = Position)]
+pub enum PositionWire {
+    Latest,
+    Earliest,
+}
+
+/// Where a group starts on a queue it never consumed: `"LATEST"`,
+/// `"EARLIEST"` or `{"timestamp_ms": T}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[schema(as = ConsumeFrom)]
+pub enum ConsumeFromWire {
+    Position(PositionWire),
+    Timestamp { timestamp_ms: i64 },
+}
+
+impl From<ConsumeFromWire> for ConsumeFrom {
+    fn from(c: ConsumeFromWire) -> Self {
+        match c {
+            ConsumeFromWire::Position(PositionWire::Latest) => {
+                ConsumeFrom::Position(Position::Latest)
+            }
+            ConsumeFromWire::Position(PositionWire::Earliest) => {
+                ConsumeFrom::Position(Position::Earliest)
+            }
+            ConsumeFromWire::Timestamp { timestamp_ms } => ConsumeFrom::Timestamp { timestamp_ms },
+        }
+    }
+}
+
+impl From<ConsumeFrom> for ConsumeFromWire {
+    fn from(c: ConsumeFrom) -> Self {
+        match c {
+            ConsumeFrom::Position(Position::Earliest) => {
+                ConsumeFromWire::Position(PositionWire::Earliest)
+            }
+            ConsumeFrom::Timestamp { timestamp_ms } => ConsumeFromWire::Timestamp { timestamp_ms },
+            ConsumeFrom::Position(Position::Latest) | ConsumeFrom::Latest => {
+                ConsumeFromWire::Position(PositionWire::Latest)
+            }
+        }
+    }
+}
+
+/// A group's settings, as `PUT /v1/groups/{group}` takes them (omitted fields
+/// take their defaults).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    /// When given, it must be the name in the path.
+    pub name: Option<String>,
+    pub consume_mode: Option<ConsumeModeWire>,
+    /// 1-1000, default 16.
+    pub max_delivery_attempts: Option<u32>,
+    /// 1-64 delays, each at most a day; the last one repeats.
+    pub retry_backoff_ms: Option<Vec<u64>>,
+    pub consume_from: Option<ConsumeFromWire>,
+}
+
+impl From<GroupBody> for shale_broker::groups::api::GroupSettings {
+    fn from(b: GroupBody) -> Self {
+        shale_broker::groups::api::GroupSettings {
+            name: b.name,
+            consume_mode: b.consume_mode.map(Into::into),
+            max_delivery_attempts: b.max_delivery_attempts,
+            retry_backoff_ms: b.retry_backoff_ms,
+            consume_from: b.consume_from.map(Into::into),
+        }
+    }
+}
+
+/// A group's settings, as returned.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = GroupConfig)]
+pub struct GroupObject {
+    pub name: String,
+    pub consume_mode: ConsumeModeWire,
+    pub max_delivery_attempts: u32,
+    pub retry_backoff_ms: Vec<u64>,
+    pub consume_from: ConsumeFromWire,
+}
+
+impl From<GroupConfig> for GroupObject {
+    fn from(c: GroupConfig) -> Self {
+        GroupObject {
+            name: c.name,
+            consume_mode: c.consume_mode.into(),
+            max_delivery_attempts: c.max_delivery_attempts,
+            retry_backoff_ms: c.retry_backoff_ms,
+            consume_from: c.consume_from.into(),
+        }
+    }
+}
+
+/// The `filter` of a receive: `{"type": "TAG" | "SQL92", "expression": "..."}`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = FilterSpec)]
+pub struct FilterBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub expression: String,
+}
+
+impl From<FilterBody> for FilterSpec {
+    fn from(f: FilterBody) -> Self {
+        FilterSpec {
+            kind: f.kind,
+            expression: f.expression,
+        }
+    }
+}
+
+/// A queue's offsets for a group.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = QueueOffsets)]
+pub struct QueueOffsetsObject {
+    pub queue: u32,
+    pub committed_offset: u64,
+    pub max_offset: u64,
+    pub lag: u64,
+    pub inflight: u64,
+}
+
+impl From<QueueOffsets> for QueueOffsetsObject {
+    fn from(o: QueueOffsets) -> Self {
+        QueueOffsetsObject {
+            queue: o.queue,
+            committed_offset: o.committed_offset,
+            max_offset: o.max_offset,
+            lag: o.lag,
+            inflight: o.inflight,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_forms_of_consume_from() {
+        let g: GroupBody = serde_json::from_str(r#"{"consume_from": "EARLIEST"}"#).unwrap();
+        assert_eq!(
+            g.consume_from.map(ConsumeFrom::from),
+            Some(ConsumeFrom::Position(Position::Earliest))
+        );
+        let g: GroupBody =
+            serde_json::from_str(r#"{"consume_from": {"timestamp_ms": 5}}"#).unwrap();
+        assert_eq!(
+            g.consume_from.map(ConsumeFrom::from),
+            Some(ConsumeFrom::Timestamp { timestamp_ms: 5 })
+        );
+        assert!(serde_json::from_str::<GroupBody>(r#"{"consume_from": "SOMETIME"}"#).is_err());
+        assert!(serde_json::from_str::<GroupBody>(r#"{"nope": 1}"#).is_err());
+    }
+
+    #[test]
+    fn the_objects_serialize_as_the_broker_files_do() {
+        // The disk formats and the wire formats start out identical.
+        let topic = TopicConfig {
+            name: "t".into(),
+            queues: 3,
+            message_type: MessageType::Fifo,
+            retention_ms: 60_000,
+            durability: Durability::Async,
+            created_ms: 7,
+        };
+        assert_eq!(
+            serde_json::to_value(TopicObject::from(topic.clone())).unwrap(),
+            serde_json::to_value(&topic).unwrap()
+        );
+        let group = GroupConfig::defaults("g");
+        assert_eq!(
+            serde_json::to_value(GroupObject::from(group.clone())).unwrap(),
+            serde_json::to_value(&group).unwrap()
+        );
+    }
+}
