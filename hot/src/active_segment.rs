@@ -200,9 +200,10 @@ impl ActiveSegment {
         self.allocated
     }
 
-    /// Offsets of records that may carry `key` (to be checked against the records).
-    pub(crate) fn key_candidates(&self, key: &str) -> Vec<u64> {
-        crate::key_index::candidates(self.keys.path(), self.base, key).unwrap_or_default()
+    /// Offsets of records that may carry `key` (to be checked against the
+    /// records). An unreadable or damaged key index is an error, never "none".
+    pub(crate) fn key_candidates(&self, key: &str) -> Result<Vec<u64>> {
+        crate::key_index::candidates(self.keys.path(), self.base, key)
     }
 
     fn ensure_allocated(&mut self, needed: u64) -> Result<()> {

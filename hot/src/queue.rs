@@ -412,10 +412,10 @@ impl QueueLog {
                 continue;
             }
             let candidates = if view.base == segs.active.base {
-                segs.active.key_candidates(term)
+                segs.active.key_candidates(term)?
             } else {
                 let i = segs.sealed.partition_point(|s| s.base < view.base);
-                segs.sealed[i].key_candidates(term)
+                segs.sealed[i].key_candidates(term)?
             };
             let mut offsets: Vec<u64> = candidates
                 .into_iter()

@@ -182,6 +182,66 @@ fn lookup_by_id_and_by_key_across_segments_and_restarts() {
     assert!(q.find_by_key("nope", 0, i64::MAX, 10).unwrap().is_empty());
 }
 
+/// Review bug 2: an unreadable or damaged key index made key queries (and the
+/// gateway's dedup rebuild) silently miss. It is an error naming the file.
+#[test]
+fn an_unreadable_or_damaged_key_index_is_an_error_not_no_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(4096), &clock);
+    let q = store.queue("t", 0).unwrap();
+    for i in 0..40 {
+        clock.advance(10);
+        q.append(&[msg(i, 200)]).unwrap();
+    }
+    assert!(q.sealed_segments().len() >= 2, "needs sealed segments");
+    assert_eq!(q.find_by_key("key-3", 0, i64::MAX, 100).unwrap().len(), 4);
+    let keys = files_with_suffix(&queue_dir(dir.path(), "t", 0), ".keys");
+    let (first_sealed, active) = (&keys[0], keys.last().unwrap());
+
+    // A sealed segment's key index replaced by a directory: unreadable.
+    let original = std::fs::read(first_sealed).unwrap();
+    std::fs::remove_file(first_sealed).unwrap();
+    std::fs::create_dir(first_sealed).unwrap();
+    let err = q.find_by_key("key-3", 0, i64::MAX, 100).unwrap_err();
+    assert!(
+        matches!(&err, HotError::Io { path, .. } if path == first_sealed),
+        "{err:?}"
+    );
+    let err = q
+        .find_with_property("marked", 0, i64::MAX, 100)
+        .unwrap_err();
+    assert!(
+        matches!(&err, HotError::Io { path, .. } if path == first_sealed),
+        "{err:?}"
+    );
+    std::fs::remove_dir(first_sealed).unwrap();
+
+    // Missing altogether: every segment with records has one, so also an error.
+    let err = q.find_by_key("key-3", 0, i64::MAX, 100).unwrap_err();
+    assert!(
+        matches!(&err, HotError::Io { path, source, .. }
+            if path == first_sealed && source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    std::fs::write(first_sealed, original).unwrap();
+    assert_eq!(q.find_by_key("key-3", 0, i64::MAX, 100).unwrap().len(), 4);
+
+    // The active segment's key index with a flipped bit in an entry: corrupt.
+    let mut bytes = std::fs::read(active).unwrap();
+    assert!(
+        bytes.len() > 16 + 24,
+        "the active segment has keyed records"
+    );
+    bytes[16 + 3] ^= 0x40;
+    std::fs::write(active, &bytes).unwrap();
+    let err = q.find_by_key("key-3", 0, i64::MAX, 100).unwrap_err();
+    assert!(
+        matches!(&err, HotError::Corrupt { path, position: 16, .. } if path == active),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn a_full_batch_is_stored_atomically_when_it_is_bigger_than_a_segment() {
     let dir = tempfile::tempdir().unwrap();
