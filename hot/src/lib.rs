@@ -48,4 +48,4 @@ pub use record::{
     encoded_len,
 };
 pub use salvage::{LostRange, SalvagedSegment};
-pub use store::{HotConfig, HotStore};
+pub use store::{HotConfig, HotStore, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
