@@ -25,14 +25,10 @@ pub(crate) const KEYS_VERSION: u32 = 1;
 const HEADER_BYTES: usize = 16;
 const ENTRY_BYTES: usize = 24;
 
-/// FNV-1a, 64 bits: stable across builds and platforms (unlike std's hasher).
+/// The hash a key is indexed under: [`crate::fnv1a`] of its bytes (stored
+/// on disk, so it must never change).
 pub(crate) fn key_hash(key: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::fnv::fnv1a(&[key.as_bytes()])
 }
 
 /// The index term of "this record has property `name`" (cannot clash with a
@@ -194,5 +190,6 @@ mod tests {
         // FNV-1a test vectors.
         assert_eq!(key_hash(""), 0xcbf29ce484222325);
         assert_eq!(key_hash("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(key_hash("key-3"), 0x7113_58f2_95f2_7b40);
     }
 }

@@ -25,6 +25,7 @@
 mod active_segment;
 mod clock;
 mod error;
+mod fnv;
 mod fs_util;
 mod group_commit;
 mod index;
@@ -41,6 +42,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HotError, Result};
+pub use fnv::fnv1a;
 pub use message_id::{HexId, MessageId};
 pub use queue::{Appended, QueueLog, QueueStats, SegmentInfo};
 pub use record::{
