@@ -24,6 +24,7 @@
 
 mod active_segment;
 mod clock;
+pub mod durable_file;
 mod error;
 mod fnv;
 mod fs_util;

@@ -296,12 +296,13 @@ fn prepare_local_state_creates_dirs_and_fixes_the_node_id() {
     config.prepare_local_state().unwrap();
     assert!(data_dir.join("objects").is_dir());
     let id = config.node_id.clone().unwrap();
-    assert_eq!(
-        std::fs::read_to_string(data_dir.join(node_id::NODE_ID_FILE))
-            .unwrap()
-            .trim(),
-        id
-    );
+    let kept = shale_hot::durable_file::read_framed(
+        &data_dir.join(node_id::NODE_ID_FILE),
+        node_id::NODE_ID_MAGIC,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(kept.1, id.as_bytes());
 
     let mut again = NodeConfig {
         node_id: None,
