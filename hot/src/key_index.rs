@@ -164,6 +164,11 @@ impl KeysWriter {
         self.file.sync()
     }
 
+    /// Another handle to the file (to fsync it without `&mut`).
+    pub(crate) fn handle(&self) -> std::io::Result<std::fs::File> {
+        self.file.handle()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }

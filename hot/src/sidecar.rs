@@ -61,6 +61,11 @@ impl SidecarFile {
         self.file.sync_data()
     }
 
+    /// Another handle to the file (to fsync it without `&mut`).
+    pub(crate) fn handle(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
