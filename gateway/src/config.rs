@@ -49,12 +49,12 @@ pub const SETTING_KEYS: &[&str] = &[
 /// `SHALE_*` variables that are not settings but are read elsewhere.
 pub const OTHER_ENV_VARS: &[&str] = &["SHALE_CONFIG", "SHALE_LOG"];
 
-/// Smallest accepted `segment_bytes`: below it, per-segment overhead dominates.
-pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
+/// The accepted range of `segment_bytes`, defined once by the hot tier so
+/// that every size this check accepts also opens it (see `shale_hot`).
+pub use shale_hot::{MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 
-/// Largest accepted `segment_bytes`: segment indexes hold 32-bit positions and
-/// a segment may overshoot its limit by one batch.
-pub const MAX_SEGMENT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+// The messages below spell the range out; keep them true.
+const _: () = assert!(MIN_SEGMENT_BYTES == 64 * 1024 && MAX_SEGMENT_BYTES == 1 << 30);
 
 /// Settings of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ pub struct NodeConfig {
     /// survive the loss of this machine. Used once tiering lands.
     pub object_store: String,
     /// Seal the active segment at this size (bytes; `64MiB` style accepted,
-    /// 64 KiB – 2 GiB). Larger segments mean fewer, bigger objects (fewer PUTs,
+    /// 64 KiB – 1 GiB). Larger segments mean fewer, bigger objects (fewer PUTs,
     /// longer uploads); smaller ones reach the object store sooner.
     #[serde(deserialize_with = "units::size")]
     pub segment_bytes: u64,
@@ -244,7 +244,7 @@ impl NodeConfig {
             return Err(ConfigError::invalid(
                 "segment_bytes",
                 format!(
-                    "{} is outside 64KiB..=2GiB ({MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES} bytes)",
+                    "{} is outside 64KiB..=1GiB ({MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES} bytes)",
                     self.segment_bytes
                 ),
             ));

@@ -9,7 +9,10 @@
 //! - `[0, write_pos)` holds whole, checksummed records with contiguous
 //!   offsets `[base, end)`; bytes after `write_pos` are zero;
 //! - key entries of a batch are appended before its records, index entries
-//!   after (the index is only a cache, see [`crate::index`]).
+//!   after (the index is only a cache, see [`crate::index`]);
+//! - sealing ([`ActiveSegment::seal_in_place`]) needs only `&self`, so a roll
+//!   seals a segment it stopped writing while readers still read its map:
+//!   the file is cut only to `write_pos`, never below what readers see.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -200,9 +203,10 @@ impl ActiveSegment {
         self.allocated
     }
 
-    /// Offsets of records that may carry `key` (to be checked against the records).
-    pub(crate) fn key_candidates(&self, key: &str) -> Vec<u64> {
-        crate::key_index::candidates(self.keys.path(), self.base, key).unwrap_or_default()
+    /// Offsets of records that may carry `key` (to be checked against the
+    /// records). An unreadable or damaged key index is an error, never "none".
+    pub(crate) fn key_candidates(&self, key: &str) -> Result<Vec<u64>> {
+        crate::key_index::candidates(self.keys.path(), self.base, key)
     }
 
     fn ensure_allocated(&mut self, needed: u64) -> Result<()> {
@@ -302,62 +306,86 @@ impl ActiveSegment {
         (self.file.clone(), self.keys.take_unsynced())
     }
 
-    /// Makes the segment immutable: flushes, cuts the file to its records,
-    /// completes and syncs the indexes, renames `.log.partial` to `.log`.
-    /// Returns what the sealed segment needs to be opened.
+    /// Makes the segment immutable (recovery's path, which owns it):
+    /// [`Self::index_last_record`], then [`Self::seal_in_place`].
     pub(crate) fn seal(mut self) -> Result<SealedParts> {
+        self.index_last_record()?;
+        self.seal_in_place()
+    }
+
+    /// Adds the index entry of the newest record if it has none, so that a
+    /// sealed segment's index ends at its last record. A buffered write, no
+    /// fsync (that is [`Self::seal_in_place`]'s).
+    pub(crate) fn index_last_record(&mut self) -> Result<()> {
+        let Some(last) = self.last_record else {
+            return Ok(());
+        };
+        if self.last_indexed_pos == Some(last.position) {
+            return Ok(());
+        }
+        let e = IndexEntry {
+            offset: last.offset,
+            position: last.position,
+            store_ms: last.store_ms,
+        };
+        self.index_writer.append(&[e]).map_err(|err| {
+            HotError::io("indexing the last record", self.index_writer.path(), err)
+        })?;
+        self.index.push(e);
+        self.last_indexed_pos = Some(last.position);
+        Ok(())
+    }
+
+    /// The files a group commit must fsync while this segment is being sealed
+    /// (its log and key index): records of the next segment may be
+    /// acknowledged as durable before the seal's own fsyncs are done.
+    pub(crate) fn sealing_sync_files(&self) -> Result<Vec<Arc<File>>> {
+        let keys = self
+            .keys
+            .handle()
+            .map_err(|e| HotError::io("opening a key index to sync", self.keys.path(), e))?;
+        Ok(vec![self.file.clone(), Arc::new(keys)])
+    }
+
+    /// Seals a segment no longer written to (the caller stopped appending and
+    /// called [`Self::index_last_record`]) while readers may still read it:
+    /// flushes the map, syncs both indexes, cuts the file to its records,
+    /// syncs it, renames `.log.partial` to `.log` and syncs the directory.
+    /// The map stays valid for readers throughout: the cut only drops the zeros
+    /// after `write_pos`, which no reader touches, and a rename does not move a
+    /// mapping. Returns what the sealed segment needs to be opened.
+    pub(crate) fn seal_in_place(&self) -> Result<SealedParts> {
         let io = |what: &'static str, p: &Path, e: std::io::Error| HotError::io(what, p, e);
+        debug_assert!(
+            self.last_record
+                .is_none_or(|l| self.last_indexed_pos == Some(l.position))
+        );
         self.mmap
             .flush()
             .map_err(|e| io("flushing a segment", &self.path, e))?;
-        let last = self.last_record;
-        if let Some(last) = last
-            && self.last_indexed_pos != Some(last.position)
-        {
-            let e = IndexEntry {
-                offset: last.offset,
-                position: last.position,
-                store_ms: last.store_ms,
-            };
-            self.index_writer
-                .append(&[e])
-                .map_err(|e| io("indexing the last record", self.index_writer.path(), e))?;
-            self.index.push(e);
-        }
         self.index_writer
             .sync()
             .map_err(|e| io("syncing an index", self.index_writer.path(), e))?;
         self.keys
             .sync()
             .map_err(|e| io("syncing a key index", self.keys.path(), e))?;
-        let Self {
-            dir,
-            path,
-            file,
-            mmap,
-            base,
-            end,
-            write_pos,
-            first_store_ms,
-            index,
-            ..
-        } = self;
-        drop(mmap);
-        file.set_len(write_pos)
-            .map_err(|e| io("cutting a segment to size", &path, e))?;
-        file.sync_all()
-            .map_err(|e| io("syncing a segment", &path, e))?;
-        let sealed_path = log_path(&dir, base);
-        std::fs::rename(&path, &sealed_path)
-            .map_err(|e| io("renaming a sealed segment", &path, e))?;
-        fs_util::fsync_dir(&dir).map_err(|e| io("syncing a queue directory", &dir, e))?;
+        self.file
+            .set_len(self.write_pos)
+            .map_err(|e| io("cutting a segment to size", &self.path, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| io("syncing a segment", &self.path, e))?;
+        let sealed_path = log_path(&self.dir, self.base);
+        std::fs::rename(&self.path, &sealed_path)
+            .map_err(|e| io("renaming a sealed segment", &self.path, e))?;
+        fs_util::fsync_dir(&self.dir).map_err(|e| io("syncing a queue directory", &self.dir, e))?;
         Ok(SealedParts {
-            dir,
-            base,
-            end,
-            first_store_ms: first_store_ms.unwrap_or(0),
-            last_store_ms: last.map_or(0, |l| l.store_ms),
-            index,
+            dir: self.dir.clone(),
+            base: self.base,
+            end: self.end,
+            first_store_ms: self.first_store_ms.unwrap_or(0),
+            last_store_ms: self.last_record.map_or(0, |l| l.store_ms),
+            index: self.index.clone(),
         })
     }
 }

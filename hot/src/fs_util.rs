@@ -5,11 +5,10 @@
 //!   writes through a memory map can never fault on a full disk: the
 //!   "disk full" moment is always an error returned here, before any byte of
 //!   a record is written.
-//! - [`write_file_atomic`] replaces a file so a crash leaves the old or the
-//!   new contents, never a mix.
+//!
+//! The crash-safe replace of a whole file is [`crate::durable_file::write_atomic`].
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -51,23 +50,4 @@ fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
         pos += n as u64;
     }
     Ok(())
-}
-
-/// Writes `bytes` to `path` crash-safely: temp file, fsync, rename, fsync of the directory.
-pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    fsync_dir(dir)
 }

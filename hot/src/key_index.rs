@@ -17,6 +17,7 @@
 
 use std::path::Path;
 
+use crate::error::{HotError, Result};
 use crate::sidecar::SidecarFile;
 
 pub(crate) const KEYS_MAGIC: [u8; 4] = *b"SHKY";
@@ -24,14 +25,10 @@ pub(crate) const KEYS_VERSION: u32 = 1;
 const HEADER_BYTES: usize = 16;
 const ENTRY_BYTES: usize = 24;
 
-/// FNV-1a, 64 bits: stable across builds and platforms (unlike std's hasher).
+/// The hash a key is indexed under: [`crate::fnv1a`] of its bytes (stored
+/// on disk, so it must never change).
 pub(crate) fn key_hash(key: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::fnv::fnv1a(&[key.as_bytes()])
 }
 
 /// The index term of "this record has property `name`" (cannot clash with a
@@ -94,17 +91,46 @@ pub(crate) fn parse(bytes: &[u8], base: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 /// Offsets whose entries match `key`'s hash (candidates, to be checked against the records).
-pub(crate) fn candidates(path: &Path, base: u64, key: &str) -> Option<Vec<u64>> {
-    let bytes = std::fs::read(path).ok()?;
+///
+/// Strict, unlike [`parse`] (which recovery uses on files a crash may have
+/// torn): at run time every segment has a whole keys file, written by a
+/// crash-safe replace when the segment is created or recovered and appended
+/// only in whole entries, so a file that cannot be read, carries a foreign
+/// header, ends mid-entry or holds an entry failing its checksum is an error.
+/// Treating it as "no match" would make a key query (or the dedup rebuild)
+/// silently miss records.
+pub(crate) fn candidates(path: &Path, base: u64, key: &str) -> Result<Vec<u64>> {
+    let bytes = std::fs::read(path).map_err(|e| HotError::io("reading a key index", path, e))?;
+    let corrupt = |position: usize, reason: String| HotError::Corrupt {
+        path: path.to_path_buf(),
+        position: position as u64,
+        reason,
+    };
+    if bytes.len() < HEADER_BYTES || bytes[..HEADER_BYTES] != header(base) {
+        return Err(corrupt(0, format!("not a key index of segment {base}")));
+    }
+    let body = &bytes[HEADER_BYTES..];
+    if body.len() % ENTRY_BYTES != 0 {
+        let at = HEADER_BYTES + body.len() / ENTRY_BYTES * ENTRY_BYTES;
+        return Err(corrupt(at, "key index ends inside an entry".into()));
+    }
     let want = key_hash(key);
-    let entries = parse(&bytes, base)?;
-    Some(
-        entries
-            .into_iter()
-            .filter(|(h, _)| *h == want)
-            .map(|(_, o)| o)
-            .collect(),
-    )
+    let mut out = Vec::new();
+    for (i, c) in body.chunks_exact(ENTRY_BYTES).enumerate() {
+        let crc = u32::from_le_bytes([c[16], c[17], c[18], c[19]]);
+        if crc != crc32c::crc32c(&c[0..16]) {
+            let at = HEADER_BYTES + i * ENTRY_BYTES;
+            return Err(corrupt(at, "key index entry fails its checksum".into()));
+        }
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&c[0..8]);
+        if u64::from_le_bytes(h) == want {
+            let mut o = [0u8; 8];
+            o.copy_from_slice(&c[8..16]);
+            out.push(u64::from_le_bytes(o));
+        }
+    }
+    Ok(out)
 }
 
 /// Append-only writer of a keys file.
@@ -138,6 +164,11 @@ impl KeysWriter {
         self.file.sync()
     }
 
+    /// Another handle to the file (to fsync it without `&mut`).
+    pub(crate) fn handle(&self) -> std::io::Result<std::fs::File> {
+        self.file.handle()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }
@@ -164,5 +195,6 @@ mod tests {
         // FNV-1a test vectors.
         assert_eq!(key_hash(""), 0xcbf29ce484222325);
         assert_eq!(key_hash("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(key_hash("key-3"), 0x7113_58f2_95f2_7b40);
     }
 }

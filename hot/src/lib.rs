@@ -24,7 +24,9 @@
 
 mod active_segment;
 mod clock;
+pub mod durable_file;
 mod error;
+mod fnv;
 mod fs_util;
 mod group_commit;
 mod index;
@@ -41,6 +43,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HotError, Result};
+pub use fnv::fnv1a;
 pub use message_id::{HexId, MessageId};
 pub use queue::{Appended, QueueLog, QueueStats, SegmentInfo};
 pub use record::{
@@ -48,4 +51,4 @@ pub use record::{
     encoded_len,
 };
 pub use salvage::{LostRange, SalvagedSegment};
-pub use store::{HotConfig, HotStore};
+pub use store::{HotConfig, HotStore, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};

@@ -3,18 +3,35 @@
 //! Concurrency: one `RwLock` guards the segment list. Appends take it for
 //! writing (offsets, store time and ids are assigned under it, so offsets are
 //! contiguous and `store_ms` never decreases); reads take it for reading and
-//! copy records out. fsyncs never hold it (see [`crate::group_commit`]).
+//! copy records out. fsyncs never hold it (see [`crate::group_commit`]), and
+//! neither do the file creations and fsyncs of a roll.
 //!
 //! Segments roll when a batch would push the active one past
-//! `segment_bytes`, or when its first record is older than `segment_ms`. The
-//! next segment is created *before* the old one is sealed, so a full disk
-//! leaves the queue exactly as it was.
+//! `segment_bytes`, or when its first record is older than `segment_ms`. A
+//! roll (one at a time, under `roll_lock`) goes:
+//! 1. *freeze*: under the lock, mark the queue `rolling`; appends then wait on
+//!    `create_gate` instead of writing, so the active segment's end is fixed;
+//!    reads go on;
+//! 2. *create* the next segment at that end, without the lock. It is created
+//!    *before* the old one is sealed, so a full disk leaves the queue exactly
+//!    as it was (the freeze is lifted and the error returned);
+//! 3. *swap*, under the lock: the next segment becomes active and the old one
+//!    moves to the `sealing` slot, where reads still find it and group commits
+//!    fsync its files too (appends to the next segment may be acknowledged as
+//!    durable before the old one's seal is);
+//! 4. *seal* the old segment without the lock (flush, fsyncs, rename);
+//! 5. *publish*, under the lock: it joins the sealed list and everything
+//!    below its end is marked durable.
+//!
+//! A failure in steps 3–4 poisons the queue as a failed fsync does: appends
+//! fail until a restart, whose recovery seals the segment from disk.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::active_segment::ActiveSegment;
@@ -64,19 +81,40 @@ pub struct QueueStats {
 #[derive(Debug)]
 struct Segments {
     sealed: Vec<Arc<SealedSegment>>,
+    /// The segment a roll is sealing, between the swap and the publish.
+    sealing: Option<Sealing>,
     active: ActiveSegment,
     last_store_ms: i64,
+    /// A roll is creating the next segment: appends wait (see the module docs).
+    rolling: bool,
+}
+
+/// A former active segment being sealed outside the lock; readable meanwhile.
+#[derive(Debug)]
+struct Sealing {
+    segment: Arc<ActiveSegment>,
+    /// Its log and key index, fsynced by every group commit until published.
+    sync_files: Vec<Arc<File>>,
 }
 
 impl Segments {
     fn min_offset(&self) -> u64 {
-        self.sealed.first().map_or(self.active.base, |s| s.base)
+        self.sealed
+            .first()
+            .map(|s| s.base)
+            .or(self.sealing.as_ref().map(|s| s.segment.base))
+            .unwrap_or(self.active.base)
     }
 
     /// The segment holding `offset` (which must be below the active end).
     fn view_for(&self, offset: u64) -> Option<SegmentView<'_>> {
         if offset >= self.active.base {
             return Some(self.active.view());
+        }
+        if let Some(s) = &self.sealing
+            && offset >= s.segment.base
+        {
+            return Some(s.segment.view());
         }
         let i = self
             .sealed
@@ -91,11 +129,39 @@ impl Segments {
             .sealed
             .iter()
             .map(|s| (s.view(), s.first_store_ms, s.last_store_ms));
+        let sealing = self.sealing.as_ref().map(|s| {
+            let seg = &s.segment;
+            let first = seg.first_store_ms.unwrap_or(i64::MAX);
+            let last = seg.last_record.map_or(i64::MIN, |r| r.store_ms);
+            (seg.view(), first, last)
+        });
         let active = (!self.active.is_empty()).then(|| {
             let first = self.active.first_store_ms.unwrap_or(i64::MAX);
             (self.active.view(), first, self.last_store_ms)
         });
-        sealed.chain(active)
+        sealed.chain(sealing).chain(active)
+    }
+
+    /// Key-index candidates of the segment starting at `base`.
+    fn key_candidates(&self, base: u64, term: &str) -> Result<Vec<u64>> {
+        if base == self.active.base {
+            return self.active.key_candidates(term);
+        }
+        if let Some(s) = self.sealing.as_ref().filter(|s| s.segment.base == base) {
+            return s.segment.key_candidates(term);
+        }
+        let i = self.sealed.partition_point(|s| s.base < base);
+        self.sealed[i].key_candidates(term)
+    }
+
+    /// Whether a batch of `total` bytes at `now` must go to a new segment.
+    fn needs_roll(&self, now: i64, total: u64, config: &HotConfig) -> bool {
+        let active = &self.active;
+        let too_old = active
+            .first_store_ms
+            .is_some_and(|f| now.saturating_sub(f) >= config.segment_ms);
+        let too_big = active.write_pos + total > config.segment_bytes || !active.fits(total);
+        !active.is_empty() && (too_old || too_big)
     }
 }
 
@@ -108,6 +174,10 @@ pub struct QueueLog {
     config: HotConfig,
     clock: Arc<dyn Clock>,
     segments: RwLock<Segments>,
+    /// Held for a whole roll: one roll at a time.
+    roll_lock: Mutex<()>,
+    /// Held while a roll creates the next segment; appends wait on it.
+    create_gate: Mutex<()>,
     commit: GroupCommit,
     max_offset_tx: watch::Sender<u64>,
     removed: AtomicBool,
@@ -138,8 +208,10 @@ impl QueueLog {
         let end = recovered.active.end;
         let segments = Segments {
             sealed: recovered.sealed.into_iter().map(Arc::new).collect(),
+            sealing: None,
             active: recovered.active,
             last_store_ms,
+            rolling: false,
         };
         Ok(Self {
             topic: topic.to_string(),
@@ -148,6 +220,8 @@ impl QueueLog {
             config,
             clock,
             segments: RwLock::new(segments),
+            roll_lock: Mutex::new(()),
+            create_gate: Mutex::new(()),
             // Recovery fsyncs what it keeps, so everything found is durable.
             commit: GroupCommit::new(end),
             max_offset_tx: watch::Sender::new(end),
@@ -194,20 +268,27 @@ impl QueueLog {
             .collect::<Result<Vec<usize>>>()?;
         let total: u64 = lens.iter().map(|l| *l as u64).sum();
 
-        let mut segs = self.segments.write();
-        self.check_writable()?;
-        let now = self.clock.now_ms();
-        let active = &segs.active;
-        let too_old = active
-            .first_store_ms
-            .is_some_and(|f| now.saturating_sub(f) >= self.config.segment_ms);
-        let too_big = active.write_pos + total > self.config.segment_bytes || !active.fits(total);
-        if !active.is_empty() && (too_old || too_big) {
-            self.roll(&mut segs, total)?;
-        } else if !segs.active.fits(total) {
+        let mut segs = loop {
+            let segs = self.segments.write();
+            self.check_writable()?;
+            if segs.rolling {
+                // The next segment is being created: wait for it, then look again.
+                drop(segs);
+                drop(self.create_gate.lock());
+                continue;
+            }
+            if segs.needs_roll(self.clock.now_ms(), total, &self.config) {
+                drop(segs);
+                let needed = |s: &Segments| s.needs_roll(self.clock.now_ms(), total, &self.config);
+                self.roll(needed, total)?;
+                continue;
+            }
+            break segs;
+        };
+        if !segs.active.fits(total) {
             segs.active.grow_map(total)?;
         }
-        let store_ms = now.max(segs.last_store_ms);
+        let store_ms = self.clock.now_ms().max(segs.last_store_ms);
         let queue = self.queue;
         let appended = segs.active.append(
             batch,
@@ -223,20 +304,59 @@ impl QueueLog {
         Ok(appended)
     }
 
-    /// Seals the active segment and starts the next one; the next is created
-    /// first so that a full disk changes nothing.
-    fn roll(&self, segs: &mut Segments, next_batch: u64) -> Result<()> {
-        let base = segs.active.end;
+    /// Seals the active segment and starts the next one if `needed` still
+    /// holds once this roll has its turn (see the module docs for the steps).
+    /// Must be called without the segments lock.
+    fn roll(&self, needed: impl Fn(&Segments) -> bool, next_batch: u64) -> Result<()> {
+        let _one_roll = self.roll_lock.lock();
+        let create_gate = self.create_gate.lock();
+        // 1. Freeze.
+        let base = {
+            let mut segs = self.segments.write();
+            self.check_writable()?;
+            if !needed(&segs) {
+                return Ok(());
+            }
+            debug_assert!(segs.sealing.is_none(), "one roll at a time");
+            segs.rolling = true;
+            segs.active.end
+        };
+        // 2. Create the next segment; on failure nothing has changed.
         let map_len = self.config.segment_bytes.max(next_batch);
         let next =
-            ActiveSegment::create(&self.dir, base, map_len, self.config.index_interval_bytes)?;
-        let old = std::mem::replace(&mut segs.active, next);
-        let sealed = old
-            .seal()
+            ActiveSegment::create(&self.dir, base, map_len, self.config.index_interval_bytes);
+        // 3. Swap.
+        let sealing = {
+            let mut segs = self.segments.write();
+            segs.rolling = false;
+            let next = next?;
+            debug_assert_eq!(segs.active.end, base, "appends wait while rolling");
+            let sync_files = segs
+                .active
+                .index_last_record()
+                .and_then(|()| segs.active.sealing_sync_files())
+                .inspect_err(|_| self.commit.poison())?;
+            let old = Arc::new(std::mem::replace(&mut segs.active, next));
+            segs.sealing = Some(Sealing {
+                segment: old.clone(),
+                sync_files,
+            });
+            old
+        };
+        drop(create_gate);
+        // 4. Seal, readers still reading the old segment from the sealing slot.
+        let sealed = sealing
+            .seal_in_place()
             .and_then(SealedSegment::from_parts)
             .inspect_err(|_| self.commit.poison())?;
-        self.commit.mark_durable(sealed.end);
-        segs.sealed.push(Arc::new(sealed));
+        // 5. Publish.
+        let end = sealed.end;
+        {
+            let mut segs = self.segments.write();
+            segs.sealing = None;
+            segs.sealed.push(Arc::new(sealed));
+        }
+        self.commit.mark_durable(end);
         Ok(())
     }
 
@@ -244,11 +364,7 @@ impl QueueLog {
     /// shutdown: everything acknowledged becomes an uploadable sealed segment).
     pub fn seal_active(&self) -> Result<()> {
         self.check_writable()?;
-        let mut segs = self.segments.write();
-        if !segs.active.is_empty() {
-            self.roll(&mut segs, 0)?;
-        }
-        Ok(())
+        self.roll(|s| !s.active.is_empty(), 0)
     }
 
     /// Seals the active segment if its first record is older than `segment_ms`.
@@ -265,11 +381,7 @@ impl QueueLog {
         {
             return Ok(());
         }
-        let mut segs = self.segments.write();
-        if expired(&segs) {
-            self.roll(&mut segs, 0)?;
-        }
-        Ok(())
+        self.roll(expired, 0)
     }
 
     fn sync_target(&self) -> SyncTarget {
@@ -278,6 +390,9 @@ impl QueueLog {
         let (log, keys) = segs.active.sync_handles();
         let mut files = vec![log];
         files.extend(keys.map(Arc::new));
+        if let Some(sealing) = &segs.sealing {
+            files.extend(sealing.sync_files.iter().cloned());
+        }
         SyncTarget {
             files,
             through,
@@ -411,13 +526,8 @@ impl QueueLog {
             if last_ms < begin_ms || first_ms > end_ms {
                 continue;
             }
-            let candidates = if view.base == segs.active.base {
-                segs.active.key_candidates(term)
-            } else {
-                let i = segs.sealed.partition_point(|s| s.base < view.base);
-                segs.sealed[i].key_candidates(term)
-            };
-            let mut offsets: Vec<u64> = candidates
+            let mut offsets: Vec<u64> = segs
+                .key_candidates(view.base, term)?
                 .into_iter()
                 .filter(|o| *o >= view.base && *o < view.end)
                 .collect();
@@ -461,8 +571,9 @@ impl QueueLog {
             min_offset: segs.min_offset(),
             max_offset: segs.active.end,
             disk_bytes: segs.sealed.iter().map(|s| s.disk_bytes()).sum::<u64>()
+                + segs.sealing.as_ref().map_or(0, |s| s.segment.disk_bytes())
                 + segs.active.disk_bytes(),
-            segments: segs.sealed.len() + 1,
+            segments: segs.sealed.len() + usize::from(segs.sealing.is_some()) + 1,
         }
     }
 

@@ -116,7 +116,8 @@ fn check_encodable_rejects_oversized_records() {
         body: Bytes::from(vec![0u8; MAX_RECORD_BYTES]),
         ..Default::default()
     };
-    assert!(check_encodable(&req).is_err());
+    let err = check_encodable(&req).unwrap_err();
+    assert!(err.contains("exceeds"), "{err}");
     let ok = AppendRequest {
         body: Bytes::from(vec![0u8; 4 * 1024 * 1024]),
         ..Default::default()

@@ -163,9 +163,15 @@ impl SealedSegment {
         Ok(())
     }
 
-    /// Offsets of records that may carry `key` (to be checked against the records).
-    pub(crate) fn key_candidates(&self, key: &str) -> Vec<u64> {
-        key_index::candidates(&self.keys_path, self.base, key).unwrap_or_default()
+    /// Offsets of records that may carry `key` (to be checked against the
+    /// records). An unreadable or damaged key index is an error, never "none";
+    /// only a segment without records has nothing to look up (at start a
+    /// missing key index is rebuilt only for segments holding records).
+    pub(crate) fn key_candidates(&self, key: &str) -> Result<Vec<u64>> {
+        if self.end == self.base {
+            return Ok(Vec::new());
+        }
+        key_index::candidates(&self.keys_path, self.base, key)
     }
 }
 

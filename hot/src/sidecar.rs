@@ -20,7 +20,7 @@ pub(crate) struct SidecarFile {
 impl SidecarFile {
     /// Replaces the file at `path` with `image` (crash-safe) and opens it for appending.
     pub(crate) fn rewrite(path: &Path, image: &[u8]) -> std::io::Result<Self> {
-        crate::fs_util::write_file_atomic(path, image)?;
+        crate::durable_file::write_atomic(path, image)?;
         let file = OpenOptions::new().append(true).open(path)?;
         let len = image.len() as u64;
         Ok(Self {
@@ -59,6 +59,11 @@ impl SidecarFile {
 
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// Another handle to the file (to fsync it without `&mut`).
+    pub(crate) fn handle(&self) -> std::io::Result<File> {
+        self.file.try_clone()
     }
 
     pub(crate) fn path(&self) -> &Path {

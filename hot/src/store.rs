@@ -16,6 +16,24 @@ use crate::error::{HotError, Result};
 use crate::fs_util;
 use crate::queue::QueueLog;
 
+/// Smallest `segment_bytes` a node is configured with (the gateway's config
+/// check uses it): one allocation step of the active file; below it the fixed
+/// cost of a segment (its files, its fsyncs at seal, one object upload) dominates.
+pub const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
+
+/// Largest accepted `segment_bytes`, for the gateway's check and
+/// [`HotConfig::validate`] alike. Index entries hold 32-bit byte positions
+/// (a segment may overshoot its limit by one batch), and the tiering uploader
+/// holds a whole sealed segment's records and its Parquet encoding in memory,
+/// once per concurrent upload: 1 GiB keeps that bounded.
+pub const MAX_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Smallest `segment_bytes` the engine itself works with (one page). Below
+/// [`MIN_SEGMENT_BYTES`] only so that tests can roll many segments cheaply;
+/// never above it, so every size a node accepts opens the hot tier.
+const ENGINE_MIN_SEGMENT_BYTES: u64 = 4096;
+const _: () = assert!(ENGINE_MIN_SEGMENT_BYTES <= MIN_SEGMENT_BYTES);
+
 /// Settings of the hot tier.
 #[derive(Debug, Clone)]
 pub struct HotConfig {
@@ -47,10 +65,9 @@ impl Default for HotConfig {
 impl HotConfig {
     /// Checks the settings make sense together.
     pub fn validate(&self) -> Result<(), String> {
-        if self.segment_bytes < 4096 || self.segment_bytes > 1 << 30 {
+        if !(ENGINE_MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
             return Err(format!(
-                "segment_bytes must be between 4096 and {} (got {})",
-                1u64 << 30,
+                "segment_bytes must be between {ENGINE_MIN_SEGMENT_BYTES} and {MAX_SEGMENT_BYTES} (got {})",
                 self.segment_bytes
             ));
         }
@@ -260,4 +277,40 @@ fn list_queue_dirs(root: &Path) -> Result<Vec<(String, u32, PathBuf)>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_segment_bytes(segment_bytes: u64) -> HotConfig {
+        HotConfig {
+            segment_bytes,
+            ..HotConfig::default()
+        }
+    }
+
+    #[test]
+    fn every_size_a_node_accepts_is_valid_here() {
+        for bytes in [MIN_SEGMENT_BYTES, 64 << 20, MAX_SEGMENT_BYTES] {
+            assert_eq!(with_segment_bytes(bytes).validate(), Ok(()), "{bytes}");
+        }
+    }
+
+    #[test]
+    fn sizes_outside_the_engine_range_are_refused() {
+        for bytes in [
+            0,
+            ENGINE_MIN_SEGMENT_BYTES - 1,
+            MAX_SEGMENT_BYTES + 1,
+            1536 << 20,
+        ] {
+            let err = with_segment_bytes(bytes).validate();
+            assert!(
+                err.as_ref()
+                    .is_err_and(|e| e.contains("segment_bytes must be between")),
+                "{bytes}: {err:?}"
+            );
+        }
+    }
 }

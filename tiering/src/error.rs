@@ -1,5 +1,10 @@
-//! Errors of the tiering layer. `Fenced` is the one a caller must not retry:
-//! another writer owns the queue now.
+//! Errors of the tiering layer, in kinds that say what a caller may do:
+//! - a *store failure* ([`TieringError::is_store_failure`]): the object store
+//!   is down, slow or contended; the same call may succeed later;
+//! - *fenced* ([`TieringError::is_fenced`]): another writer owns the queue
+//!   now; retrying cannot help, this writer must stop (it is not an outage);
+//! - *lost* ([`TieringError::is_lost`]): the message is gone for good;
+//! - anything else is bad data or configuration.
 
 /// Result alias of this crate.
 pub type Result<T, E = TieringError> = std::result::Result<T, E>;
@@ -45,16 +50,26 @@ pub enum TieringError {
 
 impl TieringError {
     /// True when the object store itself failed (down, slow, refusing): a
-    /// retry later may succeed. False for bad data or configuration.
+    /// retry later may succeed. False for bad data or configuration, and for
+    /// [`TieringError::Fenced`] (see [`TieringError::is_fenced`]).
     pub fn is_store_failure(&self) -> bool {
         match self {
-            TieringError::Store { .. }
-            | TieringError::Contended { .. }
-            | TieringError::Fenced { .. } => true,
+            TieringError::Store { .. } | TieringError::Contended { .. } => true,
             TieringError::Shared(inner) => inner.is_store_failure(),
-            TieringError::Invalid { .. } | TieringError::Config(_) | TieringError::Lost { .. } => {
-                false
-            }
+            TieringError::Fenced { .. }
+            | TieringError::Invalid { .. }
+            | TieringError::Config(_)
+            | TieringError::Lost { .. } => false,
+        }
+    }
+
+    /// True when a newer owner has taken the queue (or the group's
+    /// checkpoint): this writer must stop; no retry of the same call helps.
+    pub fn is_fenced(&self) -> bool {
+        match self {
+            TieringError::Fenced { .. } => true,
+            TieringError::Shared(inner) => inner.is_fenced(),
+            _ => false,
         }
     }
 
@@ -73,5 +88,60 @@ impl TieringError {
             context: context.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn fenced() -> TieringError {
+        TieringError::Fenced {
+            queue: "t/0".into(),
+            ours: 1,
+            current: 2,
+        }
+    }
+
+    fn store_failure() -> TieringError {
+        TieringError::store(
+            "putting",
+            object_store::Error::Generic {
+                store: "test",
+                source: "down".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn fenced_is_its_own_kind_not_a_store_failure() {
+        for e in [fenced(), TieringError::Shared(Arc::new(fenced()))] {
+            assert!(e.is_fenced(), "{e:?}");
+            assert!(!e.is_store_failure(), "{e:?}");
+            assert!(!e.is_lost(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn store_failures_are_not_fenced() {
+        let contended = TieringError::Contended {
+            path: "m".into(),
+            attempts: 3,
+        };
+        for e in [
+            store_failure(),
+            contended,
+            TieringError::Shared(Arc::new(store_failure())),
+        ] {
+            assert!(e.is_store_failure(), "{e:?}");
+            assert!(!e.is_fenced(), "{e:?}");
+        }
+        let invalid = TieringError::Invalid {
+            path: "p".into(),
+            reason: "r".into(),
+        };
+        assert!(!invalid.is_store_failure() && !invalid.is_fenced());
     }
 }

@@ -1,9 +1,11 @@
 //! [`FaultStore`]: an `ObjectStore` wrapper that injects the failures the
 //! tiering layer must survive — errors, an outage, latency, and the nastiest
 //! one: a put that lands but reports failure — and counts calls, so tests can
-//! assert how many object reads an operation needed. (`get_ranges` is left to
-//! the trait's default, which coalesces and calls `get_range`, so each real
-//! request is counted once.)
+//! assert how many object reads an operation needed, and how many ran at once
+//! ([`Faults::max_in_flight`], to show that work overlaps without measuring
+//! time). (`get_ranges` is left to the trait's default, which coalesces and
+//! calls `get_range`, so each real request is counted once; a `list` stream is
+//! in flight only until its first page is asked for.)
 
 use std::fmt;
 use std::ops::Range;
@@ -38,6 +40,8 @@ struct State {
     down: bool,
     latency: Duration,
     counts: OpCounts,
+    in_flight: u64,
+    max_in_flight: u64,
 }
 
 /// The control panel shared by a test and its [`FaultStore`].
@@ -71,18 +75,33 @@ impl Faults {
         self.state.lock().counts
     }
 
-    pub fn reset_counts(&self) {
-        self.state.lock().counts = OpCounts::default();
+    /// The most calls that were running at the same time since the last reset
+    /// (with latency set, concurrent callers show as more than one).
+    pub fn max_in_flight(&self) -> u64 {
+        self.state.lock().max_in_flight
     }
 
-    /// Decides the fate of one call: `Err` to fail it before it runs.
-    async fn before(&self, count: impl FnOnce(&mut OpCounts)) -> Result<()> {
+    /// Resets the call counts and [`Self::max_in_flight`].
+    pub fn reset_counts(&self) {
+        let mut s = self.state.lock();
+        s.counts = OpCounts::default();
+        s.max_in_flight = s.in_flight;
+    }
+
+    /// Decides the fate of one call: `Err` to fail it before it runs. The
+    /// call counts as in flight until the returned guard is dropped.
+    async fn before(&self, count: impl FnOnce(&mut OpCounts)) -> Result<InFlight> {
         let (latency, fail) = {
             let mut s = self.state.lock();
             count(&mut s.counts);
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
             let fail = s.down || s.fail_next > 0;
             s.fail_next = s.fail_next.saturating_sub(1);
             (s.latency, fail)
+        };
+        let guard = InFlight {
+            state: self.state.clone(),
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -90,7 +109,7 @@ impl Faults {
         if fail {
             return Err(injected("injected failure"));
         }
-        Ok(())
+        Ok(guard)
     }
 
     fn take_lost_ack(&self) -> bool {
@@ -98,6 +117,19 @@ impl Faults {
         let lose = s.lose_next_put_acks > 0;
         s.lose_next_put_acks = s.lose_next_put_acks.saturating_sub(1);
         lose
+    }
+}
+
+/// One call in flight; dropping it (the call returned or was cancelled) ends it.
+#[derive(Debug)]
+struct InFlight {
+    state: Arc<Mutex<State>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.state.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
     }
 }
 
@@ -135,7 +167,7 @@ impl ObjectStore for FaultStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.faults.before(|c| c.puts += 1).await?;
+        let _call = self.faults.before(|c| c.puts += 1).await?;
         let res = self.inner.put_opts(location, payload, opts).await?;
         if self.faults.take_lost_ack() {
             return Err(injected("put stored but its answer was lost"));
@@ -148,27 +180,27 @@ impl ObjectStore for FaultStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.faults.before(|c| c.puts += 1).await?;
+        let _call = self.faults.before(|c| c.puts += 1).await?;
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.faults.before(|c| c.gets += 1).await?;
+        let _call = self.faults.before(|c| c.gets += 1).await?;
         self.inner.get_opts(location, options).await
     }
 
     async fn get_range(&self, location: &Path, range: Range<u64>) -> Result<Bytes> {
-        self.faults.before(|c| c.gets += 1).await?;
+        let _call = self.faults.before(|c| c.gets += 1).await?;
         self.inner.get_range(location, range).await
     }
 
     async fn head(&self, location: &Path) -> Result<ObjectMeta> {
-        self.faults.before(|c| c.heads += 1).await?;
+        let _call = self.faults.before(|c| c.heads += 1).await?;
         self.inner.head(location).await
     }
 
     async fn delete(&self, location: &Path) -> Result<()> {
-        self.faults.before(|c| c.deletes += 1).await?;
+        let _call = self.faults.before(|c| c.deletes += 1).await?;
         self.inner.delete(location).await
     }
 
@@ -177,7 +209,7 @@ impl ObjectStore for FaultStore {
         let inner = self.inner.list(prefix);
         futures::stream::once(async move {
             match faults.before(|c| c.lists += 1).await {
-                Ok(()) => inner,
+                Ok(_call) => inner,
                 Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
             }
         })
@@ -186,17 +218,17 @@ impl ObjectStore for FaultStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.faults.before(|c| c.lists += 1).await?;
+        let _call = self.faults.before(|c| c.lists += 1).await?;
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
-        self.faults.before(|c| c.puts += 1).await?;
+        let _call = self.faults.before(|c| c.puts += 1).await?;
         self.inner.copy(from, to).await
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
-        self.faults.before(|c| c.puts += 1).await?;
+        let _call = self.faults.before(|c| c.puts += 1).await?;
         self.inner.copy_if_not_exists(from, to).await
     }
 }

@@ -7,6 +7,14 @@
 //! dropped and the next call takes the queue back — with one node per
 //! bucket prefix (the only deployment before node membership lands) that only
 //! happens across restarts, which is exactly the hand-over we want.
+//!
+//! Locks: the `owned` map lock is synchronous and never held across I/O. A
+//! queue's entry is a slot (a `OnceCell`) inserted under the map lock and
+//! filled outside it, so different queues take their manifests concurrently
+//! (the overlap `UPLOAD_CONCURRENCY` asks for) while two callers for the same
+//! queue share one [`QueueUploader::open`]. A failed open leaves the slot
+//! empty and the next caller tries again; a fence removes the slot only if it
+//! is still the registered one, so it never drops a newer owner's uploader.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +23,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use shale_hot::QueueLog;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::cold_reader::ColdReader;
 use crate::error::{Result, TieringError};
@@ -26,6 +34,9 @@ use crate::retention;
 use crate::uploader::QueueUploader;
 
 type Owned = Arc<Mutex<QueueUploader>>;
+/// A queue's uploader once its manifest is taken; empty while the first
+/// open runs (the others wait on the cell) or after it failed.
+type Slot = Arc<OnceCell<Owned>>;
 
 /// The object-store tier of a node.
 #[derive(Debug)]
@@ -33,7 +44,7 @@ pub struct Tier {
     store: Arc<dyn ObjectStore>,
     layout: Layout,
     reader: ColdReader,
-    owned: Mutex<HashMap<(String, u32), Owned>>,
+    owned: parking_lot::Mutex<HashMap<(String, u32), Slot>>,
     row_group_bytes: usize,
 }
 
@@ -45,7 +56,7 @@ impl Tier {
             reader: ColdReader::new(store.clone(), layout.clone(), cache_bytes),
             store,
             layout,
-            owned: Mutex::new(HashMap::new()),
+            owned: parking_lot::Mutex::new(HashMap::new()),
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
         }
     }
@@ -78,32 +89,53 @@ impl Tier {
         &self.layout
     }
 
-    async fn owner(&self, topic: &str, queue: u32) -> Result<Owned> {
-        let mut owned = self.owned.lock().await;
-        if let Some(o) = owned.get(&(topic.to_string(), queue)) {
-            return Ok(o.clone());
-        }
-        let up = QueueUploader::open(
-            self.store.clone(),
-            self.layout.clone(),
-            topic,
-            queue,
-            self.row_group_bytes,
-        )
-        .await?;
-        let o = Arc::new(Mutex::new(up));
-        owned.insert((topic.to_string(), queue), o.clone());
-        Ok(o)
+    /// The queue's slot, registered under the map lock (no I/O under it).
+    fn slot(&self, topic: &str, queue: u32) -> Slot {
+        let mut owned = self.owned.lock();
+        owned.entry((topic.to_string(), queue)).or_default().clone()
     }
 
-    async fn forget_if_fenced<T>(&self, topic: &str, queue: u32, res: Result<T>) -> Result<T> {
-        if let Err(TieringError::Fenced { .. }) = &res {
+    /// The queue's uploader, taking the manifest on first use. The open runs
+    /// outside the map lock; concurrent callers for one queue share it.
+    async fn owner(&self, topic: &str, queue: u32) -> Result<(Slot, Owned)> {
+        let slot = self.slot(topic, queue);
+        let owned = slot
+            .get_or_try_init(|| async {
+                let up = QueueUploader::open(
+                    self.store.clone(),
+                    self.layout.clone(),
+                    topic,
+                    queue,
+                    self.row_group_bytes,
+                )
+                .await?;
+                Ok::<_, TieringError>(Arc::new(Mutex::new(up)))
+            })
+            .await?
+            .clone();
+        Ok((slot, owned))
+    }
+
+    async fn forget_if_fenced<T>(
+        &self,
+        topic: &str,
+        queue: u32,
+        slot: &Slot,
+        res: Result<T>,
+    ) -> Result<T> {
+        if res.as_ref().is_err_and(TieringError::is_fenced) {
             tracing::warn!(
                 topic,
                 queue,
                 "fenced by a newer owner; will take the queue again on the next pass"
             );
-            self.owned.lock().await.remove(&(topic.to_string(), queue));
+            {
+                let mut owned = self.owned.lock();
+                let key = (topic.to_string(), queue);
+                if owned.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                    owned.remove(&key);
+                }
+            }
             self.reader.invalidate(topic, queue).await;
         }
         res
@@ -112,20 +144,20 @@ impl Tier {
     /// Uploads the queue's sealed segments not yet in its manifest.
     pub async fn upload(&self, log: &Arc<QueueLog>) -> Result<Vec<SegmentEntry>> {
         let (topic, queue) = (log.topic(), log.queue());
-        let owner = self.owner(topic, queue).await?;
+        let (slot, owner) = self.owner(topic, queue).await?;
         let mut up = owner.lock().await;
         let res = up.upload_sealed(log).await;
         let manifest = up.manifest().manifest().clone();
         drop(up);
         self.reader.remember(topic, queue, manifest).await;
-        self.forget_if_fenced(topic, queue, res).await
+        self.forget_if_fenced(topic, queue, &slot, res).await
     }
 
     /// Drops cold segments whose newest message is older than `cutoff_ms`, then
     /// the local copies of everything below the new `min_offset`.
     pub async fn retain(&self, log: &QueueLog, cutoff_ms: i64) -> Result<Vec<SegmentEntry>> {
         let (topic, queue) = (log.topic(), log.queue());
-        let owner = self.owner(topic, queue).await?;
+        let (slot, owner) = self.owner(topic, queue).await?;
         let mut up = owner.lock().await;
         let layout = self.layout.clone();
         let res = retention::apply_retention(
@@ -140,7 +172,7 @@ impl Tier {
         let manifest = up.manifest().manifest().clone();
         drop(up);
         self.reader.remember(topic, queue, manifest.clone()).await;
-        let removed = self.forget_if_fenced(topic, queue, res).await?;
+        let removed = self.forget_if_fenced(topic, queue, &slot, res).await?;
         if !removed.is_empty() {
             log.evict_through(manifest.min_offset)
                 .map_err(|e| TieringError::Invalid {
@@ -163,7 +195,7 @@ impl Tier {
 
     /// Deletes every object of `topic` (segments, manifests, metadata).
     pub async fn delete_topic(&self, topic: &str) -> Result<()> {
-        self.owned.lock().await.retain(|(t, _), _| t != topic);
+        self.owned.lock().retain(|(t, _), _| t != topic);
         crate::objects::delete_prefix(self.store.as_ref(), &self.layout.topic_dir(topic)).await
     }
 

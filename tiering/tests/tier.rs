@@ -70,3 +70,50 @@ async fn upload_retain_and_delete_through_the_tier() {
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(tier.list_topic_metas().await.unwrap().len(), 1);
 }
+
+/// Review, "Locks and I/O": the `owned` map lock was held across
+/// `QueueUploader::open`, so opening one queue's manifest blocked every other
+/// queue's. Now different queues open at once, and one queue still opens once.
+#[tokio::test]
+async fn different_queues_open_concurrently_and_one_queue_opens_once() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use shale_hot::{HotConfig, HotStore, ManualClock};
+    use shale_tiering::Faults;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(common::T0));
+    let hot = HotStore::open(dir.path(), HotConfig::default(), clock).unwrap();
+    // No sealed segments: an upload is the open and nothing else.
+    let (a, b) = (hot.queue("t", 0).unwrap(), hot.queue("t", 1).unwrap());
+
+    let faults = Faults::default();
+    let tier = Tier::in_memory_with_faults(&faults, 1 << 20);
+    tier.upload(&a).await.unwrap();
+    let one_open = faults.counts();
+    assert!(one_open.puts >= 1, "{one_open:?}");
+    assert_eq!(faults.max_in_flight(), 1);
+
+    // Slow store calls make the opens overlap if nothing serialises them.
+    let faults = Faults::default();
+    faults.set_latency(Duration::from_millis(20));
+    let tier = Tier::in_memory_with_faults(&faults, 1 << 20);
+    let (ra, rb) = tokio::join!(tier.upload(&a), tier.upload(&b));
+    assert_eq!((ra.unwrap(), rb.unwrap()), (vec![], vec![]));
+    assert_eq!(faults.max_in_flight(), 2, "both opens in flight at once");
+    let both = faults.counts();
+    assert_eq!(
+        (both.puts, both.gets, both.lists),
+        (2 * one_open.puts, 2 * one_open.gets, 2 * one_open.lists)
+    );
+
+    let faults = Faults::default();
+    faults.set_latency(Duration::from_millis(20));
+    let tier = Tier::in_memory_with_faults(&faults, 1 << 20);
+    let (r1, r2) = tokio::join!(tier.upload(&a), tier.upload(&a));
+    assert_eq!((r1.unwrap(), r2.unwrap()), (vec![], vec![]));
+    assert_eq!(faults.counts(), one_open, "the same queue opens once");
+    let manifest = tier.reader().manifest("t", 0).await.unwrap().unwrap();
+    assert_eq!(manifest.epoch, 1, "taken once, not taken over by itself");
+}

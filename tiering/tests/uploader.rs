@@ -67,12 +67,14 @@ async fn sealed_segments_reach_the_bucket_once_despite_faults() {
 
     // The store is down: nothing is listed, the error says so.
     faults.set_down(true);
-    assert!(up.upload_sealed(&q).await.is_err());
+    let err = up.upload_sealed(&q).await.unwrap_err();
+    assert!(err.is_store_failure() && !err.is_fenced(), "{err:?}");
     faults.set_down(false);
     // A segment upload fails, then puts land but report failure (segment
     // objects and manifest versions alike); the background loop calls again.
     faults.fail_next(1);
-    assert!(up.upload_sealed(&q).await.is_err());
+    let err = up.upload_sealed(&q).await.unwrap_err();
+    assert!(err.is_store_failure() && !err.is_fenced(), "{err:?}");
     faults.lose_next_put_acks(3);
     let mut attempts = 0;
     while up.upload_sealed(&q).await.is_err() {

@@ -184,10 +184,11 @@ fn invalid_values_are_refused_with_their_origin() {
         (json!({"object_store": "/just/a/path"}), "is not a URL"),
         (
             json!({"segment_bytes": 1000}),
-            "invalid segment_bytes (from --segment-bytes): 1000 is outside 64KiB..=2GiB",
+            "invalid segment_bytes (from --segment-bytes): 1000 is outside 64KiB..=1GiB",
         ),
         (json!({"segment_bytes": 0}), "outside 64KiB"),
         (json!({"segment_bytes": 3u64 << 30}), "outside 64KiB"),
+        (json!({"segment_bytes": "1536MiB"}), "outside 64KiB..=1GiB"),
         (json!({"segment_ms": 0}), "invalid segment_ms"),
         (json!({"segment_ms": u64::MAX}), "is too large"),
         (json!({"hot_bytes": 0}), "invalid hot_bytes"),
@@ -295,12 +296,13 @@ fn prepare_local_state_creates_dirs_and_fixes_the_node_id() {
     config.prepare_local_state().unwrap();
     assert!(data_dir.join("objects").is_dir());
     let id = config.node_id.clone().unwrap();
-    assert_eq!(
-        std::fs::read_to_string(data_dir.join(node_id::NODE_ID_FILE))
-            .unwrap()
-            .trim(),
-        id
-    );
+    let kept = shale_hot::durable_file::read_framed(
+        &data_dir.join(node_id::NODE_ID_FILE),
+        node_id::NODE_ID_MAGIC,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(kept.1, id.as_bytes());
 
     let mut again = NodeConfig {
         node_id: None,
@@ -332,6 +334,30 @@ fn the_example_file_holds_the_defaults() {
             loaded(Some(Path::new("shale.toml")), &no_flags()),
             NodeConfig::default()
         );
+        Ok(())
+    });
+}
+
+/// Bug 1 of the review: 1536MiB passed this check and then failed opening the
+/// hot tier (exit 1, not 2). Now the range is the hot tier's own, so whatever
+/// passes here opens it, and 1536MiB is a config error.
+#[test]
+fn segment_bytes_range_is_the_hot_tiers() {
+    jailed(|_| {
+        let error = load_error(None, json!({"segment_bytes": "1536MiB"}));
+        assert!(
+            error
+                .starts_with("invalid segment_bytes (from --segment-bytes): 1610612736 is outside"),
+            "{error}"
+        );
+        for segment_bytes in [MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES] {
+            let config = loaded(None, &json!({ "segment_bytes": segment_bytes }));
+            let hot = shale_hot::HotConfig {
+                segment_bytes: config.segment_bytes,
+                ..shale_hot::HotConfig::default()
+            };
+            assert_eq!(hot.validate(), Ok(()), "{segment_bytes}");
+        }
         Ok(())
     });
 }
