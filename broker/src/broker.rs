@@ -113,8 +113,8 @@ impl Broker {
         }))
     }
 
-    /// Periodic background work: fsync ASYNC data, seal segments past `segment_ms`.
-    pub async fn maintenance_tick(&self) {
+    /// Local upkeep (job `flush-and-seal`): fsync ASYNC data, seal segments past `segment_ms`.
+    pub async fn flush_and_seal(&self) {
         let hot = self.hot.clone();
         let done = tokio::task::spawn_blocking(move || {
             if let Err(e) = hot.flush_all() {
@@ -143,7 +143,7 @@ impl Broker {
             let config = match crate::topics::decode_topic(&bytes) {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(error = %e, "skipping an unreadable topic object");
+                    tracing::error!(error = %error_chain(e.as_ref()), "skipping an unreadable topic object");
                     continue;
                 }
             };
@@ -168,13 +168,30 @@ impl Broker {
         Ok(tokio::task::spawn_blocking(move || hot.queue_from(&name, queue, base)).await??)
     }
 
-    /// Background work against the object store: upload sealed segments
-    /// ([`UPLOAD_CONCURRENCY`] queues at a time),
-    /// apply each topic's retention, then evict uploaded local segments while
-    /// the hot tier is over `hot_bytes`. Errors are logged; the next tick retries.
+    /// Every object-store job once, in order: group checkpoints, group
+    /// metrics, uploads with retention, eviction. (The node runs them as
+    /// separate periodic jobs, see [`crate::tasks`]; tests call this.)
     pub async fn tiering_tick(&self) {
+        self.checkpoint_groups().await;
+        self.report_group_metrics().await;
+        self.upload_and_retain().await;
+        self.evict_to_budget().await;
+    }
+
+    /// Job `checkpoint-groups`: saves every changed group cursor to the object store.
+    pub async fn checkpoint_groups(&self) {
         crate::groups::durable::checkpoint_all(self).await;
+    }
+
+    /// Job `group-metrics`: refreshes the per group and topic gauges.
+    pub async fn report_group_metrics(&self) {
         crate::groups::report::report(self).await;
+    }
+
+    /// Job `upload`: uploads sealed segments ([`UPLOAD_CONCURRENCY`] queues at
+    /// a time) and applies each topic's retention. Errors are logged; the
+    /// next run retries.
+    pub async fn upload_and_retain(&self) {
         let now = self.clock.now_ms();
         // Queues are independent: upload and retain several at once, but a
         // bounded number, so that a node with thousands of queues neither
@@ -194,14 +211,24 @@ impl Broker {
                 }
             })
             .await;
-        if let Some(budget) = self.hot_bytes {
-            let hot = self.hot.clone();
-            let ends = self.uploaded_ends().await;
-            let evicted =
-                tokio::task::spawn_blocking(move || evict_to_budget(&hot, &ends, budget)).await;
-            if let Ok(Err(e)) = evicted {
-                tracing::warn!(error = %error_chain(&e), "evicting uploaded segments failed");
+    }
+
+    /// Job `evict`: while the hot tier is over `hot_bytes`, removes uploaded
+    /// local segments, oldest first.
+    pub async fn evict_to_budget(&self) {
+        let Some(budget) = self.hot_bytes else {
+            return;
+        };
+        let hot = self.hot.clone();
+        let ends = self.uploaded_ends().await;
+        let evicted =
+            tokio::task::spawn_blocking(move || evict_oldest_uploaded(&hot, &ends, budget)).await;
+        match evicted {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), "evicting uploaded segments failed")
             }
+            Err(e) => tracing::warn!(error = %error_chain(&e), "eviction task failed"),
         }
     }
 
@@ -281,7 +308,7 @@ pub const UPLOAD_CONCURRENCY: usize = 8;
 
 /// Evicts uploaded sealed segments, oldest first across queues, until the hot
 /// tier fits `budget`. Only segments ending at or below their queue's cold end go.
-fn evict_to_budget(
+fn evict_oldest_uploaded(
     hot: &HotStore,
     ends: &[(Arc<QueueLog>, u64)],
     budget: u64,

@@ -451,7 +451,7 @@ impl From<HotError> for BrokerError {
 
 impl From<TieringError> for BrokerError {
     fn from(e: TieringError) -> Self {
-        if is_fenced(&e) {
+        if e.is_fenced() {
             return BrokerError::NotOwner {
                 message:
                     "this node no longer owns the queue (a newer owner fenced it); retry later"
@@ -465,15 +465,6 @@ impl From<TieringError> for BrokerError {
                 .with_source(e);
         }
         BrokerError::internal("reading cold data", e)
-    }
-}
-
-/// True when `e` says a newer owner took the queue.
-fn is_fenced(e: &TieringError) -> bool {
-    match e {
-        TieringError::Fenced { .. } => true,
-        TieringError::Shared(inner) => is_fenced(inner),
-        _ => false,
     }
 }
 

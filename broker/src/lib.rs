@@ -18,6 +18,7 @@
 //! - [`read`]: reads by offset (with long polls), replay, query by id and key;
 //! - [`groups`]: consumer groups (receive, ack, retries, DLQ, FIFO, filters,
 //!   offsets and reset), with [`sql_filter`] for SQL92 filters;
+//! - [`tasks`]: the background work as named periodic jobs;
 //! - [`validate`]: the contract's names and limits; [`dedup`]: the produce
 //!   de-duplication window; [`metrics`]: the broker's metrics.
 
@@ -31,6 +32,7 @@ pub mod produce;
 pub mod queue_view;
 pub mod read;
 pub mod sql_filter;
+pub mod tasks;
 pub mod topic_admin;
 pub mod topics;
 pub mod validate;

@@ -1,12 +1,16 @@
 //! Topic metadata: what a topic is, and where the node keeps it.
 //!
-//! Layout owned here: one file per topic,
-//! `{data_dir}/meta/topics/{name}.json` = `{"version": 1, "name", "queues",
-//! "message_type", "retention_ms", "durability", "created_ms"}`.
+//! Layout owned here: one file per topic, `{data_dir}/meta/topics/{name}.json`,
+//! a `shale_hot::durable_file` frame (magic `SHTP`, frame version 1, CRC32C)
+//! around the JSON `{"version": 1, "name", "queues", "message_type",
+//! "retention_ms", "durability", "created_ms"}`. A file without the frame
+//! (written before frames existed) is read as that JSON. The object store's
+//! copy is the bare JSON ([`encode_topic`]).
 //!
 //! Invariants:
 //! - a file is replaced crash-safely (temp file, fsync, rename, fsync of the
 //!   directory), so after a crash it holds either the old or the new config;
+//!   a flipped bit fails the CRC and the file is skipped, never misread;
 //! - the metadata file is the source of truth for a topic's existence: it is
 //!   written before any message can be stored and removed before the hot data;
 //! - a file that fails to parse or validate is logged with its path and
@@ -15,12 +19,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
+use shale_hot::durable_file;
 
 use crate::error::{BrokerError, error_chain};
 
@@ -90,7 +94,7 @@ pub fn check_supported(
     }
     if durability == Durability::Object {
         return Err(BrokerError::invalid(
-            "durability OBJECT is not supported by this node yet (it has no object-store tier)",
+            "durability OBJECT is not supported by this node yet (it has no object-store write-ahead group commit)",
         ));
     }
     Ok(())
@@ -308,7 +312,9 @@ pub fn decode_topic(bytes: &[u8]) -> Result<TopicConfig, Box<dyn std::error::Err
 
 /// Reads and validates one topic file; `name` is the name its file name gives.
 fn read_topic_file(path: &Path, name: &str) -> Result<TopicConfig, Box<dyn std::error::Error>> {
-    let bytes = fs::read(path)?;
+    // A file written before frames existed is plain JSON (version 0).
+    let (_, bytes) = durable_file::read_framed(path, TOPIC_FILE_MAGIC)?
+        .ok_or_else(|| format!("{} vanished while being read", path.display()))?;
     let file: TopicFile = serde_json::from_slice(&bytes)?;
     if file.version != TOPIC_FILE_VERSION {
         return Err(format!("unsupported version {}", file.version).into());
@@ -323,7 +329,12 @@ fn read_topic_file(path: &Path, name: &str) -> Result<TopicConfig, Box<dyn std::
     Ok(file.config)
 }
 
-/// Replaces `{dir}/{name}.json` crash-safely.
+/// Magic of a local topic file (a framed [`durable_file`] holding the JSON).
+pub const TOPIC_FILE_MAGIC: [u8; 4] = *b"SHTP";
+/// Version of the frame around the JSON.
+const TOPIC_FRAME_VERSION: u16 = 1;
+
+/// Replaces `{dir}/{name}.json` crash-safely, framed with a checksum.
 fn write_topic_file(dir: &Path, config: &TopicConfig) -> std::io::Result<()> {
     let file = TopicFile {
         version: TOPIC_FILE_VERSION,
@@ -331,14 +342,7 @@ fn write_topic_file(dir: &Path, config: &TopicConfig) -> std::io::Result<()> {
     };
     let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     let target = dir.join(format!("{}.json", config.name));
-    let tmp = dir.join(format!("{}.json.tmp", config.name));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, &target)?;
-    sync_dir(dir)
+    durable_file::write_framed(&target, TOPIC_FILE_MAGIC, TOPIC_FRAME_VERSION, &bytes)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -384,6 +388,31 @@ mod tests {
         assert!(reg.get("a").is_none());
         let reg = TopicRegistry::open(dir.path()).unwrap();
         assert!(reg.get("a").is_none());
+    }
+
+    #[test]
+    fn reads_legacy_json_files_and_skips_damaged_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file of a node from before frames: plain JSON.
+        let legacy = serde_json::to_vec(&TopicFile {
+            version: TOPIC_FILE_VERSION,
+            config: config("old"),
+        })
+        .unwrap();
+        fs::write(dir.path().join("old.json"), legacy).unwrap();
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        reg.put_blocking(config("new")).unwrap();
+        let written = fs::read(dir.path().join("new.json")).unwrap();
+        assert_eq!(&written[..4], b"SHTP");
+
+        // One flipped bit in the JSON of the framed file: skipped, not misread.
+        let mut damaged = written.clone();
+        let last = damaged.len() - 3;
+        damaged[last] ^= 0x01;
+        fs::write(dir.path().join("new.json"), damaged).unwrap();
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        assert_eq!(reg.require("old").unwrap().config(), config("old"));
+        assert!(reg.get("new").is_none());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub struct NodeConfig {
     /// Object store URL: `file:///abs/path` or `file://./relative/path`,
     /// `s3://bucket/prefix`, `memory://` (tests: lost on exit). Default:
     /// `file://{data_dir}/objects`, which needs no other service but does not
-    /// survive the loss of this machine. Used once tiering lands.
+    /// survive the loss of this machine.
     pub object_store: String,
     /// Seal the active segment at this size (bytes; `64MiB` style accepted,
     /// 64 KiB – 1 GiB). Larger segments mean fewer, bigger objects (fewer PUTs,
@@ -85,7 +85,7 @@ pub struct NodeConfig {
     pub segment_ms: u64,
     /// Local disk budget of the hot tier (bytes; unset = unbounded). Sealed
     /// segments already in the object store are evicted beyond it; reads of
-    /// them then cost an object-store GET. Used once tiering lands.
+    /// them then cost an object-store GET.
     #[serde(deserialize_with = "units::optional_size")]
     pub hot_bytes: Option<u64>,
     /// Stable node id (default: generated once and kept in `{data_dir}/node-id`).

@@ -11,13 +11,13 @@
 //! 3. Once the server accepts, exactly one line `shale listening on
 //!    http://ADDR` (`https://` with TLS) goes to stdout, with the bound address.
 //!    Everything else (logs) goes to stderr.
-//! 4. The maintenance loop calls [`AppState::maintenance_tick`] every
-//!    `flush_interval_ms` (fsync of ASYNC data, sealing old segments); the
-//!    tiering loop calls [`AppState::tiering_tick`] as often (uploads,
-//!    retention, eviction past `hot_bytes`).
+//! 4. The background jobs of [`AppState::jobs`] run, each on its own period
+//!    (`shale_broker::tasks`: flush-and-seal, upload, evict,
+//!    checkpoint-groups, group-metrics; plus metrics-upkeep), the frequent
+//!    ones every `flush_interval_ms`.
 //! 5. On the first SIGTERM or SIGINT: [`AppState::set_draining`], stop
 //!    accepting, let in-flight requests finish (at most `drain_timeout_ms`),
-//!    stop the maintenance and tiering loops, [`AppState::hand_over`] (seal
+//!    stop the background jobs, [`AppState::hand_over`] (seal
 //!    and upload, at most `drain_timeout_ms`), [`AppState::shutdown_flush`],
 //!    return `Ok`.
 //!    A second signal exits at once with status 130: every acknowledged write
@@ -40,10 +40,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, NodeConfig};
+use shale_broker::tasks::Background;
+
 use crate::state::AppState;
 
 /// Runs a node with `config` (as [`crate::config::load`] returns it) until
@@ -81,16 +82,7 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         "storage open"
     );
 
-    let tick_state = state.clone();
-    let maintenance = Periodic::spawn(Duration::from_millis(config.flush_interval_ms), move || {
-        let state = tick_state.clone();
-        async move { state.maintenance_tick().await }
-    });
-    let tier_state = state.clone();
-    let tiering = Periodic::spawn(Duration::from_millis(config.flush_interval_ms), move || {
-        let state = tier_state.clone();
-        async move { state.tiering_tick().await }
-    });
+    let background = Background::spawn(state.jobs(Duration::from_millis(config.flush_interval_ms)));
 
     let drain_state = state.clone();
     let shutdown = async move {
@@ -120,8 +112,7 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     )
     .await;
 
-    maintenance.stop().await;
-    tiering.stop().await;
+    background.stop().await;
     // Hand-over: seal and upload everything so a node with an empty disk
     // serves every acknowledged message. Data that does not make it in time
     // stays on local disk (flushed below) and uploads after a restart.
@@ -270,45 +261,6 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
-        }
-    }
-}
-
-/// A background task that runs `tick` every `period` until stopped. A tick
-/// that panics is logged and the next one still runs; stopping waits for the
-/// tick in progress, never cancels it halfway.
-struct Periodic {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Periodic {
-    fn spawn<F, Fut>(period: Duration, tick: F) -> Periodic
-    where
-        F: Fn() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                if let Err(error) = tokio::spawn(tick()).await {
-                    tracing::error!(%error, "maintenance tick panicked");
-                }
-            }
-        });
-        Periodic { stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
-            tracing::error!(%error, "maintenance loop panicked");
         }
     }
 }

@@ -9,6 +9,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use shale_broker::tasks::Job;
 use shale_broker::{Broker, BrokerConfig, Clock, SystemClock};
 use shale_tiering::Tier;
 
@@ -63,13 +64,29 @@ impl AppState {
         self.broker.load_topics_from_store().await
     }
 
-    /// Periodic local work: the broker's flush and seal, then the metrics
+    /// Local upkeep once: the broker's flush and seal, then the metrics
     /// exporter's upkeep.
     pub async fn maintenance_tick(&self) {
-        self.broker.maintenance_tick().await;
+        self.broker.flush_and_seal().await;
+        self.metrics_upkeep();
+    }
+
+    /// Job `metrics-upkeep`: drains the exporter's histogram buffers.
+    pub fn metrics_upkeep(&self) {
         if let Some(m) = &self.metrics {
             m.run_upkeep();
         }
+    }
+
+    /// The node's background jobs: the broker's, plus the metrics upkeep.
+    pub fn jobs(self: &Arc<Self>, flush_interval: std::time::Duration) -> Vec<Job> {
+        let mut jobs = self.broker.jobs(flush_interval);
+        let state = self.clone();
+        jobs.push(Job::new("metrics-upkeep", flush_interval, move || {
+            state.metrics_upkeep();
+            async {}
+        }));
+        jobs
     }
 }
 

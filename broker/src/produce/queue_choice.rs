@@ -6,19 +6,9 @@
 //! order across restarts and nodes; else one round-robin queue per request,
 //! shared by all its un-pinned messages so a typical batch is one atomic append.
 
-/// 64-bit FNV-1a over the concatenation of `parts`.
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET_BASIS;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    }
-    h
-}
+/// 64-bit FNV-1a over the concatenation of `parts` (the one in `shale_hot`,
+/// which the key index uses too).
+pub use shale_hot::fnv1a;
 
 /// The queue of a FIFO `message_group` on a topic with `queues` queues.
 pub fn group_queue(group: &str, queues: u32) -> u32 {

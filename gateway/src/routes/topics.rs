@@ -28,7 +28,7 @@ pub struct CreateTopic {
     pub message_type: Option<MessageTypeWire>,
     /// At least 60000, default 259200000 (3 days).
     pub retention_ms: Option<u64>,
-    /// Default SYNC. OBJECT is rejected (400): this node has no object-store tier yet.
+    /// Default SYNC. OBJECT is rejected (400): this node has no object-store write-ahead group commit yet.
     pub durability: Option<DurabilityWire>,
 }
 
@@ -58,9 +58,9 @@ pub struct QueueInfo {
     pub max_offset: u64,
     /// Bytes of the queue's segments on the local disk.
     pub hot_bytes: u64,
-    /// Always 0 on this node (no object-store tier yet).
+    /// Bytes of the queue's sealed segments in the object store (Parquet).
     pub cold_bytes: u64,
-    /// Always 0 on this node (no object-store tier yet).
+    /// Number of the queue's sealed segments in the object store.
     pub cold_segments: u64,
     /// Id of the node that owns the queue (this node).
     pub owner: String,
@@ -85,7 +85,7 @@ pub struct TopicDetail {
         the same settings, 409 ALREADY_EXISTS when it exists with others. Names starting `%` are \
         system names and cannot be created (400). message_type TRANSACTION and durability OBJECT \
         are rejected with 400 INVALID_ARGUMENT: this node has no half-message store and no \
-        object-store tier yet. Unknown fields are 400; a non-JSON content type is 415.",
+        object-store write-ahead group commit yet. Unknown fields are 400; a non-JSON content type is 415.",
     responses(
         (status = 201, body = TopicObject, description = "Created"),
         (status = 200, body = TopicObject, description = "Already exists with the same settings"),

@@ -191,7 +191,7 @@ fn bad_tls_files_are_settings_errors() {
 async fn periodic_ticks_until_stopped_and_survives_a_panicking_tick() {
     let count = Arc::new(AtomicUsize::new(0));
     let counter = count.clone();
-    let periodic = Periodic::spawn(Duration::from_millis(5), move || {
+    let job = shale_broker::tasks::Job::new("test", Duration::from_millis(5), move || {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         async move {
             if n == 1 {
@@ -199,6 +199,7 @@ async fn periodic_ticks_until_stopped_and_survives_a_panicking_tick() {
             }
         }
     });
+    let periodic = shale_broker::tasks::Background::spawn(vec![job]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while count.load(Ordering::SeqCst) < 4 {
         assert!(Instant::now() < deadline, "ticks stopped after a panic");
