@@ -141,7 +141,7 @@ impl DedupWindow {
     pub fn forget_topic(&self, topic: &str) {
         let topic = topic.to_string();
         if let Err(e) = self.seen.invalidate_entries_if(move |k, _| k.0 == topic) {
-            tracing::error!(error = %e, "cannot forget dedup ids of a deleted topic");
+            tracing::error!(error = %crate::error::error_chain(&e), "cannot forget dedup ids of a deleted topic");
         }
     }
 }

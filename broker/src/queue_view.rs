@@ -48,7 +48,7 @@ impl TieredQueue {
         let (cold, cold_unknown) = match reader.manifest(topic, queue).await {
             Ok(m) => (m, false),
             Err(e) if hot.is_some() && e.is_store_failure() => {
-                tracing::warn!(topic, queue, error = %e, "object store unreadable; serving local data only");
+                tracing::warn!(topic, queue, error = %crate::error::error_chain(&e), "object store unreadable; serving local data only");
                 (None, true)
             }
             Err(e) => return Err(e.into()),
@@ -183,7 +183,7 @@ impl TieredQueue {
             topic = %self.topic,
             queue = self.queue,
             offset,
-            error = %e,
+            error = %crate::error::error_chain(e),
             "local copy damaged; reading the object store's copy"
         );
     }

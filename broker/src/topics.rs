@@ -207,7 +207,7 @@ impl TopicRegistry {
             let path = match entry {
                 Ok(entry) => entry.path(),
                 Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot list topic metadata entry");
+                    tracing::error!(dir = %dir.display(), error = %error_chain(&e), "cannot list topic metadata entry");
                     continue;
                 }
             };
@@ -218,7 +218,7 @@ impl TopicRegistry {
             if file_name.ends_with(".tmp") {
                 // An interrupted replace: the target still holds the previous version.
                 if let Err(e) = fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover temp file");
+                    tracing::warn!(path = %path.display(), error = %error_chain(&e), "cannot remove leftover temp file");
                 }
                 continue;
             }

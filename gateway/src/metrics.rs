@@ -34,14 +34,14 @@ pub fn install() -> Option<PrometheusHandle> {
             let builder = match builder {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::error!(error = %e, "invalid metric buckets; metrics disabled");
+                    tracing::error!(error = %shale_broker::error_chain(&e), "invalid metric buckets; metrics disabled");
                     return None;
                 }
             };
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if let Err(e) = metrics::set_global_recorder(recorder) {
-                tracing::error!(error = %e, "a metrics recorder is already installed; /metrics will be empty");
+                tracing::error!(error = %shale_broker::error_chain(&e), "a metrics recorder is already installed; /metrics will be empty");
                 return None;
             }
             describe();

@@ -1,9 +1,10 @@
 //! `POST /v1/topics/{topic}/messages`: produce, JSON or raw.
 //!
-//! Steps, each in its own module: parse and check limits ([`input`]), apply
-//! the topic's type rules and choose queues ([`plan`]), then store with
-//! dedup and durability ([`write`]). Nothing is stored unless the whole
-//! request passed the first two steps.
+//! The handler decodes the wire form ([`input`]: JSON, or a raw body with
+//! `Shale-*` headers) into the broker's message inputs and hands them to a
+//! broker `Producer`, which applies the topic's type rules, chooses queues and
+//! stores with dedup and durability (`shale_broker::produce`). Nothing is
+//! stored unless the whole request passed validation.
 
 pub mod input;
 
