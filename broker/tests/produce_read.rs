@@ -1,6 +1,7 @@
 //! The broker's produce, read, replay and query behaviour through its Rust
 //! API, without HTTP (the HTTP tests in gateway/tests cover the contract's
 //! wire form of the same calls).
+#![allow(clippy::unwrap_used)] // test setup helpers unwrap like the tests do
 
 use std::sync::Arc;
 
