@@ -407,6 +407,12 @@ impl BrokerError {
     }
 }
 
+/// True when `r` failed with INVALID_ARGUMENT (tests assert the kind, not just failure).
+#[cfg(test)]
+pub(crate) fn is_invalid<T>(r: &Result<T, BrokerError>) -> bool {
+    matches!(r, Err(BrokerError::InvalidArgument { .. }))
+}
+
 /// The whole cause chain of an error, for logs.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

@@ -418,8 +418,14 @@ mod tests {
     #[test]
     fn durability_order_and_support() {
         assert!(Durability::Async < Durability::Sync && Durability::Sync < Durability::Object);
-        assert!(check_supported(MessageType::Transaction, Durability::Sync).is_err());
-        assert!(check_supported(MessageType::Normal, Durability::Object).is_err());
+        assert!(crate::error::is_invalid(&check_supported(
+            MessageType::Transaction,
+            Durability::Sync
+        )));
+        assert!(crate::error::is_invalid(&check_supported(
+            MessageType::Normal,
+            Durability::Object
+        )));
         assert!(check_supported(MessageType::Delay, Durability::Async).is_ok());
     }
 }

@@ -198,12 +198,12 @@ mod tests {
         assert!(user_topic_name("orders").is_ok());
         assert!(user_topic_name("a.b_c-9").is_ok());
         assert!(user_topic_name(&"a".repeat(127)).is_ok());
-        assert!(user_topic_name(&"a".repeat(128)).is_err());
-        assert!(user_topic_name("").is_err());
-        assert!(user_topic_name(".hidden").is_err());
-        assert!(user_topic_name("-x").is_err());
-        assert!(user_topic_name("a/b").is_err());
-        assert!(user_topic_name("%DLQ%g").is_err());
+        assert!(crate::error::is_invalid(&user_topic_name(&"a".repeat(128))));
+        assert!(crate::error::is_invalid(&user_topic_name("")));
+        assert!(crate::error::is_invalid(&user_topic_name(".hidden")));
+        assert!(crate::error::is_invalid(&user_topic_name("-x")));
+        assert!(crate::error::is_invalid(&user_topic_name("a/b")));
+        assert!(crate::error::is_invalid(&user_topic_name("%DLQ%g")));
         assert!(is_known_name_shape("%DLQ%g"));
         assert!(!is_known_name_shape("../etc"));
     }
@@ -211,16 +211,16 @@ mod tests {
     #[test]
     fn tags_and_properties() {
         assert!(tag("created").is_ok());
-        assert!(tag("").is_err());
-        assert!(tag("a|b").is_err());
-        assert!(tag("a*").is_err());
-        assert!(tag("a b").is_err());
-        assert!(tag(&"t".repeat(129)).is_err());
+        assert!(crate::error::is_invalid(&tag("")));
+        assert!(crate::error::is_invalid(&tag("a|b")));
+        assert!(crate::error::is_invalid(&tag("a*")));
+        assert!(crate::error::is_invalid(&tag("a b")));
+        assert!(crate::error::is_invalid(&tag(&"t".repeat(129))));
         assert!(property_name("region").is_ok());
-        assert!(property_name("shale.dedup_id").is_err());
-        assert!(property_name("a b").is_err());
+        assert!(crate::error::is_invalid(&property_name("shale.dedup_id")));
+        assert!(crate::error::is_invalid(&property_name("a b")));
         let big = vec![("k".to_string(), "v".repeat(16 * 1024))];
-        assert!(properties(&big).is_err());
+        assert!(crate::error::is_invalid(&properties(&big)));
     }
 
     proptest! {
@@ -237,7 +237,7 @@ mod tests {
             suffix in "[a-z]{0,10}",
         ) {
             let name = format!("{prefix}{bad}{suffix}");
-            prop_assert!(user_topic_name(&name).is_err());
+            prop_assert!(crate::error::is_invalid(&user_topic_name(&name)));
         }
 
         #[test]
@@ -248,7 +248,7 @@ mod tests {
         #[test]
         fn tags_with_separators_are_rejected(a in "[a-z]{0,20}", sep in "[|* \t\n]", b in "[a-z]{0,20}") {
             let t = format!("{a}{sep}{b}");
-            prop_assert!(tag(&t).is_err());
+            prop_assert!(crate::error::is_invalid(&tag(&t)));
         }
 
         #[test]

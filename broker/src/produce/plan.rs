@@ -262,12 +262,27 @@ mod tests {
             deliver_at(&d(None, None, Some(18)), 0).unwrap(),
             Some(7_200_000)
         );
-        assert!(deliver_at(&d(None, None, Some(0)), 0).is_err());
-        assert!(deliver_at(&d(None, None, Some(19)), 0).is_err());
-        assert!(deliver_at(&d(Some(1), Some(2), None), 0).is_err());
+        assert!(crate::error::is_invalid(&deliver_at(
+            &d(None, None, Some(0)),
+            0
+        )));
+        assert!(crate::error::is_invalid(&deliver_at(
+            &d(None, None, Some(19)),
+            0
+        )));
+        assert!(crate::error::is_invalid(&deliver_at(
+            &d(Some(1), Some(2), None),
+            0
+        )));
         assert!(deliver_at(&d(Some(MAX_DELAY_MS), None, None), 0).is_ok());
-        assert!(deliver_at(&d(Some(MAX_DELAY_MS + 1), None, None), 0).is_err());
-        assert!(deliver_at(&d(None, Some(MAX_DELAY_MS + 11), None), 10).is_err());
+        assert!(crate::error::is_invalid(&deliver_at(
+            &d(Some(MAX_DELAY_MS + 1), None, None),
+            0
+        )));
+        assert!(crate::error::is_invalid(&deliver_at(
+            &d(None, Some(MAX_DELAY_MS + 11), None),
+            10
+        )));
     }
 
     #[test]

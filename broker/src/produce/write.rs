@@ -44,7 +44,34 @@ pub async fn store(
     if *deleted {
         return Err(BrokerError::topic_not_found(&topic.name));
     }
+    let (mut outcome, by_queue) = split_repeats(state, &topic.name, &planned);
+    // Read before the requests are moved into the appends.
+    let deliver_at: Vec<Option<i64>> = planned.iter().map(|p| p.request.deliver_at_ms).collect();
+    let appended = append_by_queue(state, &topic.name, &mut planned, by_queue).await;
+    drop(deleted);
+    let stored = Stored {
+        planned: &planned,
+        deliver_at: &deliver_at,
+    };
+    let (touched, first_error) = record_appends(state, &topic.name, stored, &mut outcome, appended);
+    drop(dedup_guard);
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let results = in_request_order(&planned, &outcome)?;
+    if durability >= Durability::Sync {
+        sync_all(state, &topic.name, touched, &results).await?;
+    }
+    Ok(results)
+}
 
+/// The indexes of the messages to append, by queue; the others (repeats of
+/// an id stored within the window) already have their result.
+fn split_repeats(
+    state: &Broker,
+    topic: &str,
+    planned: &[Planned],
+) -> (Vec<Option<DedupHit>>, BTreeMap<u32, Vec<usize>>) {
     let now = state.clock.now_ms();
     let mut outcome: Vec<Option<DedupHit>> = vec![None; planned.len()];
     let mut by_queue: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -55,26 +82,40 @@ pub async fn store(
         if let Some(hit) = p
             .dedup_id
             .as_deref()
-            .and_then(|id| state.dedup.lookup(&topic.name, id, now))
+            .and_then(|id| state.dedup.lookup(topic, id, now))
         {
             outcome[i] = Some(hit);
             continue;
         }
         by_queue.entry(p.queue).or_default().push(i);
     }
+    (outcome, by_queue)
+}
 
-    // Read before the requests are moved into the appends.
-    let deliver_at: Vec<Option<i64>> = planned.iter().map(|p| p.request.deliver_at_ms).collect();
+/// What one queue's append gave: its queue, the request indexes it holds,
+/// and the log, appended records and body bytes (or why it failed).
+type QueueAppend = (
+    u32,
+    Vec<usize>,
+    BrokerResult<(Arc<QueueLog>, Vec<Appended>, u64)>,
+);
+
+/// One append per queue, all queues at once (each on the blocking pool).
+async fn append_by_queue(
+    state: &Arc<Broker>,
+    topic: &str,
+    planned: &mut [Planned],
+    by_queue: BTreeMap<u32, Vec<usize>>,
+) -> Vec<QueueAppend> {
     let appends = by_queue.into_iter().map(|(queue, indexes)| {
         let batch: Vec<AppendRequest> = indexes
             .iter()
             .map(|&i| std::mem::take(&mut planned[i].request))
             .collect();
-        let name = topic.name.clone();
         async move {
-            let log = match state.queue_for_write(&name, queue).await {
+            let log = match state.queue_for_write(topic, queue).await {
                 Ok(log) => log,
-                Err(e) => return (queue, indexes, Ok(Err(e))),
+                Err(e) => return (queue, indexes, Err(e)),
             };
             let appended = tokio::task::spawn_blocking(move || {
                 let appended = log.append(&batch)?;
@@ -82,30 +123,52 @@ pub async fn store(
                 Ok::<_, BrokerError>((log, appended, bytes))
             })
             .await;
-            (queue, indexes, appended)
+            (
+                queue,
+                indexes,
+                appended.map_err(BrokerError::from).and_then(|r| r),
+            )
         }
     });
+    futures::future::join_all(appends).await
+}
+
+/// Queues appended to, with the offset their fsync must reach.
+type ToSync = BTreeMap<u32, (Arc<QueueLog>, u64)>;
+
+/// The request's messages after their appends, with their delivery times.
+#[derive(Clone, Copy)]
+struct Stored<'a> {
+    planned: &'a [Planned],
+    deliver_at: &'a [Option<i64>],
+}
+
+/// Records each stored message's result (and its dedup id); returns the
+/// queues to fsync (through which offset) and the first failure.
+fn record_appends(
+    state: &Broker,
+    topic: &str,
+    stored_of: Stored<'_>,
+    outcome: &mut [Option<DedupHit>],
+    appended: Vec<QueueAppend>,
+) -> (ToSync, Option<BrokerError>) {
     let mut first_error = None;
-    let mut touched: BTreeMap<u32, (Arc<QueueLog>, u64)> = BTreeMap::new();
+    let mut touched = ToSync::new();
     let (mut stored, mut stored_bytes) = (0u64, 0u64);
-    for (queue, indexes, appended) in futures::future::join_all(appends).await {
-        let (log, appended, bytes) = match appended {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(e)) => {
+    for (queue, indexes, result) in appended {
+        let (log, appended, bytes) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
                 first_error.get_or_insert(e);
-                continue;
-            }
-            Err(join) => {
-                first_error.get_or_insert(BrokerError::from(join));
                 continue;
             }
         };
         stored += appended.len() as u64;
         stored_bytes += bytes;
         for (&i, a) in indexes.iter().zip(&appended) {
-            let hit = hit_of(queue, a, deliver_at[i]);
-            if let Some(id) = planned[i].dedup_id.as_deref() {
-                state.dedup.record(&topic.name, id, hit);
+            let hit = hit_of(queue, a, stored_of.deliver_at[i]);
+            if let Some(id) = stored_of.planned[i].dedup_id.as_deref() {
+                state.dedup.record(topic, id, hit);
             }
             outcome[i] = Some(hit);
         }
@@ -113,28 +176,26 @@ pub async fn store(
             touched.insert(queue, (log, last.offset + 1));
         }
     }
-    drop(deleted);
-    drop(dedup_guard);
-    crate::metrics::produced(&topic.name, stored, stored_bytes);
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    crate::metrics::produced(topic, stored, stored_bytes);
+    (touched, first_error)
+}
 
-    let mut results = Vec::with_capacity(planned.len());
-    for (i, p) in planned.iter().enumerate() {
-        let hit = match p.repeat_of {
-            Some(first) => outcome[first],
-            None => outcome[i],
-        };
-        let hit = hit.ok_or_else(|| {
-            BrokerError::internal("collecting results", "a message has no result")
-        })?;
-        results.push(hit);
-    }
-    if durability >= Durability::Sync {
-        sync_all(state, &topic.name, touched, &results).await?;
-    }
-    Ok(results)
+/// Every message's result, repeats within the request taking their first's.
+fn in_request_order(
+    planned: &[Planned],
+    outcome: &[Option<DedupHit>],
+) -> BrokerResult<Vec<DedupHit>> {
+    planned
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.repeat_of
+                .map_or(outcome[i], |first| outcome[first])
+                .ok_or_else(|| {
+                    BrokerError::internal("collecting results", "a message has no result")
+                })
+        })
+        .collect()
 }
 
 fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
@@ -152,7 +213,7 @@ fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
 async fn sync_all(
     state: &Broker,
     topic: &str,
-    mut touched: BTreeMap<u32, (Arc<QueueLog>, u64)>,
+    mut touched: ToSync,
     results: &[DedupHit],
 ) -> BrokerResult<()> {
     for r in results {

@@ -58,9 +58,9 @@ mod tests {
             TagFilter::parse(Some("a||b")).unwrap(),
             TagFilter::AnyOf(vec!["a".into(), "b".into()])
         );
-        assert!(TagFilter::parse(Some("a||")).is_err());
-        assert!(TagFilter::parse(Some("")).is_err());
-        assert!(TagFilter::parse(Some("a|b")).is_err());
+        assert!(crate::error::is_invalid(&TagFilter::parse(Some("a||"))));
+        assert!(crate::error::is_invalid(&TagFilter::parse(Some(""))));
+        assert!(crate::error::is_invalid(&TagFilter::parse(Some("a|b"))));
     }
 
     proptest! {
