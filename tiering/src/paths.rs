@@ -4,8 +4,10 @@
 //! {prefix}/topics/{topic}/queues/{queue}/segments/{base_offset:020}.parquet   public (replay jobs read it)
 //! {prefix}/topics/{topic}/queues/{queue}/manifest/{seq:020}.json            internal, versioned, create-only
 //! {prefix}/topics/{topic}/topic.json                                          internal, versioned
+//! {prefix}/groups/{group}/group.json                                          internal, versioned (group settings)
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/checkpoint/{seq:020}.json                        CLUSTERING
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/consumers/{consumer}/checkpoint/{seq:020}.json   BROADCASTING
+//! {prefix}/secrets/receipt-handle-key                                          internal, 32 bytes, create-only
 //! ```
 //!
 //! Group checkpoints are internal, versioned and create-only like manifests.
@@ -60,6 +62,16 @@ impl Layout {
     /// Everything of one consumer group.
     pub fn group_dir(&self, group: &str) -> Path {
         self.prefix.child("groups").child(group)
+    }
+
+    /// A consumer group's settings (the JSON of its local file, as is).
+    pub fn group_meta(&self, group: &str) -> Path {
+        self.group_dir(group).child("group.json")
+    }
+
+    /// The key receipt handles are signed with, shared by every node.
+    pub fn receipt_handle_key(&self) -> Path {
+        self.prefix.child("secrets").child("receipt-handle-key")
     }
 
     /// The directory of the versions of a group's checkpoint of one queue;
@@ -119,6 +131,11 @@ mod tests {
                 .group_checkpoint_dir("%RETRY%g", "t", 0, Some("a/b"))
                 .as_ref(),
             "groups/%25RETRY%25g/topics/t/queues/0/consumers/a%2Fb/checkpoint"
+        );
+        assert_eq!(l.group_meta("g").as_ref(), "tenant/a/groups/g/group.json");
+        assert_eq!(
+            l.receipt_handle_key().as_ref(),
+            "tenant/a/secrets/receipt-handle-key"
         );
         // System names keep their `%` (encoded by object_store, decoded on the way back).
         assert_eq!(

@@ -147,7 +147,7 @@ impl Broker {
         let mut groups = Vec::new();
         for config in self.groups.list() {
             let mut lag = 0;
-            for (k, committed) in self.groups.committed_of(&config.name).await {
+            for (k, committed) in self.groups.committed_of(&config.name) {
                 if self.topics.get(&k.topic).is_none() {
                     continue;
                 }

@@ -110,8 +110,8 @@ impl GroupConfig {
         Ok(())
     }
 
-    pub fn retry_policy(&self) -> super::cursor::RetryPolicy {
-        super::cursor::RetryPolicy {
+    pub fn redelivery_policy(&self) -> super::cursor::RedeliveryPolicy {
+        super::cursor::RedeliveryPolicy {
             max_attempts: self.max_delivery_attempts,
             backoff_ms: self.retry_backoff_ms.clone(),
         }

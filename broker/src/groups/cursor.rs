@@ -15,7 +15,15 @@
 //!   `invisible_until + backoff(attempts)`; after `max_attempts` deliveries it
 //!   is dead-lettered instead;
 //! - FIFO: while a message of a `message_group` is pending, later messages of
-//!   that group are *held* (not delivered) — groups proceed independently.
+//!   that group are *held* (not delivered) — groups proceed independently;
+//! - a message whose attempts ran out stays in `pending` (claimed in
+//!   `dead_lettering`) until the caller reports it durably dead-lettered
+//!   ([`Cursor::dead_lettered`]); a failed append gives the claim back
+//!   ([`Cursor::release_dead_letter`]) and the message stays deliverable;
+//! - new offsets from `next` are read by one receiver at a time: it claims
+//!   them ([`Cursor::claim_read`]), reads without holding any lock, and
+//!   offers what it read only while its claim still holds
+//!   ([`Cursor::holds_read`]), so no two receivers offer the same offset.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -41,8 +49,14 @@ pub enum Decision {
         nonce: u64,
         invisible_until: i64,
     },
-    /// Its attempts are used up: dead-letter it (it counts as acked here).
-    DeadLetter { offset: u64, attempts: u32 },
+    /// Its attempts are used up: append it to the dead-letter topic, then
+    /// report [`Cursor::dead_lettered`] (or [`Cursor::release_dead_letter`])
+    /// with `claim`. Until then it stays pending and blocks its FIFO group.
+    DeadLetter {
+        offset: u64,
+        attempts: u32,
+        claim: u64,
+    },
 }
 
 /// Why a handle was refused.
@@ -62,16 +76,25 @@ pub struct Cursor {
     pub pending: BTreeMap<u64, Pending>,
     /// FIFO messages read but held back behind an earlier message of their group.
     pub held: BTreeMap<u64, u64>,
+    /// Pending messages being appended to the dead-letter topic: offset → claim.
+    /// Not checkpointed: after a restart they are simply due again.
+    pub dead_lettering: BTreeMap<u64, u64>,
+    /// The claim of the receiver reading new offsets from `next`, if any.
+    pub reading: Option<u64>,
+    /// Another receiver found `reading` taken since it was claimed: the
+    /// holder wakes waiting receives when it lets go.
+    pub read_contended: bool,
 }
 
-/// Retry delays and the attempt limit of a group.
+/// Redelivery delays and the attempt limit of a group (not to be confused
+/// with `shale_tiering::RetryPolicy`, which retries object-store calls).
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
+pub struct RedeliveryPolicy {
     pub max_attempts: u32,
     pub backoff_ms: Vec<u64>,
 }
 
-impl RetryPolicy {
+impl RedeliveryPolicy {
     /// Delay after the `attempts`-th delivery ran out (the last value repeats).
     pub fn backoff(&self, attempts: u32) -> i64 {
         let i = (attempts.max(1) - 1) as usize;
@@ -115,9 +138,11 @@ impl Cursor {
     }
 
     /// Earliest time a pending message becomes deliverable again.
-    pub fn next_retry_at(&self, policy: &RetryPolicy) -> Option<i64> {
+    pub fn next_retry_at(&self, policy: &RedeliveryPolicy) -> Option<i64> {
         self.pending
-            .values()
+            .iter()
+            .filter(|(o, _)| !self.dead_lettering.contains_key(o))
+            .map(|(_, p)| p)
             .map(|p| p.invisible_until.saturating_add(policy.backoff(p.attempts)))
             .min()
     }
@@ -130,13 +155,14 @@ impl Cursor {
         now: i64,
         max: usize,
         invisible_ms: i64,
-        policy: &RetryPolicy,
+        policy: &RedeliveryPolicy,
         mut nonce: impl FnMut() -> u64,
     ) -> Vec<Decision> {
         let mut out = Vec::new();
         let due: Vec<u64> = self
             .pending
             .iter()
+            .filter(|(o, _)| !self.dead_lettering.contains_key(o))
             .filter(|(_, p)| now >= p.invisible_until.saturating_add(policy.backoff(p.attempts)))
             .map(|(o, _)| *o)
             .collect();
@@ -149,8 +175,13 @@ impl Cursor {
             };
             if p.attempts >= policy.max_attempts {
                 let attempts = p.attempts;
-                self.pending.remove(&offset);
-                out.push(Decision::DeadLetter { offset, attempts });
+                let claim = nonce();
+                self.dead_lettering.insert(offset, claim);
+                out.push(Decision::DeadLetter {
+                    offset,
+                    attempts,
+                    claim,
+                });
                 continue;
             }
             p.attempts += 1;
@@ -247,13 +278,77 @@ impl Cursor {
         }
         self.pending.retain(|o, _| *o >= offset);
         self.held.retain(|o, _| *o >= offset);
+        self.dead_lettering.retain(|o, _| *o >= offset);
         self.recompute_committed();
+    }
+
+    /// True while the delivery `(offset, attempt, nonce)` is the one in
+    /// flight (a receiver re-checks this after reading the record).
+    pub fn is_delivery(&self, offset: u64, attempt: u32, nonce: u64) -> bool {
+        self.pending
+            .get(&offset)
+            .is_some_and(|p| p.attempts == attempt && p.nonce == nonce)
+    }
+
+    /// The dead-letter append under `claim` succeeded: the message leaves the
+    /// cursor (it counts as consumed). False, and nothing changes, when the
+    /// claim no longer holds (a reset or a skip came in between).
+    pub fn dead_lettered(&mut self, offset: u64, claim: u64) -> bool {
+        if self.dead_lettering.get(&offset) != Some(&claim) {
+            return false;
+        }
+        self.dead_lettering.remove(&offset);
+        self.pending.remove(&offset);
+        self.recompute_committed();
+        true
+    }
+
+    /// The dead-letter append under `claim` failed (or was abandoned): the
+    /// message stays pending and is due again after the backoff of its
+    /// attempts, counted from `now`.
+    pub fn release_dead_letter(&mut self, offset: u64, claim: u64, now: i64) {
+        if self.dead_lettering.get(&offset) != Some(&claim) {
+            return;
+        }
+        self.dead_lettering.remove(&offset);
+        if let Some(p) = self.pending.get_mut(&offset) {
+            p.invisible_until = now;
+        }
+    }
+
+    /// Claims the reading of new offsets from `next` under `claim`; returns
+    /// where the read starts, or `None` when another receiver holds the claim.
+    pub fn claim_read(&mut self, claim: u64) -> Option<u64> {
+        if self.reading.is_some() {
+            self.read_contended = true;
+            return None;
+        }
+        self.reading = Some(claim);
+        self.read_contended = false;
+        Some(self.next)
+    }
+
+    /// True while `claim` holds the read and nothing moved `next` since it
+    /// started at `from`: what it read may be offered.
+    pub fn holds_read(&self, claim: u64, from: u64) -> bool {
+        self.reading == Some(claim) && self.next == from
+    }
+
+    /// Lets go of the read `claim`; true when another receiver was turned
+    /// away meanwhile (and should be woken).
+    pub fn release_read(&mut self, claim: u64) -> bool {
+        if self.reading != Some(claim) {
+            return false;
+        }
+        self.reading = None;
+        std::mem::take(&mut self.read_contended)
     }
 
     /// Forgets `offset` for good (the queue cannot return it: gone, or lost to
     /// damage): it counts as consumed.
     pub fn forget(&mut self, offset: u64) {
         self.pending.remove(&offset);
+        self.dead_lettering.remove(&offset);
         self.held.remove(&offset);
         if offset == self.next {
             self.next = offset + 1;

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn policy(max: u32) -> RetryPolicy {
-    RetryPolicy {
+fn policy(max: u32) -> RedeliveryPolicy {
+    RedeliveryPolicy {
         max_attempts: max,
         backoff_ms: vec![100, 200],
     }
@@ -111,9 +111,15 @@ fn a_message_not_acked_in_time_comes_back_after_the_backoff_and_old_handles_expi
         c.due(3500, 10, 1000, &p, &mut n),
         vec![Decision::DeadLetter {
             offset: 0,
-            attempts: 3
+            attempts: 3,
+            claim: 1003
         }]
     );
+    // It leaves the cursor only once the dead-letter append is reported done.
+    assert_eq!((c.committed, c.pending.len()), (0, 1));
+    assert!(c.due(99_999, 10, 1000, &p, &mut n).is_empty(), "claimed");
+    assert!(!c.dead_lettered(0, 9999), "another claim");
+    assert!(c.dead_lettered(0, 1003));
     assert_eq!((c.committed, c.pending.len()), (1, 0));
 }
 
@@ -223,12 +229,12 @@ proptest! {
                     }
                     handles.insert(offset, (attempt, nonce));
                 }
-                Decision::DeadLetter { offset, .. } => {
+                Decision::DeadLetter { offset, claim, .. } => {
                     handles.remove(&offset);
+                    prop_assert!(c.dead_lettered(offset, claim));
                     prop_assert!(done.insert(offset));
                 }
             }
-            let _ = c;
             Ok(())
         };
         for s in steps {
@@ -292,4 +298,63 @@ proptest! {
         prop_assert_eq!(done.len(), groups.len(), "lost messages");
         prop_assert_eq!(c.committed, groups.len() as u64);
     }
+}
+
+#[test]
+fn a_failed_dead_letter_append_keeps_the_message_deliverable() {
+    let p = policy(1);
+    let mut c = Cursor::at(0);
+    let mut n = nonces();
+    c.offer(0, true, Some(5), 0, 1000, 7).unwrap();
+    assert_eq!(c.offer(1, true, Some(5), 0, 1000, 8), None, "held behind 0");
+    let [
+        Decision::DeadLetter {
+            offset: 0, claim, ..
+        },
+    ] = c.due(1100, 10, 1000, &p, &mut n)[..]
+    else {
+        panic!("not dead-lettered")
+    };
+    // While the append runs, its FIFO group stays blocked and nothing moves.
+    assert!(c.due(1100, 10, 1000, &p, &mut n).is_empty());
+    assert_eq!(
+        c.next_retry_at(&p),
+        None,
+        "a claimed message is not a retry"
+    );
+    c.release_dead_letter(0, claim, 2000);
+    assert_eq!(c.committed, 0);
+    assert_eq!(c.next_retry_at(&p), Some(2100));
+    let again = c.due(2100, 10, 1000, &p, &mut n);
+    let [
+        Decision::DeadLetter {
+            offset: 0, claim, ..
+        },
+    ] = again[..]
+    else {
+        panic!("{again:?}")
+    };
+    assert!(c.dead_lettered(0, claim));
+    assert!(matches!(
+        c.due(2100, 10, 1000, &p, &mut n)[..],
+        [Decision::Deliver { offset: 1, .. }]
+    ));
+}
+
+#[test]
+fn one_receiver_reads_new_offsets_at_a_time() {
+    let mut c = Cursor::at(4);
+    assert_eq!(c.claim_read(1), Some(4));
+    assert_eq!(c.claim_read(2), None, "taken");
+    assert!(c.holds_read(1, 4));
+    c.offer(4, true, None, 0, 1000, 9).unwrap();
+    assert!(!c.holds_read(1, 4), "next moved");
+    assert!(!c.release_read(2), "not its claim");
+    assert!(c.release_read(1), "the turned-away receiver is to be woken");
+    assert_eq!(c.claim_read(2), Some(5));
+    // A reset drops every claim: the old reader's records are not offered.
+    c.reset(0);
+    assert!(!c.holds_read(2, 5));
+    assert!(!c.release_read(2));
+    assert_eq!(c.claim_read(3), Some(0));
 }

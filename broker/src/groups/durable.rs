@@ -6,13 +6,17 @@
 //! second by default) and at shutdown; an unchanged cursor writes nothing.
 //! After a kill -9, acks newer than the last checkpoint are lost — those
 //! messages are delivered again — and nothing unacked is ever lost.
+//!
+//! Every store call here runs under no lock: a snapshot is taken cursor by
+//! cursor, each under its own lock, and restored cursors join the map only
+//! if no one put one there meanwhile.
 
 use shale_tiering::{CheckpointKey, HeldEntry, InflightEntry, QueueCheckpoint};
 
 use super::CursorKey;
 use super::cursor::{Cursor, Pending};
 use crate::broker::Broker;
-use crate::error::BrokerResult;
+use crate::error::{BrokerResult, error_chain};
 
 fn checkpoint_key(k: &CursorKey) -> CheckpointKey {
     if k.consumer.is_empty() {
@@ -72,6 +76,7 @@ pub fn from_checkpoint(cp: &QueueCheckpoint) -> Cursor {
             })
             .collect(),
         held: cp.held.iter().map(|h| (h.offset, h.fifo_group)).collect(),
+        ..Default::default()
     }
 }
 
@@ -81,7 +86,7 @@ pub async fn ensure_cursor<F>(state: &Broker, key: &CursorKey, start: F) -> Brok
 where
     F: AsyncFnOnce() -> BrokerResult<u64>,
 {
-    if state.groups.cursors.lock().await.contains_key(key) {
+    if state.groups.cursors.contains(key) {
         return Ok(());
     }
     let ck = checkpoint_key(key);
@@ -95,7 +100,7 @@ where
 /// Restores the cursor from its checkpoint if it is not in memory and one
 /// exists (an ack or an invisibility change after a restart); does nothing otherwise.
 pub async fn restore_if_checkpointed(state: &Broker, key: &CursorKey) -> BrokerResult<()> {
-    if state.groups.cursors.lock().await.contains_key(key) {
+    if state.groups.cursors.contains(key) {
         return Ok(());
     }
     let ck = checkpoint_key(key);
@@ -112,10 +117,7 @@ async fn adopt(state: &Broker, key: &CursorKey, cp: QueueCheckpoint) -> BrokerRe
     state
         .groups
         .cursors
-        .lock()
-        .await
-        .entry(key.clone())
-        .or_insert_with(|| from_checkpoint(&owned));
+        .get_or_insert(key, || from_checkpoint(&owned));
     Ok(())
 }
 
@@ -136,20 +138,16 @@ pub async fn checkpoint_all(state: &Broker) {
     let snapshot: Vec<(CursorKey, QueueCheckpoint)> = state
         .groups
         .cursors
-        .lock()
-        .await
-        .iter()
-        .map(|(k, c)| (k.clone(), to_checkpoint(c)))
-        .collect();
+        .collect(|_| true, |k, c| (k.clone(), to_checkpoint(c)));
     for (k, cp) in snapshot {
         match state.checkpoints.save(&checkpoint_key(&k), cp).await {
             Ok(()) => {}
             Err(shale_tiering::TieringError::Fenced { .. }) => {
                 tracing::warn!(group = %k.group, topic = %k.topic, queue = k.queue, "group checkpoint fenced by another owner");
-                state.groups.cursors.lock().await.remove(&k);
+                state.groups.cursors.remove(&k);
             }
             Err(e) => {
-                tracing::warn!(group = %k.group, topic = %k.topic, queue = k.queue, error = %e, "group checkpoint failed; will retry")
+                tracing::warn!(group = %k.group, topic = %k.topic, queue = k.queue, error = %error_chain(&e), "group checkpoint failed; will retry")
             }
         }
     }

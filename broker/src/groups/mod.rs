@@ -5,31 +5,44 @@
 //!   a group is created with defaults on first use.
 //! - [`cursor`]: the delivery state of one queue for a group (one consumer in
 //!   BROADCASTING mode): in flight, retries, FIFO holds, committed offset.
-//! - [`receipt`]: tamper-proof receipt handles.
-//! - [`deliver`]: receive, ack, change-invisibility, offsets and reset over
-//!   both tiers, dead-lettering into `%DLQ%{group}`.
+//! - [`cursor_map`]: the cursors this node holds, one lock each.
+//! - [`receipt`]: tamper-proof receipt handles; [`secret`]: their key.
+//! - [`receive`], [`dead_letter`], [`ack`], [`offsets`], [`settings`]: the
+//!   operations over both tiers ([`deliver`] re-exports them under their
+//!   old paths); [`api`]: the contract's limits on their arguments.
+//! - [`durable`]: cursor checkpoints; [`report`]: the group gauges.
 //!
-//! Cursors live in memory behind one async mutex per node (one node owns
-//! every queue until node membership lands).
+//! Cursors live in memory, each behind its own short lock that is never
+//! held across I/O (see [`cursor_map`]); one slow object-store read stalls
+//! only the receive waiting on it.
 
+pub mod ack;
 pub mod api;
 pub mod config;
 pub mod cursor;
+pub mod cursor_map;
+pub mod dead_letter;
 pub mod deliver;
 pub mod durable;
 pub mod filter;
+pub mod offsets;
 pub mod receipt;
+pub mod receive;
 pub mod report;
+pub mod secret;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
 use config::GroupConfig;
-use cursor::Cursor;
+use cursor_map::CursorMap;
+
+use crate::error::{BrokerError, error_chain};
 
 /// Which cursor: group, topic, queue and (BROADCASTING) consumer id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +54,17 @@ pub struct CursorKey {
     pub consumer: String,
 }
 
+impl CursorKey {
+    pub fn new(group: &str, topic: &str, queue: u32, consumer: &str) -> Self {
+        CursorKey {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            queue,
+            consumer: consumer.to_string(),
+        }
+    }
+}
+
 /// Every group of the node and their cursors.
 #[derive(Debug)]
 pub struct Groups {
@@ -48,13 +72,15 @@ pub struct Groups {
     configs: RwLock<HashMap<String, GroupConfig>>,
     /// Serialises creations and updates of group settings.
     pub admin: tokio::sync::Mutex<()>,
-    pub cursors: tokio::sync::Mutex<HashMap<CursorKey, Cursor>>,
+    pub cursors: CursorMap,
     /// The receipt-handle key, loaded from (or created in) the object store on first use.
     pub secret: tokio::sync::OnceCell<Vec<u8>>,
     /// Woken by acks, nacks and invisibility changes (long polls re-check).
     pub changed: tokio::sync::Notify,
     /// Rotates the queue a receive starts with.
     pub round_robin: std::sync::atomic::AtomicU32,
+    /// Source of cursor read claims (unique per node and run).
+    claims: AtomicU64,
 }
 
 impl Groups {
@@ -68,14 +94,14 @@ impl Groups {
                 continue;
             }
             match fs::read(&path)
-                .map_err(|e| e.to_string())
+                .map_err(GroupFileError::Read)
                 .and_then(|b| decode(&b))
             {
                 Ok(cfg) => {
                     configs.insert(cfg.name.clone(), cfg);
                 }
                 Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "skipping an unreadable group file")
+                    tracing::error!(path = %path.display(), error = %error_chain(&e), "skipping an unreadable group file")
                 }
             }
         }
@@ -83,22 +109,23 @@ impl Groups {
             dir: dir.to_path_buf(),
             configs: RwLock::new(configs),
             admin: tokio::sync::Mutex::new(()),
-            cursors: tokio::sync::Mutex::new(HashMap::new()),
+            cursors: CursorMap::default(),
             secret: tokio::sync::OnceCell::new(),
             changed: tokio::sync::Notify::new(),
             round_robin: std::sync::atomic::AtomicU32::new(0),
+            claims: AtomicU64::new(1),
         })
     }
 
     /// The committed offset of every cursor of `group` this node holds.
-    pub async fn committed_of(&self, group: &str) -> Vec<(CursorKey, u64)> {
+    pub fn committed_of(&self, group: &str) -> Vec<(CursorKey, u64)> {
         self.cursors
-            .lock()
-            .await
-            .iter()
-            .filter(|(k, _)| k.group == group)
-            .map(|(k, c)| (k.clone(), c.committed))
-            .collect()
+            .collect(|k| k.group == group, |k, c| (k.clone(), c.committed))
+    }
+
+    /// A fresh claim for a cursor's read of new offsets.
+    pub fn next_claim(&self) -> u64 {
+        self.claims.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn get(&self, name: &str) -> Option<GroupConfig> {
@@ -111,21 +138,27 @@ impl Groups {
         v
     }
 
-    /// Stores a group's settings crash-safely (blocking I/O). Callers hold [`Self::admin`].
+    /// Stores a group's settings crash-safely (blocking I/O), as the same
+    /// JSON that goes to the object store. Callers hold [`Self::admin`].
     pub fn put_blocking(&self, cfg: &GroupConfig) -> std::io::Result<()> {
-        let bytes = encode(cfg);
         let target = self.dir.join(format!("{}.json", cfg.name));
-        let tmp = self.dir.join(format!("{}.json.tmp", cfg.name));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &target)?;
-        fs::File::open(&self.dir)?.sync_all()?;
+        shale_hot::durable_file::write_atomic(&target, &encode(cfg))?;
         self.configs.write().insert(cfg.name.clone(), cfg.clone());
         Ok(())
     }
+}
+
+/// Why a group file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupFileError {
+    #[error("reading the group file")]
+    Read(#[source] std::io::Error),
+    #[error("the group file is not valid JSON of a group")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported group file version {0:?}")]
+    Version(Option<u64>),
+    #[error("the group file holds invalid settings")]
+    Invalid(#[source] BrokerError),
 }
 
 const GROUP_FILE_VERSION: u32 = 1;
@@ -147,16 +180,16 @@ pub fn encode(cfg: &GroupConfig) -> Vec<u8> {
 }
 
 /// Parses and checks [`encode`]'s output.
-pub fn decode(bytes: &[u8]) -> Result<GroupConfig, String> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if v.get("version").and_then(|v| v.as_u64()) != Some(GROUP_FILE_VERSION as u64) {
-        return Err("unsupported group file version".into());
+pub fn decode(bytes: &[u8]) -> Result<GroupConfig, GroupFileError> {
+    let mut obj: serde_json::Value = serde_json::from_slice(bytes)?;
+    let version = obj.get("version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(GROUP_FILE_VERSION)) {
+        return Err(GroupFileError::Version(version));
     }
-    let mut obj = v;
     if let Some(m) = obj.as_object_mut() {
         m.remove("version");
     }
-    let cfg: GroupConfig = serde_json::from_value(obj).map_err(|e| e.to_string())?;
-    cfg.validate().map_err(|e| e.message().to_string())?;
+    let cfg: GroupConfig = serde_json::from_value(obj)?;
+    cfg.validate().map_err(GroupFileError::Invalid)?;
     Ok(cfg)
 }

@@ -14,7 +14,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// Bytes of the HMAC-SHA256 tag a handle keeps (truncated: 128 bits).
 const MAC_BYTES: usize = 16;
+/// Longest handle accepted, in bytes: far above any real one (names are
+/// bounded), low enough that a forged one costs nothing to refuse.
+const MAX_HANDLE_BYTES: usize = 2048;
 
 /// What a handle names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +66,7 @@ impl Receipt {
 
     /// Checks the MAC and parses a handle; `None` for anything forged or malformed.
     pub fn decode(handle: &str, secret: &[u8]) -> Option<Receipt> {
-        if handle.len() > 2048 {
+        if handle.len() > MAX_HANDLE_BYTES {
             return None;
         }
         let (payload_b64, tag_b64) = handle.split_once('.')?;

@@ -20,14 +20,10 @@ struct Totals {
 /// Recomputes the gauges from the cursors in memory.
 pub async fn report(state: &Broker) {
     let now = state.clock.now_ms();
-    let cursors: Vec<_> = state
-        .groups
-        .cursors
-        .lock()
-        .await
-        .iter()
-        .map(|(k, c)| (k.clone(), c.committed, c.next, c.inflight(now) as u64))
-        .collect();
+    let cursors = state.groups.cursors.collect(
+        |_| true,
+        |k, c| (k.clone(), c.committed, c.next, c.inflight(now) as u64),
+    );
     let mut totals: BTreeMap<(String, String), Totals> = BTreeMap::new();
     for (k, committed, next, inflight) in cursors {
         if state.topics.get(&k.topic).is_none() {
