@@ -407,3 +407,65 @@ async fn a_slow_cold_read_of_one_group_does_not_hold_up_another() {
         .unwrap();
     assert_eq!(bodies(&got), ["c0", "c1", "c2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_poll_waits_for_another_receivers_read_instead_of_answering_empty() {
+    let first = Node::new();
+    first.topic("cold", 1, MessageType::Normal).await;
+    first.produce_n("cold", "c", 3).await;
+    first.broker.hand_over(TIMEOUT).await.unwrap();
+    let store = first.broker.tier.store().clone();
+    let faults = first.faults.clone();
+    drop(first);
+    let tier = Arc::new(shale_tiering::Tier::new(
+        store,
+        object_store::path::Path::default(),
+        1 << 20,
+    ));
+    let n = Arc::new(Node::over(tier, faults.clone()));
+    n.broker.load_topics_from_store().await.unwrap();
+    n.group("a", earliest(16, vec![1000])).await;
+    let spec = ResetSpec {
+        to: Some("EARLIEST".into()),
+        ..Default::default()
+    };
+    n.broker
+        .reset_offsets("a", "cold", spec, None)
+        .await
+        .unwrap();
+
+    // Receiver 1 reads the cold queue slowly, holding the queue's read claim.
+    faults.set_latency(Duration::from_millis(300));
+    let before = faults.counts();
+    let first_receiver = {
+        let n = n.clone();
+        tokio::spawn(async move { n.broker.receive("a", opts("cold", 1)).await })
+    };
+    tokio::time::timeout(TIMEOUT, async {
+        while faults.counts() == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // Receiver 2 short-polls (wait_ms 0) meanwhile: it gets the next message,
+    // not an empty answer while two more are there.
+    let second = tokio::time::timeout(TIMEOUT, n.broker.receive("a", opts("cold", 1)))
+        .await
+        .unwrap()
+        .unwrap()
+        .1;
+    let (_, first_got) = tokio::time::timeout(TIMEOUT, first_receiver)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut all = bodies(&first_got);
+    all.extend(bodies(&second));
+    all.sort();
+    assert_eq!(
+        all,
+        ["c0", "c1"],
+        "each receiver got one message, none twice"
+    );
+}

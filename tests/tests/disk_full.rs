@@ -28,7 +28,17 @@ async fn disk_full_case(durability: &str) -> anyhow::Result<()> {
     let filler = fs.path().join("filler");
     std::fs::write(&filler, pseudo_random_bytes(99, FILLER_BYTES))?;
     let data = fs.path().join("data");
-    let args = ["--segment-bytes", "131072"];
+    // The object store lives off the tmpfs: this test is about the hot tier's
+    // disk. (On the tmpfs, the upload of the segments sealed while the disk
+    // was full could take back the freed space before the produce below, at
+    // random.)
+    let objects = format!("file://{}", tmp.path().join("objects").display());
+    let args = [
+        "--segment-bytes",
+        "131072",
+        "--object-store",
+        objects.as_str(),
+    ];
     let topic = "full";
 
     let mut node = Node::start(&data, &args)?;

@@ -42,6 +42,11 @@ const READ_CHUNK: usize = 256;
 const READ_BUDGET_BYTES: usize = 4 << 20;
 /// Most FIFO messages held back per queue before reading stops.
 const MAX_HELD: usize = 10_000;
+/// How long a receive that found nothing, because another receive was
+/// reading the new messages of a queue, waits for that read to end before it
+/// looks once more — also with `wait_ms` 0, so that a short poll does not
+/// answer empty while messages are there. A read takes one chunk's I/O.
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
 
 /// One delivered message.
 #[derive(Debug)]
@@ -71,7 +76,8 @@ pub async fn receive(
     group: &GroupConfig,
     req: &ReceiveRequest,
 ) -> BrokerResult<Vec<Delivered>> {
-    let deadline = tokio::time::Instant::now() + req.wait;
+    let mut deadline = tokio::time::Instant::now() + req.wait;
+    let mut waited_for_claim = false;
     loop {
         // Subscribe before looking, so that a message arriving in between still wakes us.
         let changed = state.groups.changed.notified();
@@ -83,9 +89,20 @@ pub async fn receive(
                 }
             }
         }
-        let (got, next_retry_ms) = Pass::new(state, group, req).await?.run().await?;
-        if !got.is_empty() || tokio::time::Instant::now() >= deadline || state.is_draining() {
+        let outcome = Pass::new(state, group, req).await?.run().await?;
+        let (got, next_retry_ms) = (outcome.delivered, outcome.next_retry_ms);
+        let now = tokio::time::Instant::now();
+        if !got.is_empty() || state.is_draining() {
             return Ok(got);
+        }
+        if now >= deadline {
+            if !outcome.turned_away || waited_for_claim {
+                return Ok(got);
+            }
+            // Another receive was reading new messages we could have had:
+            // wait for its read to end (its claim release wakes `changed`), once.
+            waited_for_claim = true;
+            deadline = now + CLAIM_WAIT;
         }
         // Wait for new data in any queue, an ack/nack, the next retry, or the deadline.
         let has_watches = !watches.is_empty();
@@ -112,6 +129,15 @@ pub async fn receive(
     }
 }
 
+/// What one pass found.
+struct PassOutcome {
+    delivered: Vec<Delivered>,
+    /// When the next redelivery falls due.
+    next_retry_ms: Option<i64>,
+    /// A queue's new messages were being read by another receive.
+    turned_away: bool,
+}
+
 /// One queue of a pass: both tiers, and the group's cursor on it.
 struct QueueVisit {
     queue: u32,
@@ -130,6 +156,8 @@ struct Pass<'a> {
     out: Vec<Delivered>,
     /// A dead-letter append that failed this pass (the message stays deliverable).
     dead_letter_error: Option<BrokerError>,
+    /// Another receive held a queue's read claim.
+    turned_away: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -147,6 +175,7 @@ impl<'a> Pass<'a> {
             policy: group.redelivery_policy(),
             out: Vec::new(),
             dead_letter_error: None,
+            turned_away: false,
         })
     }
 
@@ -157,7 +186,7 @@ impl<'a> Pass<'a> {
     /// Visits every queue once; returns the deliveries and when the next
     /// retry falls due. A failed dead-letter append is the pass's error only
     /// when it delivered nothing else.
-    async fn run(mut self) -> BrokerResult<(Vec<Delivered>, Option<i64>)> {
+    async fn run(mut self) -> BrokerResult<PassOutcome> {
         let queues = self.topic.queues;
         let start = self
             .state
@@ -183,7 +212,11 @@ impl<'a> Pass<'a> {
         {
             return Err(e);
         }
-        Ok((self.out, next_retry))
+        Ok(PassOutcome {
+            delivered: self.out,
+            next_retry_ms: next_retry,
+            turned_away: self.turned_away,
+        })
     }
 
     /// Opens the queue and makes sure its cursor is in memory (I/O, no lock
@@ -309,7 +342,10 @@ impl<'a> Pass<'a> {
                 match c.claim_read(claim) {
                     Some(from) => from,
                     // Another receive is reading this queue; it wakes us when done.
-                    None => return Ok(()),
+                    None => {
+                        self.turned_away = true;
+                        return Ok(());
+                    }
                 }
             };
             let _claim = ReadClaim {
