@@ -341,23 +341,10 @@ async fn concurrent_receivers_get_each_message_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_cold_read_of_one_group_does_not_hold_up_another() {
-    // A first node writes topic "cold" and hands it over to the bucket.
-    let first = Node::new();
-    first.topic("cold", 1, MessageType::Normal).await;
-    first.produce_n("cold", "c", 3).await;
-    first.broker.hand_over(TIMEOUT).await.unwrap();
-    let store = first.broker.tier.store().clone();
-    let faults = first.faults.clone();
-    drop(first);
-    // A second node, with an empty disk, serves "cold" from the object store
-    // only, and topic "hot" from its disk.
-    let tier = Arc::new(shale_tiering::Tier::new(
-        store,
-        object_store::path::Path::default(),
-        1 << 20,
-    ));
-    let n = Arc::new(Node::over(tier, faults.clone()));
-    n.broker.load_topics_from_store().await.unwrap();
+    // A node with an empty disk serves "cold" from the object store only,
+    // and topic "hot" from its disk.
+    let n = Node::cold("cold", "c", 3).await;
+    let faults = n.faults.clone();
     n.topic("hot", 1, MessageType::Normal).await;
     n.produce_n("hot", "h", 2).await;
     // Warm up every store call but A's data read: group settings, cursors,
@@ -410,20 +397,8 @@ async fn a_slow_cold_read_of_one_group_does_not_hold_up_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_short_poll_waits_for_another_receivers_read_instead_of_answering_empty() {
-    let first = Node::new();
-    first.topic("cold", 1, MessageType::Normal).await;
-    first.produce_n("cold", "c", 3).await;
-    first.broker.hand_over(TIMEOUT).await.unwrap();
-    let store = first.broker.tier.store().clone();
-    let faults = first.faults.clone();
-    drop(first);
-    let tier = Arc::new(shale_tiering::Tier::new(
-        store,
-        object_store::path::Path::default(),
-        1 << 20,
-    ));
-    let n = Arc::new(Node::over(tier, faults.clone()));
-    n.broker.load_topics_from_store().await.unwrap();
+    let n = Node::cold("cold", "c", 3).await;
+    let faults = n.faults.clone();
     n.group("a", earliest(16, vec![1000])).await;
     let spec = ResetSpec {
         to: Some("EARLIEST".into()),

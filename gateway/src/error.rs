@@ -108,21 +108,6 @@ impl ApiError {
         Self::new(ErrorCode::InvalidArgument, message)
     }
 
-    pub fn mismatch(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::MessageTypeMismatch, message)
-    }
-
-    pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::PayloadTooLarge, message)
-    }
-
-    pub fn topic_not_found(topic: &str) -> Self {
-        Self::new(
-            ErrorCode::TopicNotFound,
-            format!("topic {topic:?} does not exist"),
-        )
-    }
-
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
@@ -133,11 +118,7 @@ impl ApiError {
 
     /// A server-side failure; `context` says what was being done.
     pub fn internal(context: &str, source: impl Into<BoxError>) -> Self {
-        Self::new(
-            ErrorCode::Internal,
-            format!("internal error while {context}"),
-        )
-        .with_source(source)
+        BrokerError::internal(context, source).into()
     }
 
     /// The status of the answer.

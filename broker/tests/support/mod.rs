@@ -38,6 +38,28 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
 }
 
 impl Node {
+    /// A node with an empty disk over the bucket of a first node that wrote
+    /// `n` messages `{prefix}{i}` to a 1-queue `topic` and handed it over:
+    /// `topic` is served from the object store only. The faults panel is the
+    /// bucket's.
+    pub async fn cold(topic: &str, prefix: &str, n: usize) -> Arc<Node> {
+        let first = Node::new();
+        first.topic(topic, 1, MessageType::Normal).await;
+        first.produce_n(topic, prefix, n).await;
+        first.broker.hand_over(TIMEOUT).await.unwrap();
+        let store = first.broker.tier.store().clone();
+        let faults = first.faults.clone();
+        drop(first);
+        let tier = Arc::new(Tier::new(
+            store,
+            object_store::path::Path::default(),
+            1 << 20,
+        ));
+        let node = Arc::new(Node::over(tier, faults));
+        node.broker.load_topics_from_store().await.unwrap();
+        node
+    }
+
     pub fn new() -> Node {
         let faults = Faults::default();
         let tier = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
