@@ -8,7 +8,9 @@
 //! turning a code into a status is the front-end's job.
 //!
 //! Dependencies flow one way: gateway → broker → tiering → hot. This crate
-//! knows nothing of HTTP (no axum, hyper, tower or utoipa in its tree).
+//! knows nothing of HTTP: no axum, tower, hyper, http or utoipa among its
+//! dependencies, and no axum or utoipa anywhere in its tree
+//! (`scripts/check-layers.sh`).
 //!
 //! - [`broker`]: the [`Broker`] handle (storage, topics, groups, the drain
 //!   signal) and its background work;
