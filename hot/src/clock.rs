@@ -10,6 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// Milliseconds on a clock that never steps back (arbitrary origin), for
+    /// measuring intervals: lease ages and renewal deadlines. A test clock
+    /// may use its wall time, which only moves when told to.
+    fn monotonic_ms(&self) -> i64 {
+        self.now_ms()
+    }
 }
 
 /// The real clock.
@@ -22,6 +29,12 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
+    }
+
+    fn monotonic_ms(&self) -> i64 {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        i64::try_from(origin.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 }
 

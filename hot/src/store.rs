@@ -198,6 +198,48 @@ impl HotStore {
             .map_err(|e| HotError::io("syncing the hot tier directory", &self.root, e))
     }
 
+    /// Takes one queue out of the hot tier: handles still held fail their
+    /// next append with [`HotError::Removed`], and its directory moves to
+    /// `dest` (kept aside, e.g. a quarantine) or is deleted when `dest` is
+    /// `None`. Returns the queue's stats as it was, `None` if it did not exist.
+    pub fn detach_queue(
+        &self,
+        topic: &str,
+        queue: u32,
+        dest: Option<&Path>,
+    ) -> Result<Option<crate::QueueStats>> {
+        let removed = self.queues.write().remove(&(topic.to_string(), queue));
+        let Some(log) = removed else {
+            return Ok(None);
+        };
+        log.mark_removed();
+        let stats = log.stats();
+        let dir = self.root.join(topic).join(queue.to_string());
+        match dest {
+            Some(dest) => {
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| HotError::io("creating a quarantine directory", parent, e))?;
+                }
+                std::fs::rename(&dir, dest)
+                    .map_err(|e| HotError::io("moving a queue aside", &dir, e))?;
+                if let Some(parent) = dest.parent() {
+                    fs_util::fsync_dir(parent)
+                        .map_err(|e| HotError::io("syncing a quarantine directory", parent, e))?;
+                }
+            }
+            None => match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(HotError::io("deleting a queue's hot data", &dir, e)),
+            },
+        }
+        let topic_dir = self.root.join(topic);
+        fs_util::fsync_dir(&topic_dir)
+            .map_err(|e| HotError::io("syncing a topic directory", &topic_dir, e))?;
+        Ok(Some(stats))
+    }
+
     fn all(&self) -> Vec<Arc<QueueLog>> {
         self.queues.read().values().cloned().collect()
     }

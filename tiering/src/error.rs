@@ -43,6 +43,9 @@ pub enum TieringError {
         offset: u64,
         reason: String,
     },
+    /// This node has not taken the queue (or has let it go): it must not write it.
+    #[error("this node does not own queue {queue}")]
+    NotOwned { queue: String },
     /// A manifest change kept losing compare-and-swap races.
     #[error("gave up updating {path} after {attempts} compare-and-swap conflicts")]
     Contended { path: String, attempts: u32 },
@@ -57,6 +60,7 @@ impl TieringError {
             TieringError::Store { .. } | TieringError::Contended { .. } => true,
             TieringError::Shared(inner) => inner.is_store_failure(),
             TieringError::Fenced { .. }
+            | TieringError::NotOwned { .. }
             | TieringError::Invalid { .. }
             | TieringError::Config(_)
             | TieringError::Lost { .. } => false,
@@ -67,7 +71,7 @@ impl TieringError {
     /// checkpoint): this writer must stop; no retry of the same call helps.
     pub fn is_fenced(&self) -> bool {
         match self {
-            TieringError::Fenced { .. } => true,
+            TieringError::Fenced { .. } | TieringError::NotOwned { .. } => true,
             TieringError::Shared(inner) => inner.is_fenced(),
             _ => false,
         }

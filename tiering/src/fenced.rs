@@ -142,21 +142,46 @@ impl<T: Versioned> FencedObject<T> {
         name: impl Into<String>,
         initial: T,
     ) -> Result<Self> {
+        let taken = Self::acquire_if(store, dir, name, initial, |_, _| true).await?;
+        Ok(taken
+            .map(|(me, _)| me)
+            .expect("an unconditional takeover is never refused"))
+    }
+
+    /// Takes ownership like [`Self::acquire_or`] if `take` agrees: it is called
+    /// with the newest stored value (`None` for a new object) and the value
+    /// about to be written, which it may change (e.g. to name the new owner),
+    /// and answers whether to take over. It is asked again after every lost
+    /// race, so its decision is always about the value actually replaced.
+    /// `Ok(None)` when it refused; else the owner and the value it replaced.
+    pub async fn acquire_if(
+        store: Arc<dyn ObjectStore>,
+        dir: Path,
+        name: impl Into<String>,
+        initial: T,
+        take: impl Fn(Option<&T>, &mut T) -> bool,
+    ) -> Result<Option<(Self, Option<T>)>> {
         let name = name.into();
         let invalid = |reason: String| TieringError::Invalid {
             path: dir.to_string(),
             reason,
         };
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (mut next, seq) = match read_latest::<T>(store.as_ref(), &dir).await? {
+            let latest = read_latest::<T>(store.as_ref(), &dir).await?;
+            let (mut next, seq) = match &latest {
                 None => {
                     let mut fresh = initial.clone();
                     fresh.set_epoch(0);
                     (fresh, 0)
                 }
-                Some((value, seq)) => (value, seq + 1),
+                Some((value, seq)) => (value.clone(), seq + 1),
             };
-            next.set_epoch(next.epoch() + 1);
+            let previous = latest.map(|(value, _)| value);
+            let epoch = next.epoch() + 1;
+            if !take(previous.as_ref(), &mut next) {
+                return Ok(None);
+            }
+            next.set_epoch(epoch);
             next.check().map_err(invalid)?;
             match create(store.as_ref(), &dir, seq, &next).await {
                 Ok(()) => {
@@ -168,7 +193,7 @@ impl<T: Versioned> FencedObject<T> {
                         seq,
                     };
                     match me.after_write().await {
-                        Ok(()) => return Ok(me),
+                        Ok(()) => return Ok(Some((me, previous))),
                         // A newer version appeared meanwhile: take over from it.
                         Err(TieringError::Fenced { .. }) => continue,
                         Err(e) => return Err(e),

@@ -18,6 +18,7 @@ pub mod error;
 pub mod fault_store;
 pub mod fenced;
 pub mod group_checkpoint;
+pub mod lease;
 pub mod manifest;
 pub mod object_url;
 pub mod objects;
@@ -34,7 +35,8 @@ pub use fenced::{FencedObject, Versioned};
 pub use group_checkpoint::{
     CheckpointKey, GroupCheckpoints, HeldEntry, InflightEntry, QueueCheckpoint,
 };
-pub use manifest::{FencedManifest, QueueManifest, SegmentEntry};
+pub use lease::{NodeLease, NodeRecord, NodeState};
+pub use manifest::{FencedManifest, QueueManifest, QueueOwner, SegmentEntry};
 pub use object_url::{ObjectStoreUrl, open_object_store};
 pub use retry_store::{RetryPolicy, RetryStore};
-pub use tier::Tier;
+pub use tier::{Acquired, Tier};

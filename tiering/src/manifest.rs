@@ -47,6 +47,18 @@ pub struct QueueManifest {
     pub min_offset: u64,
     /// Ordered by `base_offset`, contiguous, non-overlapping.
     pub segments: Vec<SegmentEntry>,
+    /// The node owning the queue since this epoch; `None` when it was
+    /// released by a hand-over (or written before nodes named themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<QueueOwner>,
+}
+
+/// Who owns a queue: a node, during one of its incarnations (a restart is a
+/// new incarnation, so ownership from before it is recognisably stale).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QueueOwner {
+    pub node: String,
+    pub incarnation: u64,
 }
 
 impl QueueManifest {
@@ -110,6 +122,7 @@ impl Versioned for QueueManifest {
             epoch: 0,
             min_offset: 0,
             segments: Vec::new(),
+            owner: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/checkpoint/{seq:020}.json                        CLUSTERING
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/consumers/{consumer}/checkpoint/{seq:020}.json   BROADCASTING
 //! {prefix}/secrets/receipt-handle-key                                          internal, 32 bytes, create-only
+//! {prefix}/cluster/nodes/{node_id}/{seq:020}.json                              internal, node leases, create-only
 //! ```
 //!
 //! Group checkpoints are internal, versioned and create-only like manifests.
@@ -94,6 +95,16 @@ impl Layout {
             Some(id) => queue_dir.child("consumers").child(id).child("checkpoint"),
             None => queue_dir.child("checkpoint"),
         }
+    }
+
+    /// Where every node's lease lives.
+    pub fn nodes_root(&self) -> Path {
+        self.prefix.child("cluster").child("nodes")
+    }
+
+    /// The directory of the versions of one node's lease.
+    pub fn node_lease_dir(&self, node_id: &str) -> Path {
+        self.nodes_root().child(node_id)
     }
 
     /// A topic's metadata.

@@ -1,20 +1,22 @@
-//! [`Tier`]: the object-store side of one node — the queues it uploads (and
-//! therefore owns), retention, eviction of uploaded local segments, cold
-//! reads, and topic metadata objects.
+//! [`Tier`]: the object-store side of one node — the queues it owns (and
+//! uploads), retention, eviction of uploaded local segments, cold reads, and
+//! topic metadata objects.
 //!
-//! Ownership: a node takes a queue's manifest (raising its epoch) the first
-//! time it uploads that queue. If another owner fences it, the uploader is
-//! dropped and the next call takes the queue back — with one node per
-//! bucket prefix (the only deployment before node membership lands) that only
-//! happens across restarts, which is exactly the hand-over we want.
+//! Ownership: a node writes a queue only after [`Tier::acquire`] took its
+//! manifest (raising its epoch and naming the node as [`QueueOwner`]); the
+//! caller (the cluster layer of the broker) decides when that is allowed.
+//! [`Tier::release`] hands a queue over (owner cleared, epoch kept), and a
+//! fence by a newer owner drops it. Uploads and retention of a queue this
+//! node does not own fail with [`TieringError::NotOwned`]: nothing here takes
+//! a queue implicitly, so a node can never steal a queue by uploading.
 //!
 //! Locks: the `owned` map lock is synchronous and never held across I/O. A
 //! queue's entry is a slot (a `OnceCell`) inserted under the map lock and
 //! filled outside it, so different queues take their manifests concurrently
-//! (the overlap `UPLOAD_CONCURRENCY` asks for) while two callers for the same
-//! queue share one [`QueueUploader::open`]. A failed open leaves the slot
-//! empty and the next caller tries again; a fence removes the slot only if it
-//! is still the registered one, so it never drops a newer owner's uploader.
+//! while two callers for the same queue share one acquisition. A failed or
+//! refused acquisition leaves the slot empty and the next caller tries again;
+//! a fence removes the slot only if it is still the registered one, so it
+//! never drops a newer acquisition.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,16 +29,47 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::cold_reader::ColdReader;
 use crate::error::{Result, TieringError};
-use crate::manifest::SegmentEntry;
+use crate::manifest::{QueueManifest, QueueOwner, SegmentEntry};
 use crate::parquet_segment::DEFAULT_ROW_GROUP_BYTES;
 use crate::paths::Layout;
 use crate::retention;
 use crate::uploader::QueueUploader;
 
-type Owned = Arc<Mutex<QueueUploader>>;
+type Owned = Arc<Held>;
+
+/// A queue this node holds: the epoch (fixed while held) and its uploader.
+#[derive(Debug)]
+struct Held {
+    epoch: u64,
+    up: Mutex<QueueUploader>,
+}
 /// A queue's uploader once its manifest is taken; empty while the first
 /// open runs (the others wait on the cell) or after it failed.
 type Slot = Arc<OnceCell<Owned>>;
+
+/// What [`Tier::acquire`] found and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acquired {
+    /// The epoch this node now holds the queue under.
+    pub epoch: u64,
+    /// The epoch it replaced (0: a new queue). `epoch - 1` for a takeover.
+    pub previous_epoch: u64,
+    /// The owner named by the replaced version.
+    pub previous_owner: Option<QueueOwner>,
+    /// Where the queue's cold segments end: a node without local data starts there.
+    pub end_offset: u64,
+}
+
+impl Acquired {
+    fn held(m: &QueueManifest) -> Self {
+        Self {
+            epoch: m.epoch,
+            previous_epoch: m.epoch,
+            previous_owner: m.owner.clone(),
+            end_offset: m.end_offset(),
+        }
+    }
+}
 
 /// The object-store tier of a node.
 #[derive(Debug)]
@@ -95,25 +128,122 @@ impl Tier {
         owned.entry((topic.to_string(), queue)).or_default().clone()
     }
 
-    /// The queue's uploader, taking the manifest on first use. The open runs
-    /// outside the map lock; concurrent callers for one queue share it.
-    async fn owner(&self, topic: &str, queue: u32) -> Result<(Slot, Owned)> {
+    /// The queue's uploader if this node holds it.
+    fn owner(&self, topic: &str, queue: u32) -> Result<(Slot, Owned)> {
+        let slot = self.owned.lock().get(&(topic.to_string(), queue)).cloned();
+        slot.and_then(|slot| slot.get().cloned().map(|o| (slot, o)))
+            .ok_or_else(|| TieringError::NotOwned {
+                queue: format!("{topic}/{queue}"),
+            })
+    }
+
+    /// Takes queue `topic/queue` for `me` if `may_take` agrees with the owner
+    /// the manifest names now (`None`: released or never owned); it is asked
+    /// again after every lost race. `Ok(None)` when it refused. A queue held
+    /// already answers at once with its current epoch.
+    pub async fn acquire(
+        &self,
+        topic: &str,
+        queue: u32,
+        me: &QueueOwner,
+        may_take: impl Fn(Option<&QueueOwner>) -> bool,
+    ) -> Result<Option<Acquired>> {
         let slot = self.slot(topic, queue);
-        let owned = slot
+        if let Some(held) = slot.get() {
+            let up = held.up.lock().await;
+            return Ok(Some(Acquired::held(up.manifest().manifest())));
+        }
+        let taken = std::sync::Mutex::new(None);
+        let res = slot
             .get_or_try_init(|| async {
-                let up = QueueUploader::open(
+                let got = QueueUploader::acquire(
                     self.store.clone(),
                     self.layout.clone(),
                     topic,
                     queue,
                     self.row_group_bytes,
+                    me,
+                    &may_take,
                 )
                 .await?;
-                Ok::<_, TieringError>(Arc::new(Mutex::new(up)))
+                match got {
+                    Some((up, previous)) => {
+                        *taken.lock().expect("not poisoned") = Some(Acquired {
+                            epoch: up.manifest().epoch(),
+                            previous_owner: previous.as_ref().and_then(|m| m.owner.clone()),
+                            previous_epoch: previous.as_ref().map_or(0, |m| m.epoch),
+                            end_offset: up.manifest().manifest().end_offset(),
+                        });
+                        Ok(Arc::new(Held {
+                            epoch: up.manifest().epoch(),
+                            up: Mutex::new(up),
+                        }))
+                    }
+                    None => Err(TieringError::NotOwned {
+                        queue: format!("{topic}/{queue}"),
+                    }),
+                }
             })
-            .await?
-            .clone();
-        Ok((slot, owned))
+            .await;
+        match res {
+            Ok(held) => {
+                let manifest = held.up.lock().await.manifest().manifest().clone();
+                self.reader.remember(topic, queue, manifest.clone()).await;
+                let fresh = taken.lock().expect("not poisoned").take();
+                Ok(Some(fresh.unwrap_or_else(|| Acquired::held(&manifest))))
+            }
+            Err(TieringError::NotOwned { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The epoch this node holds the queue under, if it holds it.
+    pub fn held_epoch(&self, topic: &str, queue: u32) -> Option<u64> {
+        let slot = self
+            .owned
+            .lock()
+            .get(&(topic.to_string(), queue))
+            .cloned()?;
+        slot.get().map(|held| held.epoch)
+    }
+
+    /// Hands the queue over: the manifest names no owner any more (same
+    /// epoch), and this node forgets it. Its sealed segments must have been
+    /// uploaded first (the caller's job).
+    pub async fn release(&self, topic: &str, queue: u32) -> Result<()> {
+        let (slot, owner) = self.owner(topic, queue)?;
+        let mut up = owner.up.lock().await;
+        let res = up
+            .manifest_mut()
+            .update(|m| {
+                m.owner = None;
+                Ok(())
+            })
+            .await;
+        let manifest = up.manifest().manifest().clone();
+        drop(up);
+        self.reader.remember(topic, queue, manifest).await;
+        self.forget(topic, queue, &slot).await;
+        res
+    }
+
+    /// Forgets the queue locally without writing anything (this node lost it).
+    pub async fn abandon(&self, topic: &str, queue: u32) {
+        let slot = self.owned.lock().get(&(topic.to_string(), queue)).cloned();
+        if let Some(slot) = slot {
+            self.forget(topic, queue, &slot).await;
+        }
+    }
+
+    async fn forget(&self, topic: &str, queue: u32, slot: &Slot) {
+        {
+            let mut owned = self.owned.lock();
+            let key = (topic.to_string(), queue);
+            if owned.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                owned.remove(&key);
+            }
+        }
+        self.reader.invalidate(topic, queue).await;
     }
 
     async fn forget_if_fenced<T>(
@@ -127,16 +257,9 @@ impl Tier {
             tracing::warn!(
                 topic,
                 queue,
-                "fenced by a newer owner; will take the queue again on the next pass"
+                "fenced by a newer owner; this node lets the queue go"
             );
-            {
-                let mut owned = self.owned.lock();
-                let key = (topic.to_string(), queue);
-                if owned.get(&key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
-                    owned.remove(&key);
-                }
-            }
-            self.reader.invalidate(topic, queue).await;
+            self.forget(topic, queue, slot).await;
         }
         res
     }
@@ -144,8 +267,8 @@ impl Tier {
     /// Uploads the queue's sealed segments not yet in its manifest.
     pub async fn upload(&self, log: &Arc<QueueLog>) -> Result<Vec<SegmentEntry>> {
         let (topic, queue) = (log.topic(), log.queue());
-        let (slot, owner) = self.owner(topic, queue).await?;
-        let mut up = owner.lock().await;
+        let (slot, owner) = self.owner(topic, queue)?;
+        let mut up = owner.up.lock().await;
         let res = up.upload_sealed(log).await;
         let manifest = up.manifest().manifest().clone();
         drop(up);
@@ -157,8 +280,8 @@ impl Tier {
     /// the local copies of everything below the new `min_offset`.
     pub async fn retain(&self, log: &QueueLog, cutoff_ms: i64) -> Result<Vec<SegmentEntry>> {
         let (topic, queue) = (log.topic(), log.queue());
-        let (slot, owner) = self.owner(topic, queue).await?;
-        let mut up = owner.lock().await;
+        let (slot, owner) = self.owner(topic, queue)?;
+        let mut up = owner.up.lock().await;
         let layout = self.layout.clone();
         let res = retention::apply_retention(
             up.manifest_mut(),

@@ -21,7 +21,8 @@ use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use shale_hot::{QueueLog, Record, SegmentInfo};
 
 use crate::error::{Result, TieringError};
-use crate::manifest::{FencedManifest, SegmentEntry};
+use crate::fenced::Versioned;
+use crate::manifest::{FencedManifest, QueueManifest, QueueOwner, SegmentEntry};
 use crate::parquet_segment::{encode_segment, lost_marker};
 use crate::paths::Layout;
 
@@ -63,6 +64,46 @@ impl QueueUploader {
             manifest,
             row_group_bytes,
         })
+    }
+
+    /// Takes the queue's manifest for `me` if `may_take` agrees with the
+    /// owner named now (see [`crate::Tier::acquire`]). Also returns the
+    /// manifest it replaced. `Ok(None)` when refused.
+    pub async fn acquire(
+        store: Arc<dyn ObjectStore>,
+        layout: Layout,
+        topic: &str,
+        queue: u32,
+        row_group_bytes: usize,
+        me: &QueueOwner,
+        may_take: impl Fn(Option<&QueueOwner>) -> bool,
+    ) -> Result<Option<(Self, Option<QueueManifest>)>> {
+        let dir = layout.manifest_dir(topic, queue);
+        let taken = FencedManifest::acquire_if(
+            store.clone(),
+            dir,
+            format!("{topic}/{queue}"),
+            QueueManifest::empty(),
+            |current, next| {
+                if !may_take(current.and_then(|m| m.owner.as_ref())) {
+                    return false;
+                }
+                next.owner = Some(me.clone());
+                true
+            },
+        )
+        .await?;
+        Ok(taken.map(|(manifest, previous)| {
+            let up = Self {
+                store,
+                layout,
+                topic: topic.to_string(),
+                queue,
+                manifest,
+                row_group_bytes,
+            };
+            (up, previous)
+        }))
     }
 
     pub fn manifest(&self) -> &FencedManifest {

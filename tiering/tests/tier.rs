@@ -10,7 +10,14 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use shale_hot::AppendRequest;
-use shale_tiering::{ObjectStoreUrl, Tier, open_object_store};
+use shale_tiering::{ObjectStoreUrl, QueueOwner, Tier, open_object_store};
+
+fn me(node: &str) -> QueueOwner {
+    QueueOwner {
+        node: node.to_string(),
+        incarnation: 1,
+    }
+}
 
 #[tokio::test]
 async fn upload_retain_and_delete_through_the_tier() {
@@ -22,6 +29,14 @@ async fn upload_retain_and_delete_through_the_tier() {
     let (store, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
     let tier = Tier::new(store.clone(), Path::from("pre"), 1 << 20);
     assert_eq!(tier.cold_end("orders", 1).await.unwrap(), 0);
+    assert!(
+        tier.upload(&q).await.unwrap_err().is_fenced(),
+        "not taken yet"
+    );
+    tier.acquire("orders", 1, &me("n1"), |_| true)
+        .await
+        .unwrap()
+        .unwrap();
     let added = tier.upload(&q).await.unwrap();
     let end = added.last().unwrap().end_offset;
     assert_eq!(tier.cold_end("orders", 1).await.unwrap(), end);
@@ -73,7 +88,7 @@ async fn upload_retain_and_delete_through_the_tier() {
 
 /// Review, "Locks and I/O": the `owned` map lock was held across
 /// `QueueUploader::open`, so opening one queue's manifest blocked every other
-/// queue's. Now different queues open at once, and one queue still opens once.
+/// queue's. Now different queues are taken at once, and one queue still once.
 #[tokio::test]
 async fn different_queues_open_concurrently_and_one_queue_opens_once() {
     use std::sync::Arc;
@@ -87,10 +102,11 @@ async fn different_queues_open_concurrently_and_one_queue_opens_once() {
     let hot = HotStore::open(dir.path(), HotConfig::default(), clock).unwrap();
     // No sealed segments: an upload is the open and nothing else.
     let (a, b) = (hot.queue("t", 0).unwrap(), hot.queue("t", 1).unwrap());
+    let _ = &a;
 
     let faults = Faults::default();
     let tier = Tier::in_memory_with_faults(&faults, 1 << 20);
-    tier.upload(&a).await.unwrap();
+    take_all(&tier, 0).await.unwrap();
     let one_open = faults.counts();
     assert!(one_open.puts >= 1, "{one_open:?}");
     assert_eq!(faults.max_in_flight(), 1);
@@ -99,8 +115,10 @@ async fn different_queues_open_concurrently_and_one_queue_opens_once() {
     let faults = Faults::default();
     faults.set_latency(Duration::from_millis(20));
     let tier = Tier::in_memory_with_faults(&faults, 1 << 20);
-    let (ra, rb) = tokio::join!(tier.upload(&a), tier.upload(&b));
-    assert_eq!((ra.unwrap(), rb.unwrap()), (vec![], vec![]));
+    let (ra, rb) = tokio::join!(take_all(&tier, 0), take_all(&tier, 1));
+    assert_eq!((ra.unwrap().epoch, rb.unwrap().epoch), (1, 1));
+    assert_eq!(tier.upload(&a).await.unwrap(), vec![]);
+    assert_eq!(tier.upload(&b).await.unwrap(), vec![]);
     assert_eq!(faults.max_in_flight(), 2, "both opens in flight at once");
     let both = faults.counts();
     assert_eq!(
@@ -111,9 +129,69 @@ async fn different_queues_open_concurrently_and_one_queue_opens_once() {
     let faults = Faults::default();
     faults.set_latency(Duration::from_millis(20));
     let tier = Tier::in_memory_with_faults(&faults, 1 << 20);
-    let (r1, r2) = tokio::join!(tier.upload(&a), tier.upload(&a));
-    assert_eq!((r1.unwrap(), r2.unwrap()), (vec![], vec![]));
-    assert_eq!(faults.counts(), one_open, "the same queue opens once");
+    let (r1, r2) = tokio::join!(take_all(&tier, 0), take_all(&tier, 0));
+    assert_eq!((r1.unwrap().epoch, r2.unwrap().epoch), (1, 1));
+    assert_eq!(faults.counts(), one_open, "the same queue is taken once");
     let manifest = tier.reader().manifest("t", 0).await.unwrap().unwrap();
     assert_eq!(manifest.epoch, 1, "taken once, not taken over by itself");
+}
+
+/// Ownership is explicit: a queue is taken only when the caller's rule
+/// agrees with the owner the manifest names, a release clears the owner and
+/// keeps the epoch, and a takeover raises it and reports what it replaced.
+#[tokio::test]
+async fn acquire_asks_the_rule_release_clears_the_owner() {
+    let (store, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
+    let a = Tier::new(store.clone(), Path::from("pre"), 1 << 20);
+    let b = Tier::new(store.clone(), Path::from("pre"), 1 << 20);
+    let first = a
+        .acquire("t", 0, &me("a"), |_| true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.epoch, first.previous_epoch, first.previous_owner),
+        (1, 0, None)
+    );
+    assert_eq!(a.held_epoch("t", 0), Some(1));
+
+    // B refuses to take a queue A owns, and nothing is written.
+    let refused = b
+        .acquire("t", 0, &me("b"), |owner| {
+            owner.is_none_or(|o| o.node != "a")
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused, None);
+    assert_eq!(b.held_epoch("t", 0), None);
+
+    a.release("t", 0).await.unwrap();
+    assert_eq!(a.held_epoch("t", 0), None);
+    let m = b.reader().manifest("t", 0).await.unwrap().unwrap();
+    assert_eq!((m.epoch, m.owner.clone()), (1, None));
+
+    let second = b
+        .acquire("t", 0, &me("b"), |owner| owner.is_none())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (second.epoch, second.previous_epoch, second.previous_owner),
+        (2, 1, None)
+    );
+    // A takes it back over B (as for a dead B): B is fenced at its next write.
+    let third = a
+        .acquire("t", 0, &me("a"), |_| true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.previous_owner, Some(me("b")));
+    assert!(b.release("t", 0).await.unwrap_err().is_fenced());
+    assert_eq!(b.held_epoch("t", 0), None, "a fenced queue is let go");
+}
+
+async fn take_all(tier: &Tier, q: u32) -> shale_tiering::Result<shale_tiering::Acquired> {
+    tier.acquire("t", q, &me("n1"), |_| true)
+        .await
+        .map(|a| a.unwrap())
 }
