@@ -10,8 +10,8 @@
 //! and a copy of every topic's metadata, so a node with an empty disk finds
 //! every topic ([`Broker::load_topics_from_store`]) and serves every sealed
 //! message. [`Broker::tiering_tick`] uploads, applies retention and keeps the
-//! hot tier within `hot_bytes`; [`Broker::hand_over`] seals and uploads
-//! everything on shutdown.
+//! hot tier within `hot_bytes`; [`Broker::leave_cluster`] seals, uploads and
+//! releases every held queue on shutdown (see [`crate::cluster`]).
 //!
 //! Invariants kept by [`Broker::open`]:
 //! - topic metadata is the truth: hot data of a topic without metadata is the
@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use shale_hot::{Clock, HotConfig, HotStore, QueueLog, SystemClock};
 use shale_tiering::Tier;
 
@@ -53,6 +53,10 @@ pub struct Broker {
     draining: AtomicBool,
     /// Turns `true` when draining starts: long polls return early.
     drain_signal: tokio::sync::watch::Sender<bool>,
+    /// Membership and queue ownership (see [`crate::cluster`]).
+    pub cluster: crate::cluster::Cluster,
+    /// Where the hot tier, local metadata and quarantined data live.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Broker {
@@ -98,7 +102,20 @@ impl Broker {
         let (drain_signal, _) = tokio::sync::watch::channel(false);
         let checkpoints =
             shale_tiering::GroupCheckpoints::new(tier.store().clone(), tier.layout().clone());
+        config
+            .cluster
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid cluster settings: {e}"))?;
+        let cluster = crate::cluster::Cluster::new(
+            config.node_id.clone(),
+            config.cluster.clone(),
+            tier.store().clone(),
+            tier.layout().clone(),
+            clock.clone(),
+        );
         Ok(Arc::new(Broker {
+            cluster,
+            data_dir: config.data_dir.clone(),
             node_id: config.node_id.clone(),
             clock,
             hot,
@@ -133,6 +150,12 @@ impl Broker {
     /// Adds the topics the object store knows and this node does not (a node
     /// with an empty disk, or one that missed a create). Call once after open.
     pub async fn load_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
+        self.refresh_topics_from_store().await
+    }
+
+    /// Adds the topics the object store knows and this node does not (created
+    /// through another node, or missed). One listing; reads only new topics.
+    pub async fn refresh_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
         let metas = self
             .tier
             .list_topic_metas()
@@ -157,9 +180,25 @@ impl Broker {
         Ok(added)
     }
 
-    /// The queue to append to; a queue new to this node starts where its cold
-    /// segments end, so offsets continue across nodes and disks.
-    pub async fn queue_for_write(&self, topic: &str, queue: u32) -> BrokerResult<Arc<QueueLog>> {
+    /// The queue to append to with a permit held until the write is durable
+    /// (see [`crate::cluster::ownership`]); a queue new to this node starts
+    /// where its cold segments end, so offsets continue across nodes and disks.
+    pub async fn queue_for_write(
+        &self,
+        topic: &str,
+        queue: u32,
+    ) -> BrokerResult<(Arc<QueueLog>, crate::cluster::ownership::WritePermit)> {
+        let permit = self.write_permit(topic, queue).await?;
+        Ok((self.local_queue(topic, queue).await?, permit))
+    }
+
+    /// The queue to watch for new data (long polls), if this node serves it.
+    pub async fn queue_to_watch(&self, topic: &str, queue: u32) -> BrokerResult<Arc<QueueLog>> {
+        self.serve_queue(topic, queue).await?;
+        self.local_queue(topic, queue).await
+    }
+
+    async fn local_queue(&self, topic: &str, queue: u32) -> BrokerResult<Arc<QueueLog>> {
         if let Some(q) = self.hot.existing_queue(topic, queue) {
             return Ok(q);
         }
@@ -196,7 +235,9 @@ impl Broker {
         // Queues are independent: upload and retain several at once, but a
         // bounded number, so that a node with thousands of queues neither
         // floods the object store nor holds thousands of segments in memory.
-        futures::stream::iter(self.hot.queues())
+        let held = self.hot.queues().into_iter();
+        let held = held.filter(|log| self.cluster.holds(log.topic(), log.queue()));
+        futures::stream::iter(held)
             .for_each_concurrent(UPLOAD_CONCURRENCY, |log| async move {
                 let Some(topic) = self.topics.get(log.topic()) else {
                     return;
@@ -248,29 +289,6 @@ impl Broker {
     pub fn over_hot_budget(&self) -> bool {
         self.hot_bytes
             .is_some_and(|budget| self.hot.disk_bytes() > budget.saturating_add(budget / 4))
-    }
-
-    /// Shutdown hand-over: seal every active segment and upload everything,
-    /// within `budget`, so that a node with an empty disk serves every
-    /// acknowledged message. What does not make it stays on local disk.
-    pub async fn hand_over(&self, budget: std::time::Duration) -> anyhow::Result<()> {
-        let hot = self.hot.clone();
-        tokio::task::spawn_blocking(move || hot.seal_all_active()).await??;
-        crate::groups::durable::checkpoint_all(self).await;
-        let queues = self.hot.queues().into_iter();
-        let uploads = futures::stream::iter(
-            queues
-                .filter(|log| self.topics.get(log.topic()).is_some())
-                .map(Ok),
-        )
-        .try_for_each_concurrent(UPLOAD_CONCURRENCY, |log| async move {
-            self.tier.upload(&log).await.map(drop).map_err(|e| {
-                anyhow::Error::new(e).context(format!("uploading {}/{}", log.topic(), log.queue()))
-            })
-        });
-        tokio::time::timeout(budget, uploads)
-            .await
-            .map_err(|_| anyhow::anyhow!("the hand-over upload did not finish within {budget:?}"))?
     }
 
     /// Final flush on shutdown: everything written becomes durable.

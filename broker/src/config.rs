@@ -21,4 +21,6 @@ pub struct BrokerConfig {
     pub hot_bytes: Option<u64>,
     /// This node's id (reported as the owner of its queues).
     pub node_id: String,
+    /// Membership timing and this node's advertise URL.
+    pub cluster: crate::cluster::ClusterConfig,
 }

@@ -340,6 +340,17 @@ impl BrokerError {
         (code, std::mem::take(message), source.take())
     }
 
+    /// Where the queue this error is about is served, when it is served by
+    /// another node (the front-end may forward the request there).
+    pub fn elsewhere(&self) -> Option<&crate::cluster::Elsewhere> {
+        match self {
+            BrokerError::NotOwner {
+                source: Some(s), ..
+            } => s.downcast_ref(),
+            _ => None,
+        }
+    }
+
     /// True when the same call may succeed later (503 in HTTP).
     pub fn is_retryable(&self) -> bool {
         matches!(

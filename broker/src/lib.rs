@@ -14,6 +14,7 @@
 //!
 //! - [`broker`]: the [`Broker`] handle (storage, topics, groups, the drain
 //!   signal) and its background work;
+//! - [`cluster`]: membership (node leases), placement and queue ownership;
 //! - [`topics`] and [`topic_admin`]: topic metadata, create / patch / delete / describe;
 //! - [`produce`]: validation, type rules, queue choice, dedup, durability;
 //! - [`queue_view`]: one queue over the hot and the cold tier;
@@ -25,6 +26,7 @@
 //!   de-duplication window; [`metrics`]: the broker's metrics.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod dedup;
 pub mod error;

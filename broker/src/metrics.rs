@@ -9,6 +9,10 @@
 //!   `shale_group_dead_lettered_total{group,topic}`,
 //!   `shale_group_lost_skipped_total{group,topic}` (lost messages a group stepped over)
 //!
+//! - `shale_cluster_lease_renewals_total{result}` (`ok`/`failed`), `shale_cluster_queues_owned`,
+//!   `shale_cluster_takeovers_total{kind}` (`new`: a released or new queue, `takeover`: from
+//!   another owner), `shale_cluster_handovers_total`, `shale_quarantined_messages_total{topic}`
+//!
 //! [`describe`] registers their help texts; call it once after installing a recorder.
 
 use std::time::Instant;
@@ -32,6 +36,26 @@ pub fn describe() {
     metrics::describe_counter!(
         "shale_lost_messages_total",
         "Messages found damaged on local disk at upload; their segment went up with a shale.lost marker in their place."
+    );
+    metrics::describe_counter!(
+        "shale_cluster_lease_renewals_total",
+        "Renewals of this node's cluster lease, by result."
+    );
+    metrics::describe_gauge!(
+        "shale_cluster_queues_owned",
+        "Queues this node holds and serves."
+    );
+    metrics::describe_counter!(
+        "shale_cluster_takeovers_total",
+        "Queues this node took: `new` (released or never owned) or `takeover` (from another owner)."
+    );
+    metrics::describe_counter!(
+        "shale_cluster_handovers_total",
+        "Queues this node handed over to another."
+    );
+    metrics::describe_counter!(
+        "shale_quarantined_messages_total",
+        "Local messages never uploaded whose queue another owner took meanwhile: kept aside, not served."
     );
     metrics::describe_histogram!(
         "shale_produce_duration_seconds",
@@ -81,4 +105,27 @@ pub fn read(topic: &str, messages: u64, bytes: u64) {
 pub fn produce_duration(durability: &'static str, started: Instant) {
     metrics::histogram!("shale_produce_duration_seconds", "durability" => durability)
         .record(started.elapsed().as_secs_f64());
+}
+
+pub(crate) fn lease_renewed(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!("shale_cluster_lease_renewals_total", "result" => result).increment(1);
+}
+
+pub(crate) fn queues_owned(n: usize) {
+    metrics::gauge!("shale_cluster_queues_owned").set(n as f64);
+}
+
+pub(crate) fn queue_taken(from_another: bool) {
+    let kind = if from_another { "takeover" } else { "new" };
+    metrics::counter!("shale_cluster_takeovers_total", "kind" => kind).increment(1);
+}
+
+pub(crate) fn queue_handed_over() {
+    metrics::counter!("shale_cluster_handovers_total").increment(1);
+}
+
+pub(crate) fn quarantined(topic: &str, messages: u64) {
+    metrics::counter!("shale_quarantined_messages_total", "topic" => topic.to_string())
+        .increment(messages);
 }

@@ -90,6 +90,12 @@ impl Broker {
             }),
             job(
                 self,
+                "cluster",
+                self.cluster.config().heartbeat,
+                |b| async move { b.cluster_tick().await },
+            ),
+            job(
+                self,
                 "group-metrics",
                 GROUP_METRICS_PERIOD,
                 |b| async move { b.report_group_metrics().await },

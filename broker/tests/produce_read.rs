@@ -32,6 +32,7 @@ fn open() -> Node {
         segment_ms: 600_000,
         hot_bytes: None,
         node_id: "n1".into(),
+        cluster: Default::default(),
     };
     let clock = ManualClock::new(START_MS);
     let tier = Arc::new(Tier::in_memory_with_faults(&Faults::default(), 1 << 20));

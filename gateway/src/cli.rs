@@ -126,6 +126,21 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_interval_ms: Option<u64>,
 
+    /// How the other nodes reach this one [env: SHALE_ADVERTISE_URL] [default: the bound listen address]
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_url: Option<String>,
+
+    /// Period of the cluster lease renewal [env: SHALE_CLUSTER_HEARTBEAT_MS] [default: 2s]
+    #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_heartbeat_ms: Option<u64>,
+
+    /// A node silent this long is declared dead and its queues move [env: SHALE_CLUSTER_LEASE_MS] [default: 10s]
+    #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_lease_ms: Option<u64>,
+
     /// On SIGTERM, how long in-flight requests may take to finish [env: SHALE_DRAIN_TIMEOUT_MS] [default: 30s]
     #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -44,6 +44,9 @@ pub const SETTING_KEYS: &[&str] = &[
     "auth_file",
     "flush_interval_ms",
     "drain_timeout_ms",
+    "advertise_url",
+    "cluster_heartbeat_ms",
+    "cluster_lease_ms",
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
@@ -109,6 +112,18 @@ pub struct NodeConfig {
     /// Nothing acknowledged is lost either way.
     #[serde(deserialize_with = "units::duration_ms")]
     pub drain_timeout_ms: u64,
+    /// How the other nodes of the cluster reach this one (`http://10.0.0.5:8080`).
+    /// Default: the bound listen address (`127.0.0.1` for a wildcard one,
+    /// which only works for nodes on one machine).
+    pub advertise_url: Option<String>,
+    /// Period of the node's lease renewal and of its listing of the others.
+    #[serde(deserialize_with = "units::duration_ms")]
+    pub cluster_heartbeat_ms: u64,
+    /// A node whose lease stays unchanged this long is declared dead and its
+    /// queues move (takeover time is about this plus a heartbeat). The node
+    /// itself stops writing 30% of it earlier.
+    #[serde(deserialize_with = "units::duration_ms")]
+    pub cluster_lease_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -126,6 +141,9 @@ impl Default for NodeConfig {
             auth_file: None,
             flush_interval_ms: 1000,
             drain_timeout_ms: 30_000,
+            advertise_url: None,
+            cluster_heartbeat_ms: 2000,
+            cluster_lease_ms: 10_000,
         }
     }
 }
@@ -231,7 +249,39 @@ fn check_listen(listen: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An advertise URL is `http://` or `https://`, a host, an optional port, no path.
+fn check_advertise_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '@']) {
+        return Err(format!(
+            "`{url}` must be scheme://host[:port] with no path, query or credentials"
+        ));
+    }
+    Ok(())
+}
+
 impl NodeConfig {
+    /// The membership timing (margin: 30% of the lease) and advertise URL
+    /// (the listen address until the server knows the bound one).
+    pub fn cluster_config(&self) -> shale_broker::cluster::ClusterConfig {
+        let lease = std::time::Duration::from_millis(self.cluster_lease_ms);
+        shale_broker::cluster::ClusterConfig {
+            advertise_url: self
+                .advertise_url
+                .clone()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| format!("http://{}", self.listen)),
+            heartbeat: std::time::Duration::from_millis(self.cluster_heartbeat_ms),
+            lease,
+            margin: lease * 3 / 10,
+            lease_clock: None,
+        }
+    }
+
     /// Checks every setting, returning the first problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_listen(&self.listen).map_err(|r| ConfigError::invalid("listen", r))?;
@@ -265,6 +315,18 @@ impl NodeConfig {
         if let Some(id) = &self.node_id {
             node_id::check_node_id(id).map_err(|r| ConfigError::invalid("node_id", r))?;
         }
+        if let Some(url) = &self.advertise_url {
+            check_advertise_url(url).map_err(|r| ConfigError::invalid("advertise_url", r))?;
+        }
+        if self.cluster_heartbeat_ms == 0 {
+            return Err(ConfigError::invalid(
+                "cluster_heartbeat_ms",
+                "must be at least 1",
+            ));
+        }
+        self.cluster_config()
+            .validate()
+            .map_err(|r| ConfigError::invalid("cluster_lease_ms", r))?;
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
                 return Err(ConfigError::invalid(

@@ -7,7 +7,9 @@
 //!    are installed next: a signal that arrives during startup still drains
 //!    instead of killing.
 //! 2. The listener is bound (port 0 allowed) before the storage is opened, so
-//!    a taken port fails fast; connections wait in the backlog meanwhile.
+//!    a taken port fails fast; connections wait in the backlog meanwhile. The
+//!    node then joins the cluster (its lease) and takes the queues placement
+//!    gives it whose owner is gone.
 //! 3. Once the server accepts, exactly one line `shale listening on
 //!    http://ADDR` (`https://` with TLS) goes to stdout, with the bound address.
 //!    Everything else (logs) goes to stderr.
@@ -17,9 +19,9 @@
 //!    ones every `flush_interval_ms`.
 //! 5. On the first SIGTERM or SIGINT: [`AppState::set_draining`], stop
 //!    accepting, let in-flight requests finish (at most `drain_timeout_ms`),
-//!    stop the background jobs, [`AppState::hand_over`] (seal
-//!    and upload, at most `drain_timeout_ms`), [`AppState::shutdown_flush`],
-//!    return `Ok`.
+//!    stop the background jobs, leave the cluster (hand every held queue
+//!    over: seal, upload, release; at most `drain_timeout_ms`; then the lease
+//!    says LEFT), [`AppState::shutdown_flush`], return `Ok`.
 //!    A second signal exits at once with status 130: every acknowledged write
 //!    is already in the page cache (ASYNC) or on disk (SYNC), so only the
 //!    final fsync of ASYNC data is skipped, as after a plain process crash.
@@ -60,6 +62,9 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    if config.advertise_url.is_none() {
+        config.advertise_url = Some(default_advertise_url(&listener, tls.is_some())?);
+    }
 
     tracing::info!(
         node_id = config.node_id.as_deref().unwrap_or("?"),
@@ -81,6 +86,15 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         topics_from_object_store = adopted,
         "storage open"
     );
+    // Join the cluster and take the queues placement gives this node whose
+    // owner is gone (all of them for a lone node), before serving.
+    state
+        .broker
+        .cluster
+        .join()
+        .await
+        .context("joining the cluster (writing this node's lease to the object store)")?;
+    state.broker.rebalance().await;
 
     let background = Background::spawn(state.jobs(Duration::from_millis(config.flush_interval_ms)));
 
@@ -113,11 +127,13 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     .await;
 
     background.stop().await;
-    // Hand-over: seal and upload everything so a node with an empty disk
-    // serves every acknowledged message. Data that does not make it in time
-    // stays on local disk (flushed below) and uploads after a restart.
-    if let Err(e) = state.hand_over(drain_timeout).await {
-        tracing::warn!(error = %format!("{e:#}"), "hand-over to the object store incomplete; the rest stays on local disk");
+    // Hand-over: seal and upload every held queue and release it, so another
+    // node (or this one, restarted with an empty disk) serves every
+    // acknowledged message; then the lease says LEFT. Data that does not make
+    // it in time stays on local disk (flushed below) and is kept by this node
+    // if it restarts before another takes the queue.
+    if let Err(e) = state.broker.leave_cluster(drain_timeout).await {
+        tracing::warn!(error = %format!("{e:#}"), "hand-over incomplete; the rest stays on local disk");
     }
     let flushed = state.shutdown_flush().await.context("final flush");
     match (&served, &flushed) {
@@ -125,6 +141,18 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         _ => tracing::error!("stopped with errors"),
     }
     served.and(flushed)
+}
+
+/// The URL other nodes reach this one at when none is configured: the bound
+/// address, with `127.0.0.1` for a wildcard host (same-machine clusters only).
+fn default_advertise_url(listener: &TcpListener, tls: bool) -> anyhow::Result<String> {
+    let mut addr = listener.local_addr().context("reading the bound address")?;
+    if addr.ip().is_unspecified() {
+        tracing::warn!(%addr, "listening on a wildcard address without --advertise-url: other nodes are told 127.0.0.1, which only works on this machine");
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let scheme = if tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{addr}"))
 }
 
 /// Prints the one line that tells users and scripts the node is ready.

@@ -102,5 +102,6 @@ fn broker_config(config: &NodeConfig) -> anyhow::Result<BrokerConfig> {
         segment_ms: config.segment_ms,
         hot_bytes: config.hot_bytes,
         node_id: config.node_id.clone().unwrap_or_else(|| "local".into()),
+        cluster: config.cluster_config(),
     })
 }

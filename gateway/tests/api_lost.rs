@@ -191,7 +191,10 @@ async fn a_message_damaged_before_upload_is_stepped_over_by_groups() {
 
     // The segment is uploaded anyway, with a marker for the lost offset; a
     // fresh node with an empty disk answers the same from the object store.
-    n.state.hand_over(Duration::from_secs(30)).await.unwrap();
+    n.state
+        .leave_cluster(Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(metric("shale_lost_messages_total", None), Some(1.0));
     let dir2 = tempfile::tempdir().unwrap();
     let cfg2 = NodeConfig {

@@ -55,6 +55,13 @@ impl CursorMap {
         self.map.write().remove(key);
     }
 
+    /// Drops every cursor of one queue (its ownership moved).
+    pub fn remove_queue(&self, topic: &str, queue: u32) {
+        self.map
+            .write()
+            .retain(|k, _| !(k.topic == topic && k.queue == queue));
+    }
+
     /// `f` of every cursor for which `keep` holds, each cursor locked in turn
     /// (the map lock is let go first: the locks never nest).
     pub fn collect<T>(

@@ -128,12 +128,13 @@ pub async fn dead_letter(
 ) -> BrokerResult<()> {
     let dlq = dlq_topic(state, &group.name).await?;
     let req = dead_letter_request(origin_topic, record, attempts);
-    let log = state.queue_for_write(&dlq.name, 0).await?;
+    let (log, permit) = state.queue_for_write(&dlq.name, 0).await?;
     let appender = log.clone();
     let appended = tokio::task::spawn_blocking(move || appender.append(&[req])).await??;
     if let Some(a) = appended.last() {
         log.sync(a.offset + 1).await?;
     }
+    drop(permit);
     crate::metrics::dead_lettered(&group.name, origin_topic);
     Ok(())
 }

@@ -86,6 +86,8 @@ pub async fn ensure_cursor<F>(state: &Broker, key: &CursorKey, start: F) -> Brok
 where
     F: AsyncFnOnce() -> BrokerResult<u64>,
 {
+    // Only the queue's owner keeps its cursors (taking the queue first drops stale ones).
+    state.serve_queue(&key.topic, key.queue).await?;
     if state.groups.cursors.contains(key) {
         return Ok(());
     }
@@ -100,6 +102,7 @@ where
 /// Restores the cursor from its checkpoint if it is not in memory and one
 /// exists (an ack or an invisibility change after a restart); does nothing otherwise.
 pub async fn restore_if_checkpointed(state: &Broker, key: &CursorKey) -> BrokerResult<()> {
+    state.serve_queue(&key.topic, key.queue).await?;
     if state.groups.cursors.contains(key) {
         return Ok(());
     }
@@ -129,6 +132,18 @@ pub async fn peek(state: &Broker, key: &CursorKey) -> BrokerResult<Option<Cursor
         .await?
         .as_ref()
         .map(from_checkpoint))
+}
+
+/// Saves every cursor of one queue (before its hand-over); the first failure is the error.
+pub async fn checkpoint_queue(state: &Broker, topic: &str, queue: u32) -> BrokerResult<()> {
+    let snapshot: Vec<(CursorKey, QueueCheckpoint)> = state.groups.cursors.collect(
+        |k| k.topic == topic && k.queue == queue,
+        |k, c| (k.clone(), to_checkpoint(c)),
+    );
+    for (k, cp) in snapshot {
+        state.checkpoints.save(&checkpoint_key(&k), cp).await?;
+    }
+    Ok(())
 }
 
 /// Saves every cursor that changed since its last save. Errors are logged

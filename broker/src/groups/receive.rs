@@ -84,7 +84,7 @@ pub async fn receive(
         let mut watches = Vec::new();
         if !req.wait.is_zero() {
             for q in 0..req.topic.queues() {
-                if let Ok(log) = state.queue_for_write(&req.topic.name, q).await {
+                if let Ok(log) = state.queue_to_watch(&req.topic.name, q).await {
                     watches.push(log.watch_max_offset());
                 }
             }
@@ -223,6 +223,12 @@ impl<'a> Pass<'a> {
     /// held); `None` when the cursor was fenced away right after its restore
     /// (the next pass restores it from its new owner).
     async fn visit(&self, queue: u32) -> BrokerResult<Option<QueueVisit>> {
+        // Queues served by other nodes are theirs to deliver (the front-end gathers).
+        match self.state.serve_queue(&self.topic.name, queue).await {
+            Ok(()) => {}
+            Err(BrokerError::NotOwner { .. } | BrokerError::Unavailable { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
         let tq = TieredQueue::open(self.state, &self.topic.name, queue).await?;
         let k = CursorKey::new(
             &self.group.name,

@@ -73,6 +73,24 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// The queue of an un-pinned request: the next of the topic's queues
+    /// placed on this node (so it is stored without a forward), or of all of
+    /// them when none is (the request is then forwarded to their owner).
+    pub fn round_robin_queue(&self, topic: &Topic) -> u32 {
+        let n = topic.queues();
+        let first = topic.next_round_robin();
+        let members = self.cluster.members();
+        (0..n)
+            .map(|i| (first + i) % n)
+            .find(|&q| {
+                crate::cluster::placement::owner_of(&members, &topic.name, q)
+                    .is_none_or(|m| m == self.node_id)
+            })
+            .unwrap_or(first)
+    }
+}
+
 impl Producer {
     /// Asks for a stronger durability than the topic's (a weaker one is ignored).
     pub fn at_least(mut self, requested: Durability) -> BrokerResult<Producer> {
@@ -95,7 +113,7 @@ impl Producer {
             batch.messages,
             batch.transaction,
             self.born_ms,
-            || topic.next_round_robin(),
+            || self.broker.round_robin_queue(topic),
         )?;
         let results = write::store(&self.broker, topic, planned, self.durability).await?;
         crate::metrics::produce_duration(self.durability.as_str(), self.started);

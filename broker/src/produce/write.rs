@@ -20,6 +20,7 @@ use shale_hot::{AppendRequest, Appended, QueueLog};
 
 use super::plan::Planned;
 use crate::broker::Broker;
+use crate::cluster::ownership::WritePermit;
 use crate::dedup::DedupHit;
 use crate::error::{BrokerError, BrokerResult};
 use crate::topics::{Durability, Topic};
@@ -45,9 +46,15 @@ pub async fn store(
         return Err(BrokerError::topic_not_found(&topic.name));
     }
     let (mut outcome, by_queue) = split_repeats(state, &topic.name, &planned);
+    // Every queue must be served here before anything is stored: held until durable.
+    let held = hold_queues(state, &topic.name, by_queue.keys().copied()).await?;
     // Read before the requests are moved into the appends.
     let deliver_at: Vec<Option<i64>> = planned.iter().map(|p| p.request.deliver_at_ms).collect();
-    let appended = append_by_queue(state, &topic.name, &mut planned, by_queue).await;
+    let (logs, permits): (BTreeMap<u32, Arc<QueueLog>>, Vec<WritePermit>) = held
+        .into_iter()
+        .map(|(q, (log, permit))| ((q, log), permit))
+        .unzip();
+    let appended = append_by_queue(&logs, &mut planned, by_queue).await;
     drop(deleted);
     let stored = Stored {
         planned: &planned,
@@ -62,7 +69,47 @@ pub async fn store(
     if durability >= Durability::Sync {
         sync_all(state, &topic.name, touched, &results).await?;
     }
+    drop(permits);
     Ok(results)
+}
+
+/// Write permits of every queue the request appends to. When some queue is
+/// served elsewhere nothing is stored: the error names the other node when
+/// every queue is there (the front-end forwards the whole request), else it
+/// is a retryable 503.
+async fn hold_queues(
+    state: &Broker,
+    topic: &str,
+    queues: impl Iterator<Item = u32>,
+) -> BrokerResult<BTreeMap<u32, (Arc<QueueLog>, WritePermit)>> {
+    let queues: Vec<u32> = queues.collect();
+    let tries =
+        futures::future::join_all(queues.iter().map(|&q| state.queue_for_write(topic, q))).await;
+    let mut held = BTreeMap::new();
+    let mut elsewhere: Vec<BrokerError> = Vec::new();
+    for (q, r) in queues.into_iter().zip(tries) {
+        match r {
+            Ok(h) => {
+                held.insert(q, h);
+            }
+            Err(e) if e.elsewhere().is_some() => elsewhere.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(first) = elsewhere.first() else {
+        return Ok(held);
+    };
+    let node = first.elsewhere().map(|e| e.node.clone());
+    if held.is_empty()
+        && elsewhere
+            .iter()
+            .all(|e| e.elsewhere().map(|x| &x.node) == node.as_ref())
+    {
+        return Err(elsewhere.swap_remove(0));
+    }
+    Err(BrokerError::unavailable(
+        "the request's messages go to queues served by different nodes; send them in separate requests (one per queue or message group), or retry",
+    ))
 }
 
 /// The indexes of the messages to append, by queue; the others (repeats of
@@ -102,8 +149,7 @@ type QueueAppend = (
 
 /// One append per queue, all queues at once (each on the blocking pool).
 async fn append_by_queue(
-    state: &Arc<Broker>,
-    topic: &str,
+    logs: &BTreeMap<u32, Arc<QueueLog>>,
     planned: &mut [Planned],
     by_queue: BTreeMap<u32, Vec<usize>>,
 ) -> Vec<QueueAppend> {
@@ -112,10 +158,11 @@ async fn append_by_queue(
             .iter()
             .map(|&i| std::mem::take(&mut planned[i].request))
             .collect();
+        let log = logs.get(&queue).cloned();
         async move {
-            let log = match state.queue_for_write(topic, queue).await {
-                Ok(log) => log,
-                Err(e) => return (queue, indexes, Err(e)),
+            let Some(log) = log else {
+                let e = BrokerError::internal("appending", "a queue without a write permit");
+                return (queue, indexes, Err(e));
             };
             let appended = tokio::task::spawn_blocking(move || {
                 let appended = log.append(&batch)?;

@@ -69,6 +69,7 @@ impl Broker {
                 t.queues()
             )));
         }
+        self.serve_queue(&t.name, queue).await?;
         let log = TieredQueue::open(self, &t.name, queue).await?;
         Ok((t, log))
     }
@@ -171,7 +172,7 @@ impl Broker {
         if *deleted {
             return Err(BrokerError::topic_not_found(&topic.name));
         }
-        let log = self.queue_for_write(&topic.name, queue).await?;
+        let log = self.queue_to_watch(&topic.name, queue).await?;
         drop(deleted);
         Ok(log)
     }

@@ -51,6 +51,7 @@ impl Broker {
         if queue >= t.queues() {
             return Err(message_not_found(id));
         }
+        self.serve_queue(&t.name, queue).await?;
         let log = crate::queue_view::TieredQueue::open(self, &t.name, queue).await?;
         let record = log
             .read_one(message_id.offset())

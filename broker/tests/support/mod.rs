@@ -34,6 +34,7 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
         segment_ms: 3_600_000,
         hot_bytes: None,
         node_id: "node-test".into(),
+        cluster: Default::default(),
     }
 }
 
@@ -46,7 +47,7 @@ impl Node {
         let first = Node::new();
         first.topic(topic, 1, MessageType::Normal).await;
         first.produce_n(topic, prefix, n).await;
-        first.broker.hand_over(TIMEOUT).await.unwrap();
+        first.broker.leave_cluster(TIMEOUT).await.unwrap();
         let store = first.broker.tier.store().clone();
         let faults = first.faults.clone();
         drop(first);

@@ -122,7 +122,7 @@ async fn measure(
     state.set_draining();
     drop((node, hot_client));
     let started = Instant::now();
-    state.hand_over(HAND_OVER).await.context("hand-over")?;
+    state.leave_cluster(HAND_OVER).await.context("hand-over")?;
     state.shutdown_flush().await?;
     let hand_over_secs = started.elapsed().as_secs_f64();
     drop(state);
