@@ -69,6 +69,7 @@ mod tests {
             max_store_ms: max_ms,
             rows: end - base,
             bytes: 1,
+            staged_epoch: None,
         }
     }
 
