@@ -13,10 +13,18 @@
 //!
 //! Decoding runs on blocking threads (see [`read_row_group`]).
 //!
+//! Segments are read at their public key. A listed segment whose public
+//! object is missing — committed, but its copy out of `staging/` not done
+//! yet (a crash window that the next owner repairs, see [`crate::uploader`])
+//! — is read at the staging key its entry names instead. Both keys hold the
+//! same bytes, so every cache is keyed by the public key and stays valid when
+//! the segment is published.
+//!
 //! Callers cannot tell a cold read from a hot one: records come back exactly
 //! as they were stored.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +58,42 @@ const READAHEAD_BATCH: usize = 4;
 const ASKED_ENTRIES: usize = 10_000;
 
 type RowGroup = Arc<Vec<Record>>;
+
+/// Where a listed segment's bytes are: its public key, and the staging key
+/// it is published from (read only while the public object is missing).
+#[derive(Debug, Clone)]
+struct SegmentKeys {
+    public: Path,
+    staged: Option<Path>,
+}
+
+/// Runs `read` at the segment's public key; when that fails because the
+/// public object is missing and the segment was staged, at its staging key
+/// (and at the public key once more if the staging object is gone too: it is
+/// deleted right after the copy). Any other failure is returned as it is.
+async fn read_either<T, F, Fut>(store: &dyn ObjectStore, keys: &SegmentKeys, read: F) -> Result<T>
+where
+    F: Fn(Path) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let err = match read(keys.public.clone()).await {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let Some(staged) = &keys.staged else {
+        return Err(err);
+    };
+    match store.head(&keys.public).await {
+        Err(object_store::Error::NotFound { .. }) => {}
+        // Published since the first read: read it there.
+        Ok(_) => return read(keys.public.clone()).await,
+        Err(_) => return Err(err),
+    }
+    match read(staged.clone()).await {
+        Ok(v) => Ok(v),
+        Err(_) => read(keys.public.clone()).await,
+    }
+}
 
 /// Reads cold data of any queue.
 #[derive(Clone)]
@@ -127,12 +171,28 @@ impl ColdReader {
             .await;
     }
 
-    async fn footer(&self, path: &Path, size: u64) -> Result<Arc<SegmentFooter>> {
+    /// The keys of a listed segment of `topic`/`queue`.
+    fn keys(&self, topic: &str, queue: u32, entry: &SegmentEntry) -> SegmentKeys {
+        SegmentKeys {
+            public: self.layout.segment(topic, queue, entry.base_offset),
+            staged: entry.staged_epoch.map(|epoch| {
+                self.layout
+                    .staged_segment(topic, queue, epoch, entry.base_offset)
+            }),
+        }
+    }
+
+    async fn footer(&self, keys: &SegmentKeys, size: u64) -> Result<Arc<SegmentFooter>> {
         let store = self.store.clone();
-        let p = path.clone();
+        let keys_owned = keys.clone();
         self.footers
-            .try_get_with(path.clone(), async move {
-                read_footer(store, &p, size).await.map(Arc::new)
+            .try_get_with(keys.public.clone(), async move {
+                read_either(store.as_ref(), &keys_owned, |p| {
+                    let store = store.clone();
+                    async move { read_footer(store, &p, size).await }
+                })
+                .await
+                .map(Arc::new)
             })
             .await
             .map_err(shared)
@@ -140,15 +200,20 @@ impl ColdReader {
 
     async fn row_group(
         &self,
-        path: &Path,
+        keys: &SegmentKeys,
         footer: &Arc<SegmentFooter>,
         index: usize,
     ) -> Result<RowGroup> {
         let store = self.store.clone();
-        let (p, f) = (path.clone(), footer.clone());
+        let (k, f) = (keys.clone(), footer.clone());
         self.row_groups
-            .try_get_with((path.clone(), index), async move {
-                read_row_group(store, &p, &f, index).await.map(Arc::new)
+            .try_get_with((keys.public.clone(), index), async move {
+                read_either(store.as_ref(), &k, |p| {
+                    let (store, f) = (store.clone(), f.clone());
+                    async move { read_row_group(store, &p, &f, index).await }
+                })
+                .await
+                .map(Arc::new)
             })
             .await
             .map_err(shared)
@@ -177,16 +242,16 @@ impl ColdReader {
                 let Some(entry) = manifest.segments.get(seg) else {
                     break;
                 };
-                let path = me.layout.segment(&topic, queue, entry.base_offset);
-                let Ok(footer) = me.footer(&path, entry.bytes).await else {
+                let keys = me.keys(&topic, queue, entry);
+                let Ok(footer) = me.footer(&keys, entry.bytes).await else {
                     return;
                 };
                 let end = footer.row_groups.len().min(first + left);
                 left -= end.saturating_sub(first);
-                let asked = me.asked_through(&path);
+                let asked = me.asked_through(&keys.public);
                 let from = asked.map_or(first, |a| first.max(a + 1));
                 if from < end {
-                    due.push((path, footer, from..end));
+                    due.push((keys, footer, from..end));
                 }
                 (seg, first) = (seg + 1, 0);
             }
@@ -194,8 +259,8 @@ impl ColdReader {
             if count == 0 || (count < READAHEAD_BATCH && left == 0) {
                 return;
             }
-            for (path, footer, groups) in due {
-                me.fetch_batch(path, footer, groups);
+            for (keys, footer, groups) in due {
+                me.fetch_batch(keys, footer, groups);
             }
         });
     }
@@ -208,7 +273,13 @@ impl ColdReader {
     /// One GET for `groups` of one segment, then the groups decoded into the
     /// cache one after the other (a reader wanting one of them first decodes
     /// it from the same GET; moka lets only one load of a group run).
-    fn fetch_batch(&self, path: Path, footer: Arc<SegmentFooter>, groups: std::ops::Range<usize>) {
+    fn fetch_batch(
+        &self,
+        keys: SegmentKeys,
+        footer: Arc<SegmentFooter>,
+        groups: std::ops::Range<usize>,
+    ) {
+        let path = keys.public.clone();
         {
             let mut asked = self.asked.lock();
             if asked.len() >= ASKED_ENTRIES {
@@ -217,11 +288,14 @@ impl ColdReader {
             asked.insert(path.clone(), groups.end - 1);
         }
         let store = self.store.clone();
-        let (p, f, g) = (path.clone(), footer.clone(), groups.clone());
+        let (f, g) = (footer.clone(), groups.clone());
         let span = async move {
-            fetch_row_groups(store.as_ref(), &p, &f, g)
-                .await
-                .map_err(Arc::new)
+            read_either(store.as_ref(), &keys, |p| {
+                let (store, f, g) = (store.clone(), f.clone(), g.clone());
+                async move { fetch_row_groups(store.as_ref(), &p, &f, g).await }
+            })
+            .await
+            .map_err(Arc::new)
         }
         .boxed()
         .shared();
@@ -273,15 +347,15 @@ impl ColdReader {
             return Ok(Vec::new());
         };
         let entry = &manifest.segments[seg_index];
-        let path = self.layout.segment(topic, queue, entry.base_offset);
-        let footer = self.footer(&path, entry.bytes).await?;
+        let keys = self.keys(topic, queue, entry);
+        let footer = self.footer(&keys, entry.bytes).await?;
         let Some(rg) = footer.row_group_of(offset) else {
             return Err(TieringError::Invalid {
-                path: path.to_string(),
+                path: keys.public.to_string(),
                 reason: format!("no row group holds offset {offset}"),
             });
         };
-        let rows = self.row_group(&path, &footer, rg).await?;
+        let rows = self.row_group(&keys, &footer, rg).await?;
         let start = (offset - footer.row_groups[rg].first_offset) as usize;
         // A reader that reaches the end of a row group is replaying: fetch the
         // next ones now. A point read does not trigger any extra request.
@@ -325,12 +399,12 @@ impl ColdReader {
         let Some(entry) = manifest.segments.get(i) else {
             return Ok(None);
         };
-        let path = self.layout.segment(topic, queue, entry.base_offset);
-        let footer = self.footer(&path, entry.bytes).await?;
+        let keys = self.keys(topic, queue, entry);
+        let footer = self.footer(&keys, entry.bytes).await?;
         let Some(rg) = footer.first_row_group_at_or_after(ts) else {
             return Ok(None);
         };
-        let rows = self.row_group(&path, &footer, rg).await?;
+        let rows = self.row_group(&keys, &footer, rg).await?;
         Ok(rows.iter().find(|r| r.store_ms >= ts).map(|r| r.offset))
     }
 }
@@ -358,13 +432,15 @@ impl ColdReader {
             .iter()
             .filter(|s| s.max_store_ms >= begin_ms && s.min_store_ms <= end_ms)
         {
-            let path = self.layout.segment(topic, queue, entry.base_offset);
-            let footer = self.footer(&path, entry.bytes).await?;
-            for rg in
-                row_groups_maybe_with_key(self.store.clone(), &path, entry.bytes, &footer, key)
-                    .await?
-            {
-                let rows = self.row_group(&path, &footer, rg).await?;
+            let keys = self.keys(topic, queue, entry);
+            let footer = self.footer(&keys, entry.bytes).await?;
+            let candidates = read_either(self.store.as_ref(), &keys, |p| {
+                let (store, footer) = (self.store.clone(), footer.clone());
+                async move { row_groups_maybe_with_key(store, &p, entry.bytes, &footer, key).await }
+            })
+            .await?;
+            for rg in candidates {
+                let rows = self.row_group(&keys, &footer, rg).await?;
                 let hits = rows.iter().filter(|r| {
                     r.offset >= manifest.min_offset
                         && r.store_ms >= begin_ms

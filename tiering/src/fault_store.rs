@@ -1,6 +1,7 @@
 //! [`FaultStore`]: an `ObjectStore` wrapper that injects the failures the
-//! tiering layer must survive — errors, an outage, latency, and the nastiest
-//! one: a put that lands but reports failure — and counts calls, so tests can
+//! tiering layer must survive — errors, an outage, latency, a failed copy
+//! (a crash between a segment's commit and its publication), and the
+//! nastiest one: a put that lands but reports failure — and counts calls, so tests can
 //! assert how many object reads an operation needed, and how many ran at once
 //! ([`Faults::max_in_flight`], to show that work overlaps without measuring
 //! time). (`get_ranges` is left to the trait's default, which coalesces and
@@ -37,6 +38,7 @@ pub struct OpCounts {
 struct State {
     fail_next: u32,
     lose_next_put_acks: u32,
+    fail_next_copies: u32,
     down: bool,
     latency: Duration,
     counts: OpCounts,
@@ -59,6 +61,12 @@ impl Faults {
     /// The next `n` puts are stored but answer with a transient error.
     pub fn lose_next_put_acks(&self, n: u32) {
         self.state.lock().lose_next_put_acks = n;
+    }
+
+    /// The next `n` copies fail with a transient error and copy nothing
+    /// (other calls go through).
+    pub fn fail_next_copies(&self, n: u32) {
+        self.state.lock().fail_next_copies = n;
     }
 
     /// While down, every call fails with a transient error.
@@ -110,6 +118,13 @@ impl Faults {
             return Err(injected("injected failure"));
         }
         Ok(guard)
+    }
+
+    fn take_failed_copy(&self) -> bool {
+        let mut s = self.state.lock();
+        let fail = s.fail_next_copies > 0;
+        s.fail_next_copies = s.fail_next_copies.saturating_sub(1);
+        fail
     }
 
     fn take_lost_ack(&self) -> bool {
@@ -224,11 +239,17 @@ impl ObjectStore for FaultStore {
 
     async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
         let _call = self.faults.before(|c| c.puts += 1).await?;
+        if self.faults.take_failed_copy() {
+            return Err(injected("injected copy failure"));
+        }
         self.inner.copy(from, to).await
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
         let _call = self.faults.before(|c| c.puts += 1).await?;
+        if self.faults.take_failed_copy() {
+            return Err(injected("injected copy failure"));
+        }
         self.inner.copy_if_not_exists(from, to).await
     }
 }

@@ -3,7 +3,10 @@
 //! Sealed hot segments become Parquet objects under
 //! `{prefix}/topics/{topic}/queues/{queue}/segments/{base_offset:020}.parquet`,
 //! listed in a per-queue manifest written with compare-and-swap under the
-//! queue's epoch. This crate knows nothing of HTTP; it depends only on
+//! queue's epoch. That public prefix holds exactly the committed segments:
+//! an upload goes to a staging key unique to the owner's epoch first and is
+//! copied there only after the manifest lists it ([`uploader`]), so a fenced
+//! owner can neither leave an uncommitted file there nor overwrite one. This crate knows nothing of HTTP; it depends only on
 //! `shale-hot`. Every object-store access goes through `object_store`, with
 //! behaviour (retries, fault injection) added by wrapping it.
 //!

@@ -35,6 +35,12 @@ pub struct SegmentEntry {
     pub max_store_ms: i64,
     pub rows: u64,
     pub bytes: u64,
+    /// The epoch of the owner that uploaded it to its staging key
+    /// ([`crate::paths::Layout::staged_segment`]) before listing it; `None`
+    /// for a segment written straight to its public key (manifests from
+    /// before staging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_epoch: Option<u64>,
 }
 
 /// The list of a queue's cold segments.

@@ -259,6 +259,7 @@ pub fn encode_segment(records: &[Record], row_group_bytes: usize) -> Result<(Byt
             .unwrap_or(last.store_ms),
         rows: records.len() as u64,
         bytes: out.len() as u64,
+        staged_epoch: None,
     };
     Ok((Bytes::from(out), entry))
 }

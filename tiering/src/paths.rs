@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! {prefix}/topics/{topic}/queues/{queue}/segments/{base_offset:020}.parquet   public (replay jobs read it)
+//! {prefix}/topics/{topic}/queues/{queue}/staging/{epoch:020}-{base_offset:020}.parquet   internal, an upload not yet published
 //! {prefix}/topics/{topic}/queues/{queue}/manifest/{seq:020}.json            internal, versioned, create-only
 //! {prefix}/topics/{topic}/topic.json                                          internal, versioned
 //! {prefix}/groups/{group}/group.json                                          internal, versioned (group settings)
@@ -10,6 +11,12 @@
 //! {prefix}/secrets/receipt-handle-key                                          internal, 32 bytes, create-only
 //! {prefix}/cluster/nodes/{node_id}/{seq:020}.json                              internal, node leases, create-only
 //! ```
+//!
+//! `segments/` holds exactly the committed segments: an upload goes to
+//! `staging/` under the uploader's epoch first, and is copied to its public
+//! key only once the manifest lists it (see [`crate::uploader`]). A stale
+//! owner's upload therefore stays under its own epoch's staging key, which no
+//! other owner writes, and never reaches `segments/`.
 //!
 //! Group checkpoints are internal, versioned and create-only like manifests.
 //! Everything of a group lives under `{prefix}/groups/{group}/`, so deleting
@@ -53,6 +60,19 @@ impl Layout {
         self.queue_dir(topic, queue)
             .child("segments")
             .child(format!("{base_offset:020}.parquet"))
+    }
+
+    /// The directory of the queue's uploads not yet published (see the module docs).
+    pub fn staging_dir(&self, topic: &str, queue: u32) -> Path {
+        self.queue_dir(topic, queue).child("staging")
+    }
+
+    /// Where the owner of `epoch` uploads the segment starting at
+    /// `base_offset` before the manifest lists it: unique to the epoch, so
+    /// no other owner ever writes it.
+    pub fn staged_segment(&self, topic: &str, queue: u32, epoch: u64, base_offset: u64) -> Path {
+        self.staging_dir(topic, queue)
+            .child(format!("{epoch:020}-{base_offset:020}.parquet"))
     }
 
     /// The directory of the queue's manifest versions.
@@ -113,6 +133,19 @@ impl Layout {
     }
 }
 
+/// The `(epoch, base_offset)` of a staged segment's file name, as
+/// [`Layout::staged_segment`] writes it; `None` for any other name.
+pub fn parse_staged(path: &Path) -> Option<(u64, u64)> {
+    let stem = path.filename()?.strip_suffix(".parquet")?;
+    let (epoch, base) = stem.split_once('-')?;
+    let number = |s: &str| {
+        (s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((number(epoch)?, number(base)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +157,15 @@ mod tests {
             l.segment("orders", 3, 1200).as_ref(),
             "tenant/a/topics/orders/queues/3/segments/00000000000000001200.parquet"
         );
+        let staged = l.staged_segment("orders", 3, 7, 1200);
+        assert_eq!(
+            staged.as_ref(),
+            "tenant/a/topics/orders/queues/3/staging/00000000000000000007-00000000000000001200.parquet"
+        );
+        assert!(staged.prefix_matches(&l.staging_dir("orders", 3)));
+        assert_eq!(parse_staged(&staged), Some((7, 1200)));
+        assert_eq!(parse_staged(&l.segment("orders", 3, 1200)), None);
+        assert_eq!(parse_staged(&Path::from("s/7-1200.parquet")), None);
         assert_eq!(
             l.manifest_dir("orders", 3).as_ref(),
             "tenant/a/topics/orders/queues/3/manifest"

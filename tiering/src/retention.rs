@@ -6,6 +6,12 @@
 //! deleted after. A crash between the two leaves unlisted objects below
 //! `min_offset`, which a later pass deletes again (deleting is idempotent).
 //! `min_offset` only moves up: reads below it are out of range.
+//!
+//! A segment has up to two objects: its public key and, if it was staged
+//! (see [`crate::uploader`]) and a crash kept it from being published or its
+//! staging copy from being deleted, its staging key. Both are deleted, the
+//! staging one first: an old owner publishing late copies from the staging
+//! key, so once that is gone no copy can bring the public object back.
 
 use object_store::ObjectStore;
 
@@ -48,10 +54,15 @@ pub async fn apply_retention(
         })
         .await?;
     for seg in &expired {
-        let path = layout.segment(topic, queue, seg.base_offset);
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(TieringError::store(format!("deleting expired {path}"), e)),
+        let staged = seg
+            .staged_epoch
+            .map(|epoch| layout.staged_segment(topic, queue, epoch, seg.base_offset));
+        let public = layout.segment(topic, queue, seg.base_offset);
+        for path in staged.iter().chain([&public]) {
+            match store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(TieringError::store(format!("deleting expired {path}"), e)),
+            }
         }
     }
     Ok(expired)
@@ -69,6 +80,7 @@ mod tests {
             max_store_ms: max_ms,
             rows: end - base,
             bytes: 1,
+            staged_epoch: None,
         }
     }
 

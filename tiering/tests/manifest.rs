@@ -28,6 +28,7 @@ fn seg(base: u64, end: u64) -> SegmentEntry {
         max_store_ms: end as i64,
         rows: end - base,
         bytes: 10,
+        staged_epoch: None,
     }
 }
 
@@ -240,4 +241,23 @@ async fn retries_stop_at_meaningful_answers_and_at_the_limit() {
         Err(object_store::Error::NotFound { .. })
     ));
     assert_eq!(faults.counts().gets, 1);
+}
+
+/// `staged_epoch` is additive: a manifest written before staging (no field)
+/// reads as `None`, an entry without it is written exactly as before, and a
+/// staged entry keeps its epoch through a round trip.
+#[test]
+fn staged_epoch_is_an_additive_field() {
+    let old =
+        r#"{"base_offset":0,"end_offset":5,"min_store_ms":0,"max_store_ms":5,"rows":5,"bytes":10}"#;
+    let parsed: SegmentEntry = serde_json::from_str(old).unwrap();
+    assert_eq!(parsed, seg(0, 5));
+    assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
+    let staged = SegmentEntry {
+        staged_epoch: Some(7),
+        ..seg(0, 5)
+    };
+    let json = serde_json::to_string(&staged).unwrap();
+    assert!(json.ends_with(r#","staged_epoch":7}"#), "{json}");
+    assert_eq!(serde_json::from_str::<SegmentEntry>(&json).unwrap(), staged);
 }
