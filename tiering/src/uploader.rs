@@ -94,6 +94,19 @@ impl QueueUploader {
         let dir = layout.manifest_dir(topic, queue);
         let manifest =
             FencedManifest::acquire(store.clone(), dir, format!("{topic}/{queue}")).await?;
+        Ok(Self::taken(store, layout, topic, queue, row_group_bytes, manifest).await)
+    }
+
+    /// The uploader of a manifest just taken: repairs what earlier owners
+    /// left (a failed repair is retried before the next upload).
+    async fn taken(
+        store: Arc<dyn ObjectStore>,
+        layout: Layout,
+        topic: &str,
+        queue: u32,
+        row_group_bytes: usize,
+        manifest: FencedManifest,
+    ) -> Self {
         let mut me = Self {
             store,
             layout,
@@ -112,7 +125,7 @@ impl QueueUploader {
                 "could not publish committed segments on open; retrying before the next upload"
             );
         }
-        Ok(me)
+        me
     }
 
     /// Takes the queue's manifest for `me` if `may_take` agrees with the
@@ -142,17 +155,11 @@ impl QueueUploader {
             },
         )
         .await?;
-        Ok(taken.map(|(manifest, previous)| {
-            let up = Self {
-                store,
-                layout,
-                topic: topic.to_string(),
-                queue,
-                manifest,
-                row_group_bytes,
-            };
-            (up, previous)
-        }))
+        let Some((manifest, previous)) = taken else {
+            return Ok(None);
+        };
+        let up = Self::taken(store, layout, topic, queue, row_group_bytes, manifest).await;
+        Ok(Some((up, previous)))
     }
 
     pub fn manifest(&self) -> &FencedManifest {
