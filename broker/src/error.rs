@@ -351,6 +351,19 @@ impl BrokerError {
         }
     }
 
+    /// A copy of a [`BrokerError::NotOwner`] naming where the queue is served
+    /// (for answering several items with one routing error); other errors
+    /// become a plain `Unavailable` with the same message.
+    pub fn clone_elsewhere(&self) -> BrokerError {
+        match self.elsewhere() {
+            Some(e) => BrokerError::NotOwner {
+                message: self.message().to_string(),
+                source: Some(Box::new(e.clone())),
+            },
+            None => BrokerError::unavailable(self.message().to_string()),
+        }
+    }
+
     /// True when the same call may succeed later (503 in HTTP).
     pub fn is_retryable(&self) -> bool {
         matches!(

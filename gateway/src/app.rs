@@ -2,7 +2,8 @@
 //!
 //! Layers, outermost first: panic → 500 `INTERNAL` in the contract's shape
 //! (the panic message is logged, not sent); request latency metric (labelled
-//! by the matched route template); body limit of
+//! by the matched route template); forwarding to the node that serves the
+//! queue (`crate::cluster::forward`); body limit of
 //! [`MAX_HTTP_BODY_BYTES`], whose
 //! rejection extractors turn into 413 PAYLOAD_TOO_LARGE.
 
@@ -24,6 +25,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(crate::routes::ops::not_found)
         .method_not_allowed_fallback(crate::routes::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_HTTP_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cluster::forward::layer,
+        ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)

@@ -177,7 +177,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
+        let forward = self
+            .source
+            .as_deref()
+            .and_then(|s| s.downcast_ref::<shale_broker::cluster::Elsewhere>())
+            .map(|e| crate::cluster::forward::ForwardTo(e.address.clone()));
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(to) = forward {
+            response.extensions_mut().insert(to);
+        }
         if matches!(
             status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS

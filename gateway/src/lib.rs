@@ -13,6 +13,7 @@
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod message;

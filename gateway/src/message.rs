@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use shale_hot::{HexId, Record};
 
 /// How bodies are returned (`?encoding=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyEncoding {
     /// `body` when the body is valid UTF-8, else `body_base64`.

@@ -7,7 +7,8 @@
 //! The broker records its own metrics (`shale_broker::metrics`: produce, read,
 //! dedup, group gauges and counters); tiering counts
 //! `shale_lost_messages_total{topic}`. This module adds
-//! `shale_http_request_duration_seconds{method,route,status}` (route = matched template).
+//! `shale_http_request_duration_seconds{method,route,status}` (route = matched template)
+//! and `shale_cluster_forwards_total` (calls sent on to another node).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -75,4 +76,9 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     )
     .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Counts one call sent on to another node of the cluster.
+pub fn forwarded() {
+    metrics::counter!("shale_cluster_forwards_total").increment(1);
 }

@@ -6,7 +6,10 @@ use utoipa::OpenApi;
 
 use crate::error::{ErrorBody, ErrorCodeSchema, ErrorDetail};
 use crate::message::{BodyEncoding, MessageObject};
-use crate::routes::{groups as group_routes, ops, produce, query, read, topics as topic_routes};
+use crate::routes::{
+    cluster as cluster_routes, groups as group_routes, ops, produce, query, read,
+    topics as topic_routes,
+};
 use crate::wire::{
     ConsumeFromWire, ConsumeModeWire, DurabilityWire, FilterBody, GroupBody, GroupObject,
     MessageTypeWire, PositionWire, QueueOffsetsObject, TopicObject,
@@ -27,7 +30,9 @@ use crate::wire::{
             is never returned) is 500 INTERNAL; a full local disk is 507 INSUFFICIENT_STORAGE. \
             Names in paths are percent-decoded (`%25DLQ%25g` is `%DLQ%g`). When the object store \
             cannot be read or written (and the request needs it), the answer is 503 UNAVAILABLE. \
-            Not served by this node yet: transactions, timers, cluster, auth."
+            Cluster: any node serves any request; one about a queue another node serves is \
+            forwarded there, and while a queue moves between nodes its requests may answer 503 \
+            UNAVAILABLE with Retry-After. Not served by this node yet: transactions, timers, auth."
     ),
     paths(
         topic_routes::create_topic,
@@ -48,6 +53,7 @@ use crate::wire::{
         group_routes::change_invisibility,
         group_routes::get_offsets,
         group_routes::reset_offsets,
+        cluster_routes::get_cluster,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -64,7 +70,7 @@ use crate::wire::{
         group_routes::ReceiveBody, group_routes::ReceivedMessage, group_routes::ReceiveResponse,
         group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,
         group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,
-        group_routes::ResetBody,
+        group_routes::ResetBody, cluster_routes::ClusterNode, cluster_routes::ClusterView,
     )),
     tags(
         (name = "topics", description = "Topic administration"),

@@ -230,7 +230,7 @@ impl From<GroupConfig> for GroupObject {
 }
 
 /// The `filter` of a receive: `{"type": "TAG" | "SQL92", "expression": "..."}`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = FilterSpec)]
 pub struct FilterBody {

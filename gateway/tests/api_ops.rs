@@ -95,6 +95,7 @@ async fn openapi_lists_every_route_and_error_code() {
         ("/v1/groups/{group}/change-invisibility", vec!["post"]),
         ("/v1/groups/{group}/offsets", vec!["get"]),
         ("/v1/groups/{group}/offsets/reset", vec!["post"]),
+        ("/v1/cluster", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/readyz", vec!["get"]),
         ("/metrics", vec!["get"]),

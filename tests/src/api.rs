@@ -197,6 +197,18 @@ impl Node {
         .await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Resp> {
+        Resp::read(
+            self.client
+                .put(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .with_context(|| format!("PUT {path}"))?,
+        )
+        .await
+    }
+
     /// POST raw bytes with a content type and extra headers.
     pub async fn post_raw(
         &self,

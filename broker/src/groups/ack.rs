@@ -76,8 +76,17 @@ pub async fn ack(
             Err(e) => return Err(e),
         }
     }
+    // Handles of queues served by other nodes get that answer one by one (the
+    // front-end forwards them to their owner); any other failure fails the call.
+    let mut elsewhere = std::collections::BTreeMap::new();
     for k in &keys {
-        super::durable::restore_if_checkpointed(state, k).await?;
+        match super::durable::restore_if_checkpointed(state, k).await {
+            Ok(()) => {}
+            Err(e) if e.elsewhere().is_some() => {
+                elsewhere.insert(k.clone(), e);
+            }
+            Err(e) => return Err(e),
+        }
     }
     let now = state.clock.now_ms();
     let mut freed_fifo = false;
@@ -88,6 +97,9 @@ pub async fn ack(
                 Ok(r) => r,
                 Err(e) => return AckOutcome::Err(e),
             };
+            if let Some(e) = elsewhere.get(&cursor_key(&r)) {
+                return AckOutcome::Err(e.clone_elsewhere());
+            }
             let Some(cursor) = state.groups.cursors.get(&cursor_key(&r)) else {
                 return AckOutcome::Err(expired());
             };
@@ -105,6 +117,33 @@ pub async fn ack(
         state.groups.changed.notify_waiters();
     }
     Ok(out)
+}
+
+/// Gives a delivery back for redelivery at once, without the group's retry
+/// backoff (it still counted as an attempt).
+pub async fn give_back(
+    state: &Broker,
+    group: &str,
+    topic: &str,
+    handle: &str,
+) -> BrokerResult<(String, i64)> {
+    let r = verify(state, group, topic, handle).await?;
+    let k = cursor_key(&r);
+    super::durable::restore_if_checkpointed(state, &k).await?;
+    let backoff = state
+        .groups
+        .get(group)
+        .map_or(0, |g| g.redelivery_policy().backoff(r.attempt));
+    let now = state.clock.now_ms();
+    let cursor = state.groups.cursors.get(&k).ok_or_else(expired)?;
+    let nonce = rand::random::<u64>();
+    cursor
+        .lock()
+        .give_back(r.offset, r.attempt, r.nonce, now, backoff, nonce)
+        .map_err(|HandleError::Expired| expired())?;
+    state.groups.changed.notify_waiters();
+    let secret = secret(state).await?;
+    Ok((Receipt { nonce, ..r }.encode(secret), now))
 }
 
 /// Changes a delivery's invisibility; returns the new handle and its deadline.

@@ -237,6 +237,19 @@ impl Broker {
         deliver::change_invisibility(self, group, topic, handle, invisible_ms).await
     }
 
+    /// Gives a delivery back for redelivery at once, without the group's
+    /// retry backoff (a consumer returning what it will not process; the
+    /// delivery still counted as an attempt).
+    pub async fn give_back(
+        &self,
+        group: &str,
+        topic: &str,
+        handle: &str,
+    ) -> BrokerResult<(String, i64)> {
+        self.topics.require(topic)?;
+        deliver::give_back(self, group, topic, handle).await
+    }
+
     /// The group's offsets on every queue of `topic` (required).
     pub async fn group_offsets(
         self: &Arc<Self>,

@@ -398,6 +398,25 @@ impl Cursor {
         Ok(p.invisible_until)
     }
 
+    /// Gives a delivery back for redelivery now, without the retry backoff
+    /// (`backoff_ms`, the one its attempt would wait); the old handle expires.
+    /// The delivery still counted as an attempt.
+    pub fn give_back(
+        &mut self,
+        offset: u64,
+        attempt: u32,
+        nonce: u64,
+        now: i64,
+        backoff_ms: i64,
+        new_nonce: u64,
+    ) -> Result<(), HandleError> {
+        self.check(offset, attempt, nonce, now)?;
+        let p = self.pending.get_mut(&offset).ok_or(HandleError::Expired)?;
+        p.invisible_until = now.saturating_sub(backoff_ms);
+        p.nonce = new_nonce;
+        Ok(())
+    }
+
     /// Moves the cursor to `offset` (backtracking or skipping ahead): every
     /// delivery in flight is forgotten.
     pub fn reset(&mut self, offset: u64) {

@@ -358,3 +358,36 @@ fn one_receiver_reads_new_offsets_at_a_time() {
     assert!(!c.release_read(2));
     assert_eq!(c.claim_read(3), Some(0));
 }
+
+#[test]
+fn give_back_makes_a_delivery_due_now_without_its_backoff() {
+    let policy = RedeliveryPolicy {
+        max_attempts: 16,
+        backoff_ms: vec![10_000],
+    };
+    let mut c = Cursor::at(0);
+    let first = c.offer(0, true, None, 0, 30_000, 7);
+    assert!(
+        matches!(first, Some(Decision::Deliver { attempt: 1, .. })),
+        "{first:?}"
+    );
+    assert!(c.due(5, 10, 30_000, &policy, || 8).is_empty(), "invisible");
+    // An old nonce cannot give it back; the right one can, and the message is due at once.
+    assert_eq!(
+        c.give_back(0, 1, 99, 5, 10_000, 9),
+        Err(HandleError::Expired)
+    );
+    assert_eq!(c.give_back(0, 1, 7, 5, 10_000, 9), Ok(()));
+    let again = c.due(5, 10, 30_000, &policy, || 10);
+    assert!(
+        matches!(
+            again.as_slice(),
+            [Decision::Deliver {
+                offset: 0,
+                attempt: 2,
+                ..
+            }]
+        ),
+        "{again:?}"
+    );
+}

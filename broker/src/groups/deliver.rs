@@ -9,7 +9,7 @@
 use super::config::{ConsumeMode, GroupConfig};
 use crate::error::{BrokerError, BrokerResult};
 
-pub use super::ack::{AckOutcome, ack, change_invisibility};
+pub use super::ack::{AckOutcome, ack, change_invisibility, give_back};
 pub use super::offsets::{QueueOffsets, ResetTo, offsets, reset};
 pub use super::receive::{Delivered, ReceiveRequest, receive};
 pub use super::secret::secret;

@@ -2,7 +2,9 @@
 //! (`Layout::group_meta`) first, then the local file, so a setting a client
 //! was told is stored survives the loss of this node's disk.
 //!
-//! Creations and updates are serialised by `Groups::admin`.
+//! Creations and updates are serialised by `Groups::admin`. A group unknown
+//! here is looked up in the object store before it is created with defaults
+//! (it may have been created through another node of the cluster).
 
 use std::sync::Arc;
 
@@ -21,7 +23,51 @@ pub async fn ensure_group(state: &Arc<Broker>, name: &str) -> BrokerResult<Group
     if let Some(g) = state.groups.get(name) {
         return Ok(g);
     }
-    put_group(state, GroupConfig::defaults(name)).await
+    // Another node may have stored it (created or configured there): the
+    // store's copy wins; defaults are written only where there is none, with
+    // a create-only write, so they never overwrite settings a client chose.
+    let path = state.tier.layout().group_meta(name);
+    let defaults = GroupConfig::defaults(name);
+    let create = object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..Default::default()
+    };
+    let stored = state
+        .tier
+        .store()
+        .put_opts(&path, super::encode(&defaults).into(), create)
+        .await;
+    let cfg = match stored {
+        Ok(_) => defaults,
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => {
+            let bytes = state
+                .tier
+                .store()
+                .get(&path)
+                .await
+                .map_err(store_err)?
+                .bytes()
+                .await
+                .map_err(store_err)?;
+            super::decode(&bytes).map_err(|e| {
+                BrokerError::internal("reading a group's settings from the object store", e)
+            })?
+        }
+        Err(e) => return Err(store_err(e)),
+    };
+    adopt(state, cfg).await
+}
+
+/// Keeps `cfg` as the local copy of a group's settings.
+async fn adopt(state: &Arc<Broker>, cfg: GroupConfig) -> BrokerResult<GroupConfig> {
+    let st = state.clone();
+    let c = cfg.clone();
+    tokio::task::spawn_blocking(move || st.groups.put_blocking(&c))
+        .await?
+        .map_err(|e| BrokerError::internal("writing group settings", e))?;
+    Ok(cfg)
 }
 
 /// Stores a group's settings: the object store's copy first, then the local
@@ -34,10 +80,5 @@ pub async fn put_group(state: &Arc<Broker>, cfg: GroupConfig) -> BrokerResult<Gr
         .put(&path, super::encode(&cfg).into())
         .await
         .map_err(store_err)?;
-    let st = state.clone();
-    let c = cfg.clone();
-    tokio::task::spawn_blocking(move || st.groups.put_blocking(&c))
-        .await?
-        .map_err(|e| BrokerError::internal("writing group settings", e))?;
-    Ok(cfg)
+    adopt(state, cfg).await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shale_broker::groups::api::{ReceiveOptions, ResetSpec};
@@ -15,7 +15,7 @@ use shale_broker::groups::deliver::AckOutcome;
 use shale_broker::topic_admin::Created;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::state::AppState;
 use crate::wire::{FilterBody, GroupBody, GroupObject, QueueOffsetsObject};
@@ -80,7 +80,7 @@ pub async fn get_group(
     Ok(Json(state.broker.get_group(&name)?.into()))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
     pub topic: String,
@@ -126,8 +126,28 @@ pub struct ReceiveResponse {
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     ApiPath(group): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ReceiveBody>,
-) -> ApiResult<Json<ReceiveResponse>> {
+) -> ApiResult<Json<Value>> {
+    let raw =
+        serde_json::to_value(&body).map_err(|e| ApiError::internal("encoding a receive", e))?;
+    if !crate::cluster::is_forwarded(&headers)
+        && let Some(topic) = state.broker.topics.get(&body.topic)
+    {
+        let others = crate::cluster::gather::other_nodes(&state, &topic.name, topic.queues());
+        if !others.is_empty() {
+            return Ok(Json(
+                crate::cluster::gather::receive(&state, &group, raw, others).await?,
+            ));
+        }
+    }
+    Ok(Json(receive_here(&state, &group, &raw).await?))
+}
+
+/// A receive over the queues this node serves (the JSON answer of [`receive`]).
+pub async fn receive_here(state: &Arc<AppState>, group: &str, raw: &Value) -> ApiResult<Value> {
+    let body: ReceiveBody = serde_json::from_value(raw.clone())
+        .map_err(|e| ApiError::invalid(format!("receive body: {e}")))?;
     let opts = ReceiveOptions {
         topic: body.topic,
         max_messages: body.max_messages,
@@ -136,7 +156,7 @@ pub async fn receive(
         filter: body.filter.map(Into::into),
         consumer_id: body.consumer_id,
     };
-    let (topic, got) = state.broker.receive(&group, opts).await?;
+    let (topic, got) = state.broker.receive(group, opts).await?;
     let encoding = body.encoding.unwrap_or_default();
     let messages = got
         .into_iter()
@@ -147,7 +167,8 @@ pub async fn receive(
             invisible_until_ms: d.invisible_until_ms,
         })
         .collect();
-    Ok(Json(ReceiveResponse { messages }))
+    serde_json::to_value(ReceiveResponse { messages })
+        .map_err(|e| ApiError::internal("encoding a receive answer", e))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -175,24 +196,43 @@ pub struct AckResponse {
 pub async fn ack(
     State(state): State<Arc<AppState>>,
     ApiPath(group): ApiPath<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<AckBody>,
 ) -> ApiResult<Json<AckResponse>> {
     let outcomes = state
         .broker
         .ack(&group, &body.topic, &body.receipt_handles)
         .await?;
-    let results = body
+    let mut elsewhere = std::collections::BTreeMap::new();
+    let mut results: Vec<Value> = body
         .receipt_handles
         .iter()
         .zip(outcomes)
-        .map(|(h, o)| match o {
+        .enumerate()
+        .map(|(i, (h, o))| match o {
             AckOutcome::Ok => serde_json::json!({"receipt_handle": h, "ok": true}),
-            AckOutcome::Err(e) => serde_json::json!({
-                "receipt_handle": h,
-                "error": {"code": e.code().as_str(), "message": e.message()},
-            }),
+            AckOutcome::Err(e) => {
+                if let Some(at) = e.elsewhere() {
+                    elsewhere.insert(i, at.address.clone());
+                }
+                serde_json::json!({
+                    "receipt_handle": h,
+                    "error": {"code": e.code().as_str(), "message": e.message()},
+                })
+            }
         })
         .collect();
+    if !elsewhere.is_empty() && !crate::cluster::is_forwarded(&headers) {
+        crate::cluster::gather::forward_acks(
+            &state,
+            &group,
+            &body.topic,
+            &body.receipt_handles,
+            elsewhere,
+            &mut results,
+        )
+        .await;
+    }
     Ok(Json(AckResponse { results }))
 }
 
@@ -202,6 +242,9 @@ pub struct ChangeInvisibilityBody {
     pub topic: String,
     pub receipt_handle: String,
     pub invisible_ms: i64,
+    /// `false` with `invisible_ms: 0`: give the message back for delivery at
+    /// once, without the group's retry backoff. Default `true`.
+    pub retry_backoff: Option<bool>,
 }
 
 /// `change-invisibility` answer.
@@ -216,7 +259,10 @@ pub struct ChangeInvisibilityResponse {
     params(("group" = String, Path)), request_body = ChangeInvisibilityBody,
     description = "Sets the delivery invisible for `invisible_ms` (0-43200000) from now and returns a \
         new handle (the old one expires). 0 = nack now: the message is delivered again after the \
-        group's backoff for its attempt, exactly as when its invisibility runs out.",
+        group's backoff for its attempt, exactly as when its invisibility runs out. \
+        `\"retry_backoff\": false` with `invisible_ms` 0 gives the message back for delivery at once, \
+        without the backoff (a consumer returning messages it will not process, e.g. on shutdown); \
+        it still counts as a delivery attempt. `retry_backoff: false` with another `invisible_ms` is 400.",
     responses((status = 200, body = ChangeInvisibilityResponse), (status = 400, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "RECEIPT_HANDLE_EXPIRED")))]
 pub async fn change_invisibility(
@@ -224,10 +270,25 @@ pub async fn change_invisibility(
     ApiPath(group): ApiPath<String>,
     ApiJson(body): ApiJson<ChangeInvisibilityBody>,
 ) -> ApiResult<Json<ChangeInvisibilityResponse>> {
-    let (receipt_handle, invisible_until_ms) = state
-        .broker
-        .change_invisibility(&group, &body.topic, &body.receipt_handle, body.invisible_ms)
-        .await?;
+    let (receipt_handle, invisible_until_ms) = match body.retry_backoff {
+        Some(false) if body.invisible_ms != 0 => {
+            return Err(ApiError::invalid(
+                "retry_backoff false gives a message back at once: it needs invisible_ms 0",
+            ));
+        }
+        Some(false) => {
+            state
+                .broker
+                .give_back(&group, &body.topic, &body.receipt_handle)
+                .await?
+        }
+        _ => {
+            state
+                .broker
+                .change_invisibility(&group, &body.topic, &body.receipt_handle, body.invisible_ms)
+                .await?
+        }
+    };
     Ok(Json(ChangeInvisibilityResponse {
         receipt_handle,
         invisible_until_ms,

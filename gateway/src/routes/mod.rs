@@ -7,6 +7,7 @@
 //! - [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, fallbacks
 //! - [`extract`] — extractors whose rejections are contract errors
 
+pub mod cluster;
 pub mod extract;
 pub mod groups;
 pub mod ops;
@@ -67,6 +68,7 @@ pub fn router() -> Router<Arc<AppState>> {
             "/v1/groups/{group}/offsets/reset",
             post(groups::reset_offsets),
         )
+        .route("/v1/cluster", get(cluster::get_cluster))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -1,0 +1,144 @@
+//! Forwarding a request to the node that serves its queue.
+//!
+//! [`layer`] buffers the request body (bounded by the body limit the routes
+//! enforce anyway), runs the route, and when its answer is a 503 carrying
+//! [`ForwardTo`] (a [`shale_broker::cluster::Elsewhere`] error) sends the same
+//! request to that node and returns its answer, streamed. Requests that are
+//! themselves forwarded ([`super::FORWARDED`]) are never sent on.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Where a response asks to be forwarded to: the serving node's base URL.
+#[derive(Debug, Clone)]
+pub struct ForwardTo(pub String);
+
+/// Longest a forwarded call may take (long polls wait up to 30 s).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The client of node-to-node calls (connection pool shared by all requests).
+pub fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(FORWARD_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .expect("a reqwest client with rustls builds")
+    })
+}
+
+/// Headers not passed on (per hop, or recomputed by the client).
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "host"
+            | "content-length"
+    )
+}
+
+/// The middleware: run the route, forward if it says the queue is elsewhere.
+pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if super::is_forwarded(req.headers()) {
+        let mut resp = next.run(req).await;
+        resp.extensions_mut().remove::<ForwardTo>();
+        return resp;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::app::MAX_HTTP_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return unreadable_body(e),
+    };
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let mut resp = next
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
+    let Some(ForwardTo(base)) = resp.extensions_mut().remove::<ForwardTo>() else {
+        return resp;
+    };
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let mut call = client().request(method, &url).body(bytes);
+    for (name, value) in &headers {
+        if !hop_by_hop(name) {
+            call = call.header(name, value);
+        }
+    }
+    call = call.header(super::FORWARDED, state.broker.node_id.as_str());
+    crate::metrics::forwarded();
+    match call.send().await {
+        Ok(answer) => relay(answer),
+        Err(e) => {
+            tracing::warn!(%url, error = %e, "forwarding to the queue's node failed");
+            ApiError::unavailable(format!(
+                "the node serving this queue ({base}) did not answer; retry shortly"
+            ))
+            .with_source(e)
+            .into_response()
+        }
+    }
+}
+
+/// The answer for a body that could not be read: 413 over the limit (as the
+/// routes' own extractors answer), else 400.
+fn unreadable_body(e: axum::Error) -> Response {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::new(
+                crate::error::ErrorCode::PayloadTooLarge,
+                format!(
+                    "request body exceeds the limit of {} bytes",
+                    crate::app::MAX_HTTP_BODY_BYTES
+                ),
+            )
+            .into_response();
+        }
+        cause = c.source();
+    }
+    ApiError::invalid("the request body could not be read")
+        .with_source(e)
+        .into_response()
+}
+
+/// The other node's answer, as this node's (status, headers, streamed body).
+fn relay(answer: reqwest::Response) -> Response {
+    let status = answer.status();
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if !hop_by_hop(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let mut resp = Response::new(Body::from_stream(answer.bytes_stream()));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    if !resp.headers().contains_key(header::CONTENT_TYPE) {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
+}

@@ -1,0 +1,224 @@
+//! Requests over queues served by several nodes: split, sent, merged.
+//!
+//! Group receive ([`receive`]): first a quick pass — this node's queues,
+//! then each other serving node in turn with what is still wanted, none
+//! waiting — so a receive never takes more than `max_messages` in all. Only
+//! when that finds nothing and the caller asked to wait does it long-poll
+//! every node at once and answer with the first that has messages; the
+//! other polls finish in the background and whatever they handed out is
+//! given back at once (change-invisibility 0 without retry backoff), so a
+//! lost race never hides a message — or blocks a FIFO message group — for
+//! the caller's `invisible_ms` (it does count as a delivery attempt).
+//!
+//! Ack ([`forward_acks`]): handles of queues served elsewhere come back from
+//! the broker as per-handle routing errors; they are acked at their node in
+//! one call per node and the results put back in request order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::forward::client;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The base URLs of the other nodes placement gives queues of `topic` to.
+pub fn other_nodes(state: &AppState, topic: &str, queues: u32) -> Vec<String> {
+    let cluster = &state.broker.cluster;
+    let mut nodes: Vec<String> = (0..queues)
+        .map(|q| cluster.placed_on(topic, q))
+        .filter(|n| *n != state.broker.node_id)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes.iter().filter_map(|n| cluster.address_of(n)).collect()
+}
+
+/// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call.
+async fn call(
+    state: &AppState,
+    base: &str,
+    group: &str,
+    action: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| {
+        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(["v1", "groups", group, action]);
+    crate::metrics::forwarded();
+    let answer = client()
+        .post(url)
+        .header(super::FORWARDED, state.broker.node_id.as_str())
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("node {base} did not answer")).with_source(e))?;
+    let status = answer.status();
+    let value: Value = answer
+        .json()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("node {base} answered badly")).with_source(e))?;
+    if !status.is_success() {
+        return Err(ApiError::unavailable(format!(
+            "node {base} answered {status}: {}",
+            value["error"]["message"].as_str().unwrap_or("")
+        )));
+    }
+    Ok(value)
+}
+
+/// One receive at one place: this node (`None`) or another one.
+async fn receive_at(
+    state: Arc<AppState>,
+    node: Option<String>,
+    group: String,
+    body: Value,
+) -> (Option<String>, ApiResult<Vec<Value>>) {
+    let answer = match &node {
+        None => crate::routes::groups::receive_here(&state, &group, &body).await,
+        Some(base) => call(&state, base, &group, "receive", &body).await,
+    };
+    let messages = answer.map(|a| a["messages"].as_array().cloned().unwrap_or_default());
+    (node, messages)
+}
+
+/// A group receive over every node serving the topic's queues (see the module docs).
+pub async fn receive(
+    state: &Arc<AppState>,
+    group: &str,
+    body: Value,
+    others: Vec<String>,
+) -> ApiResult<Value> {
+    let max = body["max_messages"].as_u64().unwrap_or(16) as usize;
+    let wait = body["wait_ms"].as_u64().unwrap_or(0);
+    let with = |wait_ms: u64, max_messages: usize| {
+        let mut b = body.clone();
+        b["wait_ms"] = json!(wait_ms);
+        b["max_messages"] = json!(max_messages);
+        b
+    };
+    let at = |node: Option<&String>, b: Value| {
+        receive_at(state.clone(), node.cloned(), group.to_string(), b)
+    };
+    // This node first: its errors (unknown group or topic, a bad filter) are the caller's.
+    let mut got = at(None, with(0, max)).await.1?;
+    for base in &others {
+        if got.len() >= max {
+            break;
+        }
+        match at(Some(base), with(0, max - got.len())).await.1 {
+            Ok(more) => got.extend(more),
+            Err(e) => {
+                tracing::debug!(node = %base, error = %e, "a node's part of a receive failed")
+            }
+        }
+    }
+    if !got.is_empty() || wait == 0 {
+        return Ok(json!({ "messages": got }));
+    }
+    let waiting = with(wait, max);
+    let mut polls = futures::stream::FuturesUnordered::new();
+    polls.push(tokio::spawn(at(None, waiting.clone())));
+    for base in &others {
+        polls.push(tokio::spawn(at(Some(base), waiting.clone())));
+    }
+    while let Some(done) = polls.next().await {
+        match done {
+            Ok((_, Ok(messages))) if !messages.is_empty() => {
+                // The other polls go on in the background; whatever they hand
+                // out is released at once rather than left invisible.
+                let (state, group, topic) =
+                    (state.clone(), group.to_string(), body["topic"].clone());
+                tokio::spawn(async move {
+                    while let Some(late) = polls.next().await {
+                        if let Ok((node, Ok(messages))) = late {
+                            release(&state, node.as_deref(), &group, &topic, &messages).await;
+                        }
+                    }
+                });
+                return Ok(json!({ "messages": messages }));
+            }
+            Ok((_, Ok(_))) => {}
+            Ok((node, Err(e))) => tracing::debug!(?node, error = %e, "a node's long poll failed"),
+            Err(e) => tracing::warn!(error = %e, "a long poll task failed"),
+        }
+    }
+    Ok(json!({ "messages": [] }))
+}
+
+/// Makes messages a lost race handed out visible again after the shortest
+/// invisibility (they were never returned to anyone).
+async fn release(
+    state: &Arc<AppState>,
+    node: Option<&str>,
+    group: &str,
+    topic: &Value,
+    messages: &[Value],
+) {
+    let topic_name = topic.as_str().unwrap_or_default();
+    for m in messages {
+        let Some(handle) = m["receipt_handle"].as_str() else {
+            continue;
+        };
+        let done = match node {
+            None => state
+                .broker
+                .give_back(group, topic_name, handle)
+                .await
+                .map(drop)
+                .map_err(|e| e.message().to_string()),
+            Some(base) => {
+                let body = json!({"topic": topic, "receipt_handle": handle, "invisible_ms": 0, "retry_backoff": false});
+                call(state, base, group, "change-invisibility", &body)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.message)
+            }
+        };
+        if let Err(e) = done {
+            tracing::debug!(error = %e, "could not release a message a lost long poll handed out; it comes back after its invisibility");
+        }
+    }
+}
+
+/// Acks handles at the nodes their queues are served by: `elsewhere` maps a
+/// request index to its node; the results replace those entries of `results`.
+pub async fn forward_acks(
+    state: &AppState,
+    group: &str,
+    topic: &str,
+    handles: &[String],
+    elsewhere: BTreeMap<usize, String>,
+    results: &mut [Value],
+) {
+    let mut by_node: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, node) in elsewhere {
+        by_node.entry(node).or_default().push(i);
+    }
+    for (base, indexes) in by_node {
+        let part: Vec<&String> = indexes.iter().map(|&i| &handles[i]).collect();
+        let body = json!({ "topic": topic, "receipt_handles": part });
+        match call(state, &base, group, "ack", &body).await {
+            Ok(answer) => {
+                let remote = answer["results"].as_array().cloned().unwrap_or_default();
+                for (&i, r) in indexes.iter().zip(remote) {
+                    results[i] = r;
+                }
+            }
+            Err(e) => {
+                for &i in &indexes {
+                    results[i] = json!({
+                        "receipt_handle": handles[i],
+                        "error": {"code": "UNAVAILABLE", "message": e.message.clone()},
+                    });
+                }
+            }
+        }
+    }
+}
