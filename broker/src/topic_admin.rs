@@ -132,7 +132,11 @@ impl Broker {
                 hot_bytes,
                 cold_bytes: cold.map_or(0, |m| m.segments.iter().map(|s| s.bytes).sum()),
                 cold_segments: cold.map_or(0, |m| m.segments.len() as u64),
-                owner: self.node_id.clone(),
+                owner: if self.cluster.holds(&config.name, q) {
+                    self.node_id.clone()
+                } else {
+                    self.cluster.placed_on(&config.name, q)
+                },
             });
         }
         Ok(TopicState { config, queues })

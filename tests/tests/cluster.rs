@@ -77,10 +77,10 @@ where
 }
 
 /// Creates `topic` through the first node and waits until every node knows it.
-async fn create_everywhere(nodes: &[Node], topic: &str, kind: &str) -> anyhow::Result<()> {
+async fn create_everywhere(nodes: &[&Node], topic: &str, kind: &str) -> anyhow::Result<()> {
     nodes[0].create_topic(topic, QUEUES, kind, "SYNC").await?;
     wait_until("every node knows the topic", || async {
-        for n in nodes {
+        for n in nodes.iter() {
             if n.get(&format!("/v1/topics/{topic}")).await?.status != 200 {
                 return Ok(false);
             }
@@ -163,7 +163,7 @@ async fn produce_through(
 
 async fn three_nodes_store_every_acknowledged_message_once(store: &str) -> anyhow::Result<()> {
     let (_dirs, nodes) = start_cluster(store).await?;
-    create_everywhere(&nodes, "orders", "NORMAL").await?;
+    create_everywhere(&nodes.iter().collect::<Vec<_>>(), "orders", "NORMAL").await?;
     // Concurrently through every node (one task, many requests in flight).
     let producers = (0..NODES).map(|i| produce_through(&nodes[i], i, "orders", 45));
     let mut acks = Vec::new();
@@ -272,7 +272,7 @@ async fn a_group_consumed_through_every_node_gets_each_message_once_in_group_ord
     let objects = tempfile::tempdir()?;
     let store = format!("file://{}", objects.path().display());
     let (_dirs, nodes) = start_cluster(&store).await?;
-    create_everywhere(&nodes, "fifo", "FIFO").await?;
+    create_everywhere(&nodes.iter().collect::<Vec<_>>(), "fifo", "FIFO").await?;
     for seq in 0..PER_GROUP {
         let batch: Vec<Value> = (0..GROUPS)
             .map(|g| json!({"body": format!("g{g}:{seq}"), "message_group": format!("g{g}")}))
@@ -365,4 +365,247 @@ async fn a_group_consumed_through_every_node_gets_each_message_once_in_group_ord
         "some message was delivered twice"
     );
     Ok(())
+}
+
+/// Checks `acks` against what the queues hold, read through `via`: one
+/// answer per offset, offsets contiguous, every stored message acknowledged
+/// at its place and nothing else stored.
+async fn check_acks(via: &Node, topic: &str, acks: &[Ack]) -> anyhow::Result<()> {
+    let mut at: HashMap<(u32, u64), &Ack> = HashMap::new();
+    for a in acks {
+        if let Some(prev) = at.insert((a.queue, a.offset), a) {
+            anyhow::bail!(
+                "two messages were given {}/{}: {prev:?} and {a:?}",
+                a.queue,
+                a.offset
+            );
+        }
+    }
+    let mut stored = 0;
+    for q in 0..QUEUES {
+        let messages = retrying_read(via, topic, q).await?;
+        for (i, m) in messages.iter().enumerate() {
+            anyhow::ensure!(
+                m["offset"] == i as u64,
+                "queue {q} is not contiguous at {i}: {m}"
+            );
+            let Some(a) = at.get(&(q, i as u64)) else {
+                anyhow::bail!("queue {q} offset {i} holds a message nobody was told about: {m}");
+            };
+            anyhow::ensure!(
+                m["body"] == a.body.as_str(),
+                "queue {q} offset {i}: {m} vs {a:?}"
+            );
+        }
+        stored += messages.len();
+    }
+    anyhow::ensure!(
+        stored == acks.len(),
+        "{stored} stored vs {} acknowledged",
+        acks.len()
+    );
+    Ok(())
+}
+
+/// Every message of a queue, retrying while the queue moves (bounded).
+async fn retrying_read(via: &Node, topic: &str, q: u32) -> anyhow::Result<Vec<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match via.read_all(topic, q).await {
+            Ok(m) => return Ok(m),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("read of {topic}/{q} retried: {e:#}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Produces single messages through `node` until `stop` is set, alternating
+/// round-robin and explicit queues; every 503 is retried.
+async fn produce_until(
+    node: &Node,
+    tag: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Vec<Ack>> {
+    let mut acks = Vec::new();
+    let mut r = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        let body = format!("{tag}-{r}");
+        let msg = if r.is_multiple_of(2) {
+            json!([{"body": body}])
+        } else {
+            json!([{"body": body, "queue": r % QUEUES}])
+        };
+        let v = retrying(|| node.produce("orders", msg.clone()))
+            .await?
+            .ok_json(200);
+        let res = &v["results"][0];
+        acks.push(Ack {
+            queue: res["queue"].as_u64().unwrap_or(u64::MAX) as u32,
+            offset: res["offset"].as_u64().unwrap_or(u64::MAX),
+            message_id: res["message_id"].as_str().unwrap_or_default().to_string(),
+            body,
+        });
+        r += 1;
+    }
+    Ok(acks)
+}
+
+/// How many queues node `n` says it serves.
+async fn owned_by(n: &Node) -> anyhow::Result<u64> {
+    let v = n.get("/v1/cluster").await?.ok_json(200);
+    let me = v["self"].clone();
+    Ok(v["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == me))
+        .map_or(0, |x| x["queues_owned"].as_u64().unwrap_or(0)))
+}
+
+/// A node joins under load, then another leaves (SIGTERM): queues move with
+/// hand-overs, the producer sees only 200s and bounded 503s, and every
+/// acknowledged message stays at its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queues_move_when_a_node_joins_and_when_one_leaves_under_load() -> anyhow::Result<()> {
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let start = |i: usize| {
+        let args = cluster_args(&store, i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Node::start(dirs[i].path(), &args)
+    };
+    let n0 = start(0)?;
+    let mut n1 = start(1)?;
+    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let producer = produce_until(&n0, "p", &stop);
+    let control = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Join: node-2 takes its share.
+        let dir2 = dirs[2].path().to_path_buf();
+        let args = cluster_args(&store, 2);
+        let n2 = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Node::start(&dir2, &args)
+        })
+        .await??;
+        wait_until("node-2 serves some queues", || async {
+            Ok(owned_by(&n2).await? > 0)
+        })
+        .await?;
+        // Leave: node-1 hands its queues over on SIGTERM.
+        // SAFETY: kill(2) with a pid we own and a valid signal.
+        unsafe { libc::kill(n1.pid() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while n1.is_running() {
+            anyhow::ensure!(Instant::now() < deadline, "node-1 did not stop on SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wait_until("node-0 and node-2 serve every queue", || async {
+            Ok(owned_by(&n0).await? + owned_by(&n2).await? == u64::from(QUEUES))
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::SeqCst);
+        Ok::<_, anyhow::Error>(n2)
+    };
+    let (acks, n2) = tokio::join!(producer, control);
+    let (acks, n2) = (acks?, n2?);
+    anyhow::ensure!(acks.len() > 20, "only {} messages went through", acks.len());
+    check_acks(&n2, "orders", &acks).await?;
+    check_acks(&n0, "orders", &acks).await
+}
+
+/// Where the newest manifest of `topic/q` in a local object store says the
+/// queue's uploaded segments end.
+fn uploaded_end(objects: &std::path::Path, topic: &str, q: u32) -> u64 {
+    let dir = objects.join(format!("topics/{topic}/queues/{q}/manifest"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let newest = entries.filter_map(|e| e.ok()).map(|e| e.path()).max();
+    let Some(Ok(bytes)) = newest.map(std::fs::read) else {
+        return 0;
+    };
+    let m: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    m["segments"]
+        .as_array()
+        .and_then(|s| s.last())
+        .and_then(|s| s["end_offset"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A node paused (SIGSTOP) past its lease is declared dead and its queues
+/// are taken over; once resumed (SIGCONT) it writes nothing under its old
+/// ownership: whatever it answers is consistent with the new owners, and no
+/// offset is ever given to two messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_paused_past_its_lease_stops_writing_and_never_splits_a_queue() -> anyhow::Result<()>
+{
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for i in 0..NODES {
+        let dir = tempfile::tempdir()?;
+        let mut args = cluster_args(&store, i);
+        args.extend(["--segment-ms", "300", "--flush-interval-ms", "100"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(Node::start(dir.path(), &args)?);
+        dirs.push(dir);
+    }
+    create_everywhere(&nodes.iter().collect::<Vec<_>>(), "orders", "NORMAL").await?;
+    // Before the pause: everything acknowledged reaches the object store
+    // (SYNC data on a node's disk survives a pause only as far as uploaded).
+    let mut acks = produce_through(&nodes[0], 0, "orders", 24).await?;
+    let mut want: BTreeMap<u32, u64> = BTreeMap::new();
+    for a in &acks {
+        let end = want.entry(a.queue).or_default();
+        *end = (*end).max(a.offset + 1);
+    }
+    wait_until("everything acknowledged is uploaded", || async {
+        Ok(want
+            .iter()
+            .all(|(q, end)| uploaded_end(objects.path(), "orders", *q) >= *end))
+    })
+    .await?;
+
+    let victim = nodes[2].pid() as i32;
+    // SAFETY: kill(2) with a pid we own and a valid signal.
+    unsafe { libc::kill(victim, libc::SIGSTOP) };
+    wait_until("node-2 is declared dead", || async {
+        let v = nodes[0].get("/v1/cluster").await?.ok_json(200);
+        let n2 = v["nodes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == "node-2").cloned());
+        Ok(n2.is_some_and(|n| n["live"] == false))
+    })
+    .await?;
+    // Meanwhile the other nodes take its queues and go on.
+    acks.extend(produce_through(&nodes[1], 1, "orders", 24).await?);
+
+    // SAFETY: as above.
+    unsafe { libc::kill(victim, libc::SIGCONT) };
+    // Straight at the resumed node, for every queue: a 503 or an answer the
+    // rest of the cluster agrees with, never a write under its old ownership.
+    for q in 0..QUEUES {
+        let body = format!("resumed-{q}");
+        let r =
+            retrying(|| nodes[2].produce("orders", json!([{"body": body, "queue": q}]))).await?;
+        let v = r.ok_json(200);
+        let res = &v["results"][0];
+        acks.push(Ack {
+            queue: res["queue"].as_u64().unwrap_or(u64::MAX) as u32,
+            offset: res["offset"].as_u64().unwrap_or(u64::MAX),
+            message_id: res["message_id"].as_str().unwrap_or_default().to_string(),
+            body,
+        });
+    }
+    acks.extend(produce_through(&nodes[0], 3, "orders", 12).await?);
+    check_acks(&nodes[0], "orders", &acks).await?;
+    check_acks(&nodes[2], "orders", &acks).await
 }

@@ -75,8 +75,11 @@ pub fn plan(
             }
             (Some(q), _) => q,
             (None, Some(group)) => group_queue(group, topic.queues),
-            (None, None) => *shared_queue.get_or_insert_with(|| {
-                round_robin.take().map_or(0, |rr| rr()) % topic.queues.max(1)
+            (None, None) => *shared_queue.get_or_insert_with(|| match &input.dedup_id {
+                // A retry of the request must reach the same queue (and so the
+                // same owner and dedup window) whichever node it is sent to.
+                Some(id) => group_queue(id, topic.queues),
+                None => round_robin.take().map_or(0, |rr| rr()) % topic.queues.max(1),
             }),
         };
         let repeat_of = input

@@ -3,8 +3,11 @@
 //! Order of precedence: an explicit `queue`; else, on FIFO topics, a stable
 //! hash (FNV-1a, never std's per-process randomized hasher) of
 //! `message_group`, so one group always lands in one queue and keeps its
-//! order across restarts and nodes; else one round-robin queue per request,
-//! shared by all its un-pinned messages so a typical batch is one atomic append.
+//! order across restarts and nodes; else one queue per request, shared by all
+//! its un-pinned messages so a typical batch is one atomic append: the hash
+//! of the first un-pinned message's `dedup_id` when it has one (so a retry,
+//! sent to any node of a cluster, reaches the queue — and the owner and dedup
+//! window — of the first attempt), else the next round-robin queue.
 
 /// 64-bit FNV-1a over the concatenation of `parts` (the one in `shale_hot`,
 /// which the key index uses too).

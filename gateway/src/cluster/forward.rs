@@ -22,8 +22,10 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct ForwardTo(pub String);
 
-/// Longest a forwarded call may take (long polls wait up to 30 s).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a forwarded call may take beyond its own `wait_ms` (a paused or
+/// dead owner must not hold the caller for long: its queues move within the
+/// lease, and the caller's retry then reaches the new owner).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The client of node-to-node calls (connection pool shared by all requests).
@@ -31,7 +33,6 @@ pub fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
-            .timeout(FORWARD_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .expect("a reqwest client with rustls builds")
@@ -79,7 +80,8 @@ pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next)
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let mut call = client().request(method, &url).body(bytes);
+    let timeout = CALL_TIMEOUT + Duration::from_millis(wait_ms(uri.query(), &bytes));
+    let mut call = client().request(method, &url).timeout(timeout).body(bytes);
     for (name, value) in &headers {
         if !hop_by_hop(name) {
             call = call.header(name, value);
@@ -98,6 +100,27 @@ pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next)
             .into_response()
         }
     }
+}
+
+/// The `wait_ms` a request asks for (query parameter or top-level JSON field), 0 if none.
+fn wait_ms(query: Option<&str>, body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Wait {
+        wait_ms: Option<u64>,
+    }
+    let in_query = query.and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("wait_ms="))
+            .and_then(|v| v.parse().ok())
+    });
+    in_query
+        .or_else(|| {
+            serde_json::from_slice::<Wait>(body)
+                .ok()
+                .and_then(|w| w.wait_ms)
+        })
+        .unwrap_or(0)
+        .min(60_000)
 }
 
 /// The answer for a body that could not be read: 413 over the limit (as the

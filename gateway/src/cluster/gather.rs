@@ -52,8 +52,10 @@ async fn call(
         .pop_if_empty()
         .extend(["v1", "groups", group, action]);
     crate::metrics::forwarded();
+    let wait = std::time::Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0).min(60_000));
     let answer = client()
         .post(url)
+        .timeout(super::forward::CALL_TIMEOUT + wait)
         .header(super::FORWARDED, state.broker.node_id.as_str())
         .json(body)
         .send()
