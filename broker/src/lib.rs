@@ -17,7 +17,8 @@
 //! - [`cluster`]: membership (node leases), placement and queue ownership;
 //! - [`topics`] and [`topic_admin`]: topic metadata, create / patch / delete / describe;
 //! - [`produce`]: validation, type rules, queue choice, dedup, durability;
-//! - [`queue_view`]: one queue over the hot and the cold tier;
+//! - [`queue_view`]: one queue over the hot and the cold tier, seen up to
+//!   its visible end ([`visible_end`]: read committed, by the topic's durability);
 //! - [`read`]: reads by offset (with long polls), replay, query by id and key;
 //! - [`groups`]: consumer groups (receive, ack, retries, DLQ, FIFO, filters,
 //!   offsets and reset), with [`sql_filter`] for SQL92 filters;
@@ -40,6 +41,7 @@ pub mod tasks;
 pub mod topic_admin;
 pub mod topics;
 pub mod validate;
+pub mod visible_end;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

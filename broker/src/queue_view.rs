@@ -4,8 +4,19 @@
 //! Offsets `[min_offset, cold_end)` live in the object store (the manifest is
 //! authoritative for `min_offset`: retention moves it), `[hot_min, max_offset)`
 //! on local disk; the hot tier keeps uploaded segments as a cache, so the two
-//! usually overlap and a read prefers the local copy. `max_offset` is the hot
-//! tier's when the queue exists on this node, else where the cold data ends.
+//! usually overlap and a read prefers the local copy.
+//!
+//! Read committed: `max_offset` is the queue's *visible end* — on the hot
+//! tier the watermark of the topic's durability ([`crate::visible_end`]:
+//! the written end for ASYNC, the fsynced end for SYNC), or where the cold
+//! data ends when that is further or the queue is not on this node. Nothing
+//! here hands out an offset at or past it: [`TieredQueue::read_blocking`]
+//! stops there, [`TieredQueue::read_slot`] answers [`Slot::Absent`] and
+//! [`TieredQueue::offset_for_timestamp`] answers it for a message beyond it
+//! — so every read path built on this view (reads, replays, queries,
+//! receives, offsets and lag) sees the same prefix of the queue. Messages
+//! written but not yet visible are still on disk; they become visible when
+//! the watermark passes them.
 //!
 //! When the object store cannot be read, a queue with local data still
 //! serves it: reads inside the local range answer as usual, reads below it
@@ -25,7 +36,8 @@ use shale_tiering::cold_reader::ColdReader;
 use shale_tiering::manifest::QueueManifest;
 
 use crate::broker::Broker;
-use crate::error::{BrokerError, BrokerResult};
+use crate::error::{BrokerError, BrokerResult, ErrorCode};
+use crate::visible_end::Watermark;
 
 /// A queue across the hot and the cold tier.
 #[derive(Debug, Clone)]
@@ -36,13 +48,17 @@ pub struct TieredQueue {
     pub cold: Option<Arc<QueueManifest>>,
     /// The manifest could not be read (object store down): only local data is known.
     cold_unknown: bool,
+    /// How far readers see into the hot tier (by the topic's durability).
+    watermark: Watermark,
     reader: ColdReader,
     runtime: tokio::runtime::Handle,
 }
 
 impl TieredQueue {
-    /// Looks the queue up in both tiers (reads the manifest through the cache).
+    /// Looks the queue up in both tiers (reads the manifest through the cache),
+    /// seen at the topic's durability; TOPIC_NOT_FOUND for an unknown topic.
     pub async fn open(state: &Broker, topic: &str, queue: u32) -> BrokerResult<TieredQueue> {
+        let watermark = Watermark::of(state.topics.require(topic)?.durability());
         let hot = state.hot.existing_queue(topic, queue);
         let reader = state.tier.reader().clone();
         let (cold, cold_unknown) = match reader.manifest(topic, queue).await {
@@ -59,6 +75,7 @@ impl TieredQueue {
             hot,
             cold,
             cold_unknown,
+            watermark,
             reader,
             runtime: tokio::runtime::Handle::current(),
         })
@@ -80,21 +97,36 @@ impl TieredQueue {
         }
     }
 
-    /// The offset the next message will get.
+    /// The visible end: the offset the next message readers see will get
+    /// (the contract's `max_offset`). It only grows.
     pub fn max_offset(&self) -> u64 {
-        let hot = self.hot.as_ref().map_or(0, |h| h.max_offset());
+        let hot = self.hot.as_ref().map_or(0, |h| self.watermark.end(h));
         hot.max(self.cold_end())
     }
 
-    /// Reads from `offset`: locally when the hot tier still holds it, else from
-    /// one cold row group. Blocking (cold reads wait on the runtime): call it
-    /// inside `spawn_blocking`.
+    /// Watches the hot tier's visible end (for long polls); `None` when the
+    /// queue is not on this node.
+    pub fn watch_visible_end(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.hot.as_ref().map(|h| self.watermark.watch(h))
+    }
+
+    /// Reads from `offset`, up to the visible end: locally when the hot tier
+    /// still holds it, else from one cold row group. `offset == max_offset`
+    /// is an empty answer, beyond it OFFSET_OUT_OF_RANGE. Blocking (cold reads
+    /// wait on the runtime): call it inside `spawn_blocking`.
     pub fn read_blocking(
         &self,
         offset: u64,
         want: usize,
         budget: usize,
     ) -> BrokerResult<Vec<Record>> {
+        // Offsets are contiguous: asking for no more than up to the visible end
+        // is exactly the cap (the hot tier may hold more, not yet visible).
+        let end = self.max_offset();
+        if offset >= end {
+            return self.past_the_end(offset, end);
+        }
+        let want = want.min(usize::try_from(end - offset).unwrap_or(usize::MAX));
         if let Some(hot) = &self.hot
             && offset >= hot.min_offset()
         {
@@ -126,6 +158,20 @@ impl TieredQueue {
         Ok(records)
     }
 
+    /// A read at or past the visible end `end`.
+    fn past_the_end(&self, offset: u64, end: u64) -> BrokerResult<Vec<Record>> {
+        if offset == end {
+            return Ok(Vec::new());
+        }
+        let min = self.min_offset();
+        Err(BrokerError::new(
+            ErrorCode::OffsetOutOfRange,
+            format!(
+                "offset {offset} is outside the queue's range [{min}, {end}] (min_offset, max_offset)"
+            ),
+        ))
+    }
+
     /// The record at `offset`, from whichever tier holds it; a lost message
     /// is an error (500 INTERNAL).
     pub async fn read_one(&self, offset: u64) -> BrokerResult<Option<Record>> {
@@ -137,7 +183,8 @@ impl TieredQueue {
     }
 
     /// What `offset` holds, telling a lost message from a failure to read
-    /// (object store down: an error, to retry later).
+    /// (object store down: an error, to retry later). At or past the visible
+    /// end it holds nothing yet ([`Slot::Absent`]).
     pub async fn read_slot(&self, offset: u64) -> BrokerResult<Slot> {
         if offset < self.min_offset() || offset >= self.max_offset() {
             return Ok(Slot::Absent);
@@ -188,7 +235,9 @@ impl TieredQueue {
         );
     }
 
-    /// The first offset with `store_ms >= ts`, or `max_offset` when there is none.
+    /// The first offset with `store_ms >= ts`, or `max_offset` when there is
+    /// none: a message beyond the visible end does not count (`store_ms`
+    /// never decreases, so no visible one qualifies either).
     pub async fn offset_for_timestamp(&self, ts: i64) -> BrokerResult<u64> {
         if self.cold.is_some()
             && let Some(o) = self
@@ -202,7 +251,7 @@ impl TieredQueue {
             return Ok(self.max_offset());
         };
         let o = tokio::task::spawn_blocking(move || hot.offset_for_timestamp(ts)).await??;
-        Ok(o.max(self.min_offset()))
+        Ok(o.min(self.max_offset()).max(self.min_offset()))
     }
 }
 
@@ -213,7 +262,7 @@ pub enum Slot {
     /// Damaged on a node's disk before upload: gone for good. The error is
     /// what a read of it answers.
     Lost(BrokerError),
-    /// Outside `[min_offset, max_offset)`.
+    /// Outside `[min_offset, max_offset)`: gone, or not visible yet.
     Absent,
 }
 

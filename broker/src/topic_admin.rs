@@ -46,6 +46,7 @@ pub enum Created {
 pub struct QueueState {
     pub queue: u32,
     pub min_offset: u64,
+    /// The visible end ([`crate::visible_end`]): what readers see, not what is written.
     pub max_offset: u64,
     /// On this node's disk.
     pub hot_bytes: u64,

@@ -92,6 +92,7 @@ pub fn check_supported(
             "message_type TRANSACTION is not supported by this node yet (it has no half-message store)",
         ));
     }
+    // Before accepting OBJECT, give it its read watermark (crate::visible_end).
     if durability == Durability::Object {
         return Err(BrokerError::invalid(
             "durability OBJECT is not supported by this node yet (it has no object-store write-ahead group commit)",
@@ -178,6 +179,12 @@ impl Topic {
 
     pub fn queues(&self) -> u32 {
         self.config.read().queues
+    }
+
+    /// The topic's durability level (fixed at creation): what produce waits
+    /// for and how far readers see ([`crate::visible_end`]).
+    pub fn durability(&self) -> Durability {
+        self.config.read().durability
     }
 
     /// The next round-robin queue.

@@ -25,6 +25,14 @@
 //!
 //! A failure in steps 3–4 poisons the queue as a failed fsync does: appends
 //! fail until a restart, whose recovery seals the segment from disk.
+//!
+//! Two ends, each with a watch for long polls: `max_offset`, everything
+//! written (moved by every append), and `durable_offset`, everything fsynced
+//! (moved by group commits, blocking flushes and a roll's publish; recovery
+//! starts it at the end it found, which it fsynced). `durable_offset <=
+//! max_offset`, and every sealed segment lies below `durable_offset`. Reads
+//! here return whatever is written: which end a reader may see is the
+//! broker's decision (by the topic's durability), not this crate's.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -424,6 +432,12 @@ impl QueueLog {
         self.commit.durable()
     }
 
+    /// Watches `durable_offset`; it changes after every fsync that moves it
+    /// (a group commit, a flush, a roll's seal), never on a mere append.
+    pub fn watch_durable_offset(&self) -> watch::Receiver<u64> {
+        self.commit.watch()
+    }
+
     /// Reads from `offset`: at most `max_messages`, stopping before `max_bytes` of
     /// encoded records would be exceeded (but always one record when one exists).
     /// `offset == max_offset` gives an empty answer; outside `[min, max]` is an error.
@@ -625,5 +639,16 @@ impl QueueLog {
     /// Watches `max_offset`; it changes after every append (for long polls).
     pub fn watch_max_offset(&self) -> watch::Receiver<u64> {
         self.max_offset_tx.subscribe()
+    }
+
+    /// How many watches of `max_offset` are held right now (long polls
+    /// waiting; tests use it to know a poll is waiting before they act).
+    pub fn max_offset_watchers(&self) -> usize {
+        self.max_offset_tx.receiver_count()
+    }
+
+    /// How many watches of `durable_offset` are held right now.
+    pub fn durable_offset_watchers(&self) -> usize {
+        self.commit.watchers()
     }
 }

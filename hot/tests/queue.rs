@@ -440,3 +440,68 @@ fn reads_and_key_lookups_see_every_record_while_segments_roll() {
     let q = store.queue("t", 0).unwrap();
     assert_eq!(q.read(0, usize::MAX, usize::MAX).unwrap().len(), 300);
 }
+
+#[tokio::test]
+async fn the_durable_offset_watch_moves_on_fsyncs_not_on_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("t", 0).unwrap();
+    let mut durable = q.watch_durable_offset();
+    let written = q.watch_max_offset();
+    assert_eq!(*durable.borrow_and_update(), 0);
+
+    q.append(&[msg(0, 10), msg(1, 10)]).unwrap();
+    assert!(written.has_changed().unwrap(), "an append moves max_offset");
+    assert!(
+        !durable.has_changed().unwrap(),
+        "but not the durable offset"
+    );
+    assert_eq!((q.max_offset(), q.durable_offset()), (2, 0));
+
+    // A group commit moves it, and a waiter wakes.
+    let (synced, seen) = tokio::join!(
+        q.sync(2),
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            durable.wait_for(|d| *d >= 2)
+        )
+    );
+    synced.unwrap();
+    assert_eq!(*seen.unwrap().unwrap(), 2);
+
+    // So do the blocking flush and a seal.
+    q.append(&[msg(2, 10)]).unwrap();
+    assert!(!durable.has_changed().unwrap());
+    let flusher = q.clone();
+    tokio::task::spawn_blocking(move || flusher.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(durable.has_changed().unwrap());
+    assert_eq!(*durable.borrow_and_update(), 3);
+    q.append(&[msg(3, 10)]).unwrap();
+    let sealer = q.clone();
+    tokio::task::spawn_blocking(move || sealer.seal_active())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(durable.has_changed().unwrap());
+    assert_eq!((*durable.borrow_and_update(), q.durable_offset()), (4, 4));
+}
+
+#[test]
+fn a_reopened_queue_is_durable_through_what_recovery_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    {
+        let store = open(dir.path(), &config(1 << 20), &clock);
+        let q = store.queue("t", 0).unwrap();
+        q.append(&[msg(0, 10), msg(1, 10)]).unwrap();
+        assert_eq!(q.durable_offset(), 0);
+    }
+    let store = open(dir.path(), &config(1 << 20), &clock);
+    let q = store.queue("t", 0).unwrap();
+    assert_eq!(q.durable_offset(), 2);
+    assert_eq!(*q.watch_durable_offset().borrow(), 2);
+}

@@ -1,7 +1,9 @@
 //! A group's offsets on a topic (committed, max, lag, in flight) and resets
 //! (backtracking or skipping ahead), over both tiers.
 //!
-//! Invariants: a reported committed offset lies within the queue's
+//! Invariants: `max_offset` (and so `lag`, and where LATEST starts) is the
+//! queue's visible end ([`crate::visible_end`]), not what is merely written;
+//! a reported committed offset lies within the queue's
 //! `[min_offset, max_offset]`; a queue the group never consumed reports
 //! where it would start. A reset replaces the cursor's state under its lock:
 //! deliveries in flight, dead-letter and read claims are forgotten (their

@@ -8,6 +8,12 @@
 //! claim, or the next retry — subscribing to each before it looks, so that
 //! nothing arriving in between is missed.
 //!
+//! Read committed: "new data" is the queue's visible end moving
+//! ([`crate::visible_end`]; for SYNC topics the fsync, not the append), and a
+//! cursor never claims, reads or offers an offset at or past the visible end
+//! (the [`TieredQueue`] stops there), so no consumer acts on a message a
+//! crash could take back.
+//!
 //! Locking (see `cursor_map`): every step is lock the cursor → decide →
 //! unlock → read (I/O) → lock → commit, where the commit re-checks the
 //! decision: a redelivery is handed out only if it is still the delivery in
@@ -35,6 +41,7 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, BrokerResult, error_chain};
 use crate::queue_view::{Slot, TieredQueue};
 use crate::topics::{MessageType, Topic, TopicConfig};
+use crate::visible_end::Watermark;
 
 /// New records read from a queue per step.
 const READ_CHUNK: usize = 256;
@@ -83,9 +90,10 @@ pub async fn receive(
         let changed = state.groups.changed.notified();
         let mut watches = Vec::new();
         if !req.wait.is_zero() {
+            let watermark = Watermark::of(req.topic.durability());
             for q in 0..req.topic.queues() {
                 if let Ok(log) = state.queue_to_watch(&req.topic.name, q).await {
-                    watches.push(log.watch_max_offset());
+                    watches.push(watermark.watch(&log));
                 }
             }
         }
@@ -104,7 +112,7 @@ pub async fn receive(
             waited_for_claim = true;
             deadline = now + CLAIM_WAIT;
         }
-        // Wait for new data in any queue, an ack/nack, the next retry, or the deadline.
+        // Wait for new visible data in any queue, an ack/nack, the next retry, or the deadline.
         let has_watches = !watches.is_empty();
         let data = async {
             let futs = watches.iter_mut().map(|w| Box::pin(w.changed()));
@@ -335,7 +343,7 @@ impl<'a> Pass<'a> {
     }
 
     /// New messages from the cursor's `next`, a chunk at a time, under the
-    /// cursor's read claim.
+    /// cursor's read claim; nothing is claimed at or past the visible end.
     async fn hand_out_new(&mut self, v: &QueueVisit) -> BrokerResult<()> {
         let max_offset = v.tq.max_offset();
         while self.wanted() > 0 {

@@ -1,6 +1,7 @@
 //! Per group and topic gauges, refreshed by the tiering loop (once a second):
 //! `shale_group_ready` (messages the group has not received yet),
-//! `shale_group_inflight`, `shale_group_lag` (max_offset - committed),
+//! `shale_group_inflight`, `shale_group_lag` (max_offset - committed;
+//! `max_offset` is the visible end, as clients see it),
 //! `shale_group_oldest_unacked_age_seconds`; the dead-letter counter
 //! `shale_group_dead_lettered_total` is counted where it happens.
 

@@ -1,11 +1,14 @@
 //! Reading a queue by offset (replay), the offset of a timestamp, and
 //! message queries by id and key ([`query`]).
 //!
-//! Invariants: a queue number at or above the topic's queues is NOT_FOUND; a
-//! queue never written has `min_offset = max_offset = 0`; an offset outside
-//! `[min_offset, max_offset]` is OFFSET_OUT_OF_RANGE; a long poll waits on
-//! the queue's `max_offset` watch (no polling loop), bounded by `wait_ms` and
-//! cut short when the node starts draining. [`Replay`] reads a range in
+//! Invariants: `max_offset` is the queue's visible end (read committed, see
+//! [`crate::visible_end`]): no read, replay or query returns a message at or
+//! past it, so a SYNC message is seen only once fsynced; a queue number at
+//! or above the topic's queues is NOT_FOUND; a queue never written has
+//! `min_offset = max_offset = 0`; an offset outside `[min_offset,
+//! max_offset]` is OFFSET_OUT_OF_RANGE; a long poll waits on the watch of
+//! the visible end (no polling loop), not on appends, bounded by `wait_ms`
+//! and cut short when the node starts draining. [`Replay`] reads a range in
 //! bounded chunks for streaming front-ends (constant memory).
 
 pub mod query;
@@ -98,13 +101,11 @@ impl Broker {
             )));
         }
         if wait_ms > 0 && offset == log.max_offset() {
-            let hot = match log.hot.clone() {
-                Some(hot) => hot,
-                None => self.open_for_wait(&topic, queue).await?,
-            };
-            self.wait_for_data(&hot, offset, Duration::from_millis(wait_ms))
+            if log.hot.is_none() {
+                log.hot = Some(self.open_for_wait(&topic, queue).await?);
+            }
+            self.wait_for_data(&log, offset, Duration::from_millis(wait_ms))
                 .await;
-            log.hot = Some(hot);
         }
         let limits = ScanLimits {
             max_messages: max_messages as usize,
@@ -177,8 +178,12 @@ impl Broker {
         Ok(log)
     }
 
-    async fn wait_for_data(&self, log: &QueueLog, offset: u64, wait: Duration) {
-        let mut rx = log.watch_max_offset();
+    /// Waits until the visible end passes `offset`, `wait` runs out or the
+    /// node drains.
+    async fn wait_for_data(&self, log: &TieredQueue, offset: u64, wait: Duration) {
+        let Some(mut rx) = log.watch_visible_end() else {
+            return;
+        };
         tokio::select! {
             _ = rx.wait_for(|max| *max > offset) => {}
             _ = tokio::time::sleep(wait) => {}

@@ -5,11 +5,17 @@
 //! beyond the topic, offset gone, random bits differ) is MESSAGE_NOT_FOUND.
 //! A key query asks every queue's key index (hot) and the key bloom filters
 //! of the cold segments overlapping the window, and merges by `store_ms`.
+//!
+//! Read committed: a message at or past its queue's visible end
+//! ([`crate::visible_end`]) is not found yet, by id or by key (an id names an
+//! offset the view answers as absent; key hits of the hot tier are cut at
+//! the watermark, cold data lies below it).
 
 use shale_hot::{MessageId, Record};
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, BrokerResult, ErrorCode};
+use crate::visible_end::Watermark;
 
 pub const DEFAULT_KEY_RESULTS: u64 = 32;
 pub const MAX_KEY_RESULTS: u64 = 1024;
@@ -89,13 +95,17 @@ impl Broker {
             )));
         }
         let key_for_cold = key.clone();
+        let watermark = Watermark::of(t.durability());
         let logs: Vec<_> = (0..t.queues())
             .filter_map(|q| self.hot.existing_queue(&t.name, q).map(|l| (q, l)))
             .collect();
         let mut found = tokio::task::spawn_blocking(move || {
             let mut all = Vec::new();
             for (queue, log) in logs {
-                for record in log.find_by_key(&key, begin, end, max as usize)? {
+                let hits = log.find_by_key(&key, begin, end, max as usize)?;
+                // Oldest first: what is cut is the newest, not yet visible.
+                let visible = watermark.end(&log);
+                for record in hits.into_iter().filter(|r| r.offset < visible) {
                     all.push(Found { queue, record });
                 }
             }

@@ -3,7 +3,8 @@
 //!
 //! Invariants: memory stays constant whatever the range (the queue is read
 //! at most [`CHUNK_MESSAGES`] records and [`CHUNK_BYTES`] at a time); the
-//! replay ends at the `max_offset` seen when it was opened, or after
+//! replay ends at the `max_offset` (the visible end, see
+//! [`crate::visible_end`]) seen when it was opened, or after
 //! `max_messages` matching messages. [`Replay::next_chunk`] is blocking (it
 //! may decode cold row groups): call it on a blocking thread.
 

@@ -11,7 +11,7 @@ use shale_broker::groups::deliver::{AckOutcome, Delivered};
 use shale_broker::groups::filter::FilterSpec;
 use shale_broker::produce::{MessageInput, ProduceBatch};
 use shale_broker::topic_admin::NewTopic;
-use shale_broker::{Broker, BrokerConfig, ManualClock, MessageType};
+use shale_broker::{Broker, BrokerConfig, Durability, ManualClock, MessageType};
 use shale_tiering::{Faults, ObjectStoreUrl, Tier};
 
 /// Bound of every wait in the tests.
@@ -81,13 +81,24 @@ impl Node {
     }
 
     pub async fn topic(&self, name: &str, queues: u32, message_type: MessageType) {
+        self.topic_at(name, queues, message_type, None).await;
+    }
+
+    /// A topic with this durability (`None`: the default, SYNC).
+    pub async fn topic_at(
+        &self,
+        name: &str,
+        queues: u32,
+        message_type: MessageType,
+        durability: Option<Durability>,
+    ) {
         self.broker
             .create_topic(NewTopic {
                 name: name.into(),
                 queues: Some(queues),
                 message_type: Some(message_type),
                 retention_ms: None,
-                durability: None,
+                durability,
             })
             .await
             .unwrap();

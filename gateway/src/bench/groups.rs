@@ -20,9 +20,10 @@
 //!    `Instant` its produce call returned, matched by `message_id`
 //!    ([`match_latencies`]); a message received before its produce call
 //!    returned counts as 0 and is reported. Since that happens (a message is
-//!    visible to receivers once appended, before a SYNC produce has
-//!    fsynced and answered), the latency from the produce call's *start* to
-//!    the receive returning is reported too.
+//!    visible to receivers once durable at its topic's level — ASYNC: once
+//!    appended; SYNC: once fsynced, just before the produce answers), the
+//!    latency from the produce call's *start* to the receive returning is
+//!    reported too.
 //!
 //! Both halves check that every message was delivered exactly once and every
 //! ack succeeded, and fail the benchmark otherwise.

@@ -127,9 +127,10 @@ pub async fn list_topics(State(state): State<Arc<AppState>>) -> Json<TopicList> 
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
     params(("topic" = String, Path, description = "Topic name (percent-encode `%`)")),
     description = "The topic object where `queues` is the per-queue array (`queue`, `min_offset`, \
-        `max_offset` = next offset, `hot_bytes` on this node's disk, `cold_bytes` and \
-        `cold_segments` in the object store, `owner` = the node serving the queue; for queues \
-        served by another node the offsets are those of the object store and of this node's disk) and `queue_count` is the \
+        `max_offset` = next offset readers will see (durable at the topic's level), `hot_bytes` \
+        on this node's disk, `cold_bytes` and `cold_segments` in the object store, `owner` = the \
+        node serving the queue; for queues served by another node the offsets are those of the \
+        object store and of this node's disk) and `queue_count` is the \
         number of queues. A queue never written has min_offset = max_offset = 0.",
     responses((status = 200, body = TopicDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_topic(

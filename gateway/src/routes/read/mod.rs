@@ -77,7 +77,9 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
     params(("topic" = String, Path), ("queue" = u32, Path), ReadParams),
     description = "Reads from `offset` (default `min_offset`). An offset below `min_offset` or above \
         `max_offset` is 416 OFFSET_OUT_OF_RANGE; a queue number ≥ the topic's queues is 404 NOT_FOUND; \
-        a queue never written has min_offset = max_offset = 0. `max_bytes` counts encoded records; \
+        a queue never written has min_offset = max_offset = 0. Read committed: `max_offset` is the \
+        end of what is durable at the topic's level (ASYNC: written; SYNC: fsynced), no message at \
+        or past it is returned, and a long poll wakes when it moves. `max_bytes` counts encoded records; \
         the first message is returned even if larger. With `wait_ms` and `offset == max_offset` the \
         call returns as soon as a message arrives (or after `wait_ms`, or at once when the node \
         starts draining). A tag filter examines at most 65536 messages / 64 MiB per call; continue \
