@@ -184,6 +184,7 @@ async fn three_nodes_store_every_acknowledged_message_once(store: &str) -> anyho
     }
     // Every queue read through a node that does not own it (forwarded) and one that may.
     let mut stored = 0;
+    let mut ends = Vec::new();
     for q in 0..QUEUES {
         let via = &nodes[q as usize % NODES];
         let messages = via.read_all("orders", q).await?;
@@ -202,6 +203,19 @@ async fn three_nodes_store_every_acknowledged_message_once(store: &str) -> anyho
             anyhow::ensure!(m["message_id"] == a.message_id.as_str(), "{m} vs {a:?}");
         }
         stored += messages.len();
+        ends.push(messages.len() as u64);
+    }
+    // Every node describes every queue as its owner sees it.
+    for n in &nodes {
+        let t = n.get("/v1/topics/orders").await?.ok_json(200);
+        for (q, end) in ends.iter().enumerate() {
+            anyhow::ensure!(
+                t["queues"][q]["max_offset"] == *end,
+                "{} describes queue {q} as {} (it holds {end})",
+                n.url(""),
+                t["queues"][q]
+            );
+        }
     }
     anyhow::ensure!(
         stored == acks.len(),
@@ -360,6 +374,15 @@ async fn a_group_consumed_through_every_node_gets_each_message_once_in_group_ord
         anyhow::ensure!(seq == prev + 1, "group {g}: {seq} delivered after {prev}");
     }
     anyhow::ensure!(count.len() == total, "{} distinct of {total}", count.len());
+    // Whichever node is asked, the group has consumed everything.
+    for n in nodes.iter() {
+        let o = retrying(|| n.get("/v1/groups/workers/offsets?topic=fifo"))
+            .await?
+            .ok_json(200);
+        for q in o["queues"].as_array().into_iter().flatten() {
+            anyhow::ensure!(q["lag"] == 0, "{} reports {q}", n.url(""));
+        }
+    }
     anyhow::ensure!(
         count.values().all(|n| *n == 1),
         "some message was delivered twice"

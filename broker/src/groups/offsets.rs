@@ -131,7 +131,17 @@ pub async fn reset(
             topic.queues()
         )));
     }
+    // In a cluster each node resets the queues it serves (the front-end asks
+    // the others); a queue moving right now makes the whole reset retryable.
+    let mut here = Vec::new();
     for (queue, t) in targets {
+        match state.serve_queue(&topic.name, queue).await {
+            Ok(()) => here.push((queue, t)),
+            Err(e) if e.elsewhere().is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (queue, t) in here {
         let k = CursorKey::new(&group.name, &topic.name, queue, consumer);
         super::durable::ensure_cursor(state, &k, async || Ok(t)).await?;
         if let Some(c) = state.groups.cursors.get(&k) {

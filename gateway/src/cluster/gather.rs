@@ -224,3 +224,73 @@ pub async fn forward_acks(
         }
     }
 }
+
+/// Answers with a `queues` array (topic describe, group offsets, offset
+/// reset) gathered from the queues' nodes: the same request is sent to each
+/// other node that queues of `topic` are placed on, and its entries for
+/// those queues replace this node's (which only knows the object store's
+/// view of them). A node that does not answer makes the whole call a 503:
+/// a partial view would be wrong without saying so (a reset is idempotent,
+/// so retrying it is safe).
+pub async fn overlay_queues(
+    state: &AppState,
+    topic: &str,
+    request: &axum::http::request::Parts,
+    body: Option<&Value>,
+    mut local: Value,
+) -> ApiResult<Value> {
+    let Some(t) = state.broker.topics.get(topic) else {
+        return Ok(local);
+    };
+    let cluster = &state.broker.cluster;
+    let mut by_node: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for q in 0..t.queues() {
+        let node = cluster.placed_on(&t.name, q);
+        if node != state.broker.node_id {
+            by_node.entry(node).or_default().push(u64::from(q));
+        }
+    }
+    let path = request
+        .uri
+        .path_and_query()
+        .map_or(request.uri.path(), |p| p.as_str());
+    for (node, queues) in by_node {
+        let base = cluster.address_of(&node).ok_or_else(|| {
+            ApiError::unavailable(format!("node {node} has no known address yet"))
+        })?;
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        crate::metrics::forwarded();
+        let mut call = client()
+            .request(request.method.clone(), &url)
+            .timeout(super::forward::CALL_TIMEOUT)
+            .header(super::FORWARDED, state.broker.node_id.as_str());
+        if let Some(b) = body {
+            call = call.json(b);
+        }
+        let answer = call.send().await.map_err(|e| {
+            ApiError::unavailable(format!("node {node} did not answer")).with_source(e)
+        })?;
+        let status = answer.status();
+        let remote: Value = answer.json().await.map_err(|e| {
+            ApiError::unavailable(format!("node {node} answered badly")).with_source(e)
+        })?;
+        if !status.is_success() {
+            return Err(ApiError::unavailable(format!(
+                "node {node} answered {status}: {}",
+                remote["error"]["message"].as_str().unwrap_or("")
+            )));
+        }
+        let theirs = remote["queues"].as_array().cloned().unwrap_or_default();
+        if let Some(mine) = local["queues"].as_array_mut() {
+            for entry in mine.iter_mut() {
+                let q = entry["queue"].as_u64().unwrap_or(u64::MAX);
+                if queues.contains(&q)
+                    && let Some(r) = theirs.iter().find(|r| r["queue"].as_u64() == Some(q))
+                {
+                    *entry = r.clone();
+                }
+            }
+        }
+    }
+    Ok(local)
+}

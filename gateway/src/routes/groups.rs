@@ -324,8 +324,9 @@ impl OffsetsResponse {
 pub async fn get_offsets(
     State(state): State<Arc<AppState>>,
     ApiPath(group): ApiPath<String>,
+    request: axum::http::request::Parts,
     ApiQuery(params): ApiQuery<OffsetsParams>,
-) -> ApiResult<Json<OffsetsResponse>> {
+) -> ApiResult<Json<Value>> {
     let offsets = state
         .broker
         .group_offsets(
@@ -334,10 +335,21 @@ pub async fn get_offsets(
             params.consumer_id.as_deref(),
         )
         .await?;
-    Ok(Json(OffsetsResponse::of(offsets)))
+    let local = encode_offsets(offsets)?;
+    match params.topic {
+        Some(topic) if !crate::cluster::is_forwarded(&request.headers) => Ok(Json(
+            crate::cluster::gather::overlay_queues(&state, &topic, &request, None, local).await?,
+        )),
+        _ => Ok(Json(local)),
+    }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+fn encode_offsets(offsets: Vec<shale_broker::groups::deliver::QueueOffsets>) -> ApiResult<Value> {
+    serde_json::to_value(OffsetsResponse::of(offsets))
+        .map_err(|e| ApiError::internal("encoding offsets", e))
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
     pub topic: String,
@@ -360,8 +372,11 @@ pub struct ResetBody {
 pub async fn reset_offsets(
     State(state): State<Arc<AppState>>,
     ApiPath(group): ApiPath<String>,
+    request: axum::http::request::Parts,
     ApiJson(body): ApiJson<ResetBody>,
-) -> ApiResult<Json<OffsetsResponse>> {
+) -> ApiResult<Json<Value>> {
+    let raw = serde_json::to_value(&body).map_err(|e| ApiError::internal("encoding a reset", e))?;
+    let topic = body.topic.clone();
     let spec = ResetSpec {
         timestamp_ms: body.timestamp_ms,
         to: body.to,
@@ -371,5 +386,11 @@ pub async fn reset_offsets(
         .broker
         .reset_offsets(&group, &body.topic, spec, body.consumer_id.as_deref())
         .await?;
-    Ok(Json(OffsetsResponse::of(offsets)))
+    let local = encode_offsets(offsets)?;
+    if crate::cluster::is_forwarded(&request.headers) {
+        return Ok(Json(local));
+    }
+    Ok(Json(
+        crate::cluster::gather::overlay_queues(&state, &topic, &request, Some(&raw), local).await?,
+    ))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{ApiJson, ApiPath};
 use shale_broker::topic_admin::{Created, NewTopic, TopicPatch};
 
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::wire::{DurabilityWire, MessageTypeWire, TopicObject};
 
@@ -136,7 +136,8 @@ pub async fn list_topics(State(state): State<Arc<AppState>>) -> Json<TopicList> 
 pub async fn get_topic(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<TopicDetail>> {
+    request: axum::http::request::Parts,
+) -> ApiResult<Json<serde_json::Value>> {
     let described = state.broker.describe_topic(&name).await?;
     let config = described.config;
     let queues = described
@@ -152,7 +153,7 @@ pub async fn get_topic(
             owner: q.owner,
         })
         .collect();
-    Ok(Json(TopicDetail {
+    let detail = TopicDetail {
         name: config.name,
         queues,
         queue_count: config.queues,
@@ -160,7 +161,16 @@ pub async fn get_topic(
         retention_ms: config.retention_ms,
         durability: config.durability.into(),
         created_ms: config.created_ms,
-    }))
+    };
+    let local =
+        serde_json::to_value(detail).map_err(|e| ApiError::internal("encoding a topic", e))?;
+    if crate::cluster::is_forwarded(&request.headers) {
+        return Ok(Json(local));
+    }
+    let name = local["name"].as_str().unwrap_or_default().to_string();
+    Ok(Json(
+        crate::cluster::gather::overlay_queues(&state, &name, &request, None, local).await?,
+    ))
 }
 
 #[utoipa::path(patch, path = "/v1/topics/{topic}", tag = "topics", request_body = PatchTopic,
