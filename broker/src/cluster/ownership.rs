@@ -9,9 +9,10 @@
 //! Taking a queue settles its local data first. Local data is kept only if
 //! this node wrote the epoch being replaced (its marker file
 //! `meta/owned/{topic}/{queue}` names that epoch, so nobody owned the queue in
-//! between) and it reaches the manifest's end; otherwise messages beyond the
-//! manifest's end were never uploaded and another owner may have given their
-//! offsets to other messages: they are moved to
+//! between) and it reaches the manifest's end; otherwise the messages after
+//! the last segment this node uploaded itself (the manifest says which epoch
+//! staged each segment) were never uploaded, and another owner may have given
+//! their offsets to other messages: they are moved to
 //! `quarantine/{topic}/{queue}/…` (logged, counted in
 //! `shale_quarantined_messages_total`), never mixed in. The marker is written
 //! (durably) before the gate opens.
@@ -210,9 +211,27 @@ impl Broker {
         if let Some(log) = &local {
             let reaches = log.max_offset() >= acq.end_offset;
             if !(lineage && reaches) {
+                // What this node uploaded itself (under its last epoch) is in the
+                // object store; everything after it never was.
+                let ours_end = match marker {
+                    Some(e) => self
+                        .tier
+                        .reader()
+                        .manifest(topic, queue)
+                        .await?
+                        .and_then(|m| {
+                            m.segments
+                                .iter()
+                                .filter(|s| s.staged_epoch == Some(e))
+                                .map(|s| s.end_offset)
+                                .max()
+                        })
+                        .unwrap_or(0),
+                    None => 0,
+                };
                 let beyond = log
                     .max_offset()
-                    .saturating_sub(acq.end_offset.max(log.min_offset()));
+                    .saturating_sub(ours_end.max(log.min_offset()));
                 let dest = (beyond > 0).then(|| {
                     self.data_dir
                         .join("quarantine")
@@ -224,14 +243,15 @@ impl Broker {
                             self.clock.now_ms()
                         ))
                 });
+                let local_range = (log.min_offset(), log.max_offset());
                 let hot = self.hot.clone();
                 let (t, d) = (topic.to_string(), dest.clone());
                 tokio::task::spawn_blocking(move || hot.detach_queue(&t, queue, d.as_deref()))
                     .await??;
                 if let Some(dest) = dest {
                     tracing::error!(
-                        topic, queue, messages = beyond, dir = %dest.display(),
-                        "local messages beyond what the object store holds were never uploaded and another owner has taken the queue since: kept aside, not served"
+                        topic, queue, messages = beyond, local_offsets = ?local_range, object_store_end = acq.end_offset, dir = %dest.display(),
+                        "local messages this node never uploaded, and another owner has taken the queue since: kept aside, not served"
                     );
                     crate::metrics::quarantined(topic, beyond);
                 }
