@@ -57,6 +57,8 @@ pub struct Broker {
     pub cluster: crate::cluster::Cluster,
     /// Where the hot tier, local metadata and quarantined data live.
     pub data_dir: std::path::PathBuf,
+    /// The topics stamp this node last brought its topics in line with.
+    topics_seen: parking_lot::Mutex<Option<String>>,
 }
 
 impl Broker {
@@ -116,6 +118,7 @@ impl Broker {
         Ok(Arc::new(Broker {
             cluster,
             data_dir: config.data_dir.clone(),
+            topics_seen: parking_lot::Mutex::new(None),
             node_id: config.node_id.clone(),
             clock,
             hot,
@@ -147,21 +150,44 @@ impl Broker {
         }
     }
 
-    /// Adds the topics the object store knows and this node does not (a node
-    /// with an empty disk, or one that missed a create). Call once after open.
+    /// Brings the topics in line with the object store (a node with an empty
+    /// disk, or one that missed changes while down). Call once after open.
     pub async fn load_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
-        self.refresh_topics_from_store().await
+        let stamp = self.tier.topics_stamp().await.ok().flatten();
+        let changed = self.sync_topics_with_store().await?;
+        *self.topics_seen.lock() = stamp;
+        Ok(changed)
     }
 
-    /// Adds the topics the object store knows and this node does not (created
-    /// through another node, or missed). One listing; reads only new topics.
+    /// Brings the topics in line with the object store when another node
+    /// changed them (its stamp moved; one HEAD otherwise): topics created
+    /// elsewhere are added, grown or changed ones updated, deleted ones
+    /// forgotten here with their local data. Returns how many changed.
     pub async fn refresh_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let stamp = self
+            .tier
+            .topics_stamp()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("reading the topics stamp"))?;
+        if stamp.is_some() && *self.topics_seen.lock() == stamp {
+            return Ok(0);
+        }
+        let changed = self.sync_topics_with_store().await?;
+        *self.topics_seen.lock() = stamp;
+        Ok(changed)
+    }
+
+    async fn sync_topics_with_store(self: &Arc<Self>) -> anyhow::Result<usize> {
+        // Held from the listing to the last change, so a create, patch or
+        // delete through this node cannot fall in between and be undone.
+        let _admin = self.topics.admin.lock().await;
         let metas = self
             .tier
             .list_topic_metas()
             .await
             .map_err(|e| anyhow::Error::new(e).context("listing topics in the object store"))?;
-        let mut added = 0;
+        let mut changed = 0;
+        let mut listed = std::collections::BTreeSet::new();
         for bytes in metas {
             let config = match crate::topics::decode_topic(&bytes) {
                 Ok(c) => c,
@@ -170,14 +196,32 @@ impl Broker {
                     continue;
                 }
             };
-            if self.topics.get(&config.name).is_some() {
+            listed.insert(config.name.clone());
+            if self
+                .topics
+                .get(&config.name)
+                .is_some_and(|t| t.config() == config)
+            {
                 continue;
             }
             let state = self.clone();
             tokio::task::spawn_blocking(move || state.topics.put_blocking(config)).await??;
-            added += 1;
+            changed += 1;
         }
-        Ok(added)
+        // Only user topics are created through the API (system ones, `%…`, are
+        // made on first use by each node and their objects may lag).
+        let gone: Vec<String> = self
+            .topics
+            .list()
+            .iter()
+            .filter(|t| !t.name.starts_with('%') && !listed.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        for name in gone {
+            self.forget_deleted_topic(&name).await?;
+            changed += 1;
+        }
+        Ok(changed)
     }
 
     /// The queue to append to with a permit held until the write is durable

@@ -93,9 +93,49 @@ impl Broker {
                 ),
             ));
         }
-        self.store_topic(wanted.clone()).await?;
+        // Create-only in the object store: of two nodes creating one topic at
+        // once exactly one config wins, and the other answers as if it were local.
+        let json = crate::topics::encode_topic(&wanted);
+        if let Some(stored) = self
+            .tier
+            .create_topic_meta(&wanted.name, json.into())
+            .await?
+        {
+            let stored = crate::topics::decode_topic(&stored)
+                .map_err(|e| BrokerError::internal("reading a topic created by another node", e))?;
+            // This node serves the winner's config from now on, either way.
+            let broker = self.clone();
+            let keep = stored.clone();
+            tokio::task::spawn_blocking(move || broker.topics.put_blocking(keep))
+                .await?
+                .map_err(|e| BrokerError::internal("writing topic metadata", e))?;
+            if !stored.same_settings(&wanted) {
+                return Err(BrokerError::new(
+                    ErrorCode::AlreadyExists,
+                    format!(
+                        "topic {:?} already exists with different settings",
+                        wanted.name
+                    ),
+                ));
+            }
+            return Ok((Created::Existing, stored));
+        }
+        let broker = self.clone();
+        let keep = wanted.clone();
+        tokio::task::spawn_blocking(move || broker.topics.put_blocking(keep))
+            .await?
+            .map_err(|e| BrokerError::internal("writing topic metadata", e))?;
+        self.announce_topic_change().await;
         tracing::info!(topic = %wanted.name, "topic created");
         Ok((Created::New, wanted))
+    }
+
+    /// Tells the other nodes that topics changed (best effort: they also
+    /// re-read everything when they start).
+    async fn announce_topic_change(&self) {
+        if let Err(e) = self.tier.touch_topics_stamp().await {
+            tracing::warn!(error = %error_chain(&e), "could not announce a topic change; other nodes see it when they restart");
+        }
     }
 
     /// Writes a topic's metadata: the object store's copy first, then the
@@ -165,6 +205,7 @@ impl Broker {
         }
         config.validate()?;
         self.store_topic(config.clone()).await?;
+        self.announce_topic_change().await;
         Ok(config)
     }
 
@@ -200,7 +241,34 @@ impl Broker {
         if let Err(e) = self.tier.delete_topic(name).await {
             tracing::warn!(topic = %name, error = %error_chain(&e), "objects uploaded during the delete may remain");
         }
+        self.release_topic_queues(name).await;
+        self.announce_topic_change().await;
         tracing::info!(topic = %name, "topic deleted");
+        Ok(())
+    }
+
+    /// Forgets a topic another node deleted: its local metadata and hot data
+    /// (the objects are gone already). Nothing is written to the object store.
+    /// The caller holds the registry's admin lock.
+    pub(crate) async fn forget_deleted_topic(self: &Arc<Self>, name: &str) -> BrokerResult<()> {
+        let Some(topic) = self.topics.get(name) else {
+            return Ok(());
+        };
+        let mut deleted = topic.deleted.write().await;
+        let broker = self.clone();
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || broker.topics.remove_blocking(&n))
+            .await?
+            .map_err(|e| BrokerError::internal("removing topic metadata", e))?;
+        *deleted = true;
+        self.dedup.forget_topic(name);
+        self.release_topic_queues(name).await;
+        let broker = self.clone();
+        let n = name.to_string();
+        tokio::task::spawn_blocking(move || broker.hot.remove_topic(&n))
+            .await?
+            .map_err(|e| BrokerError::internal("removing a deleted topic's data", e))?;
+        tracing::info!(topic = %name, "topic deleted through another node: forgotten here");
         Ok(())
     }
 }

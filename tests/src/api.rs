@@ -197,6 +197,18 @@ impl Node {
         .await
     }
 
+    pub async fn patch_json(&self, path: &str, body: &Value) -> anyhow::Result<Resp> {
+        Resp::read(
+            self.client
+                .patch(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .with_context(|| format!("PATCH {path}"))?,
+        )
+        .await
+    }
+
     pub async fn put_json(&self, path: &str, body: &Value) -> anyhow::Result<Resp> {
         Resp::read(
             self.client

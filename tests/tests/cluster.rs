@@ -776,3 +776,59 @@ async fn a_node_back_after_its_queues_moved_keeps_its_unuploaded_data_aside() ->
     );
     Ok(())
 }
+
+/// Topic metadata across nodes: two nodes creating one topic at once end
+/// with one config (201 and 200, or 409 for different settings), and a
+/// PATCH or DELETE through one node reaches the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topic_creates_race_to_one_config_and_patch_and_delete_reach_every_node()
+-> anyhow::Result<()> {
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let n0 = start_node(d0.path(), &store, 0, &[])?;
+    let n1 = start_node(d1.path(), &store, 1, &[])?;
+    let same = json!({"name": "orders", "queues": 4});
+    let (a, b) = tokio::join!(
+        n0.post_json("/v1/topics", &same),
+        n1.post_json("/v1/topics", &same)
+    );
+    let mut statuses = vec![a?.status, b?.status];
+    statuses.sort();
+    anyhow::ensure!(statuses == [200, 201], "same settings: {statuses:?}");
+    let other = json!({"name": "billing", "queues": 4});
+    let different = json!({"name": "billing", "queues": 6});
+    let (a, b) = tokio::join!(
+        n0.post_json("/v1/topics", &other),
+        n1.post_json("/v1/topics", &different)
+    );
+    let mut statuses = vec![a?.status, b?.status];
+    statuses.sort();
+    anyhow::ensure!(statuses == [201, 409], "different settings: {statuses:?}");
+    let q0 = n0.get("/v1/topics/billing").await?.ok_json(200)["queue_count"].clone();
+    let q1 = n1.get("/v1/topics/billing").await?.ok_json(200)["queue_count"].clone();
+    anyhow::ensure!(q0 == q1, "two configs: {q0} vs {q1}");
+
+    // PATCH through node-0 reaches node-1: its new queues are served.
+    let r = n0
+        .patch_json("/v1/topics/orders", &json!({"queues": 8}))
+        .await?;
+    anyhow::ensure!(r.status == 200, "{}", r.text());
+    wait_until("node-1 sees 8 queues", || async {
+        Ok(n1.get("/v1/topics/orders").await?.ok_json(200)["queue_count"] == 8)
+    })
+    .await?;
+    let v = retrying(|| n1.produce("orders", json!([{"body": "q7", "queue": 7}])))
+        .await?
+        .ok_json(200);
+    anyhow::ensure!(v["results"][0]["queue"] == 7, "{v}");
+
+    // DELETE through node-1 reaches node-0.
+    let r = n1.delete("/v1/topics/orders").await?;
+    anyhow::ensure!(r.status == 204, "{}", r.text());
+    wait_until("node-0 forgets the topic", || async {
+        Ok(n0.get("/v1/topics/orders").await?.status == 404)
+    })
+    .await?;
+    Ok(())
+}

@@ -10,6 +10,7 @@
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/consumers/{consumer}/checkpoint/{seq:020}.json   BROADCASTING
 //! {prefix}/secrets/receipt-handle-key                                          internal, 32 bytes, create-only
 //! {prefix}/cluster/nodes/{node_id}/{seq:020}.json                              internal, node leases, create-only
+//! {prefix}/cluster/topics-changed                                              internal, rewritten at every topic change
 //! ```
 //!
 //! `segments/` holds exactly the committed segments: an upload goes to
@@ -115,6 +116,12 @@ impl Layout {
             Some(id) => queue_dir.child("consumers").child(id).child("checkpoint"),
             None => queue_dir.child("checkpoint"),
         }
+    }
+
+    /// Rewritten at every topic create, change and delete: nodes re-read the
+    /// topics when it changes (one HEAD per heartbeat instead of a listing).
+    pub fn topics_stamp(&self) -> Path {
+        self.prefix.child("cluster").child("topics-changed")
     }
 
     /// Where every node's lease lives.

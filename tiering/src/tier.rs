@@ -332,6 +332,68 @@ impl Tier {
         Ok(())
     }
 
+    /// Stores a new topic's metadata object unless one exists: `Ok(None)` when
+    /// it was created, else the bytes already stored (another node created
+    /// the topic first; exactly one create wins).
+    pub async fn create_topic_meta(&self, topic: &str, json: Bytes) -> Result<Option<Bytes>> {
+        let path = self.layout.topic_meta(topic);
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(json), opts)
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                let got = self
+                    .store
+                    .get(&path)
+                    .await
+                    .map_err(|e| TieringError::store(format!("reading {path}"), e))?;
+                let bytes = got
+                    .bytes()
+                    .await
+                    .map_err(|e| TieringError::store(format!("reading {path}"), e))?;
+                Ok(Some(bytes))
+            }
+            Err(e) => Err(TieringError::store(format!("creating {path}"), e)),
+        }
+    }
+
+    /// Records that some topic was created, changed or deleted (every node
+    /// re-reads the topics when this changes; see [`Tier::topics_stamp`]).
+    pub async fn touch_topics_stamp(&self) -> Result<()> {
+        let path = self.layout.topics_stamp();
+        let nonce = format!("{:016x}", rand::random::<u64>());
+        self.store
+            .put(&path, PutPayload::from(nonce.into_bytes()))
+            .await
+            .map_err(|e| TieringError::store(format!("writing {path}"), e))?;
+        Ok(())
+    }
+
+    /// The stamp of the last topic change (its ETag, or its time and size), `None` before any.
+    pub async fn topics_stamp(&self) -> Result<Option<String>> {
+        let path = self.layout.topics_stamp();
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    meta.last_modified.timestamp_nanos_opt().unwrap_or(0),
+                    meta.size
+                )
+            }))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(TieringError::store(format!("reading {path}"), e)),
+        }
+    }
+
     /// The bytes of every topic metadata object in the bucket (each names its topic).
     pub async fn list_topic_metas(&self) -> Result<Vec<Bytes>> {
         let root = self.layout.topics_root();

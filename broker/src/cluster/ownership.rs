@@ -349,6 +349,21 @@ impl Broker {
         Ok(())
     }
 
+    /// Lets go of every queue of a deleted topic (nothing is written).
+    pub(crate) async fn release_topic_queues(&self, topic: &str) {
+        let queues: Vec<u32> = self
+            .cluster
+            .gates
+            .lock()
+            .keys()
+            .filter(|(t, _)| t == topic)
+            .map(|(_, q)| *q)
+            .collect();
+        for q in queues {
+            self.let_go(topic, q).await;
+        }
+    }
+
     /// Forgets a queue without writing anything (fenced, or the lease is lost).
     async fn let_go(&self, topic: &str, queue: u32) {
         if let Some(g) = self.cluster.gate(topic, queue) {
