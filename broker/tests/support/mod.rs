@@ -27,13 +27,18 @@ pub struct Node {
 }
 
 pub fn config(dir: &std::path::Path) -> BrokerConfig {
+    config_as(dir, "node-test")
+}
+
+/// [`config`] for node `id`.
+pub fn config_as(dir: &std::path::Path, id: &str) -> BrokerConfig {
     BrokerConfig {
         data_dir: dir.to_path_buf(),
         object_store: ObjectStoreUrl::Memory,
         segment_bytes: 1 << 20,
         segment_ms: 3_600_000,
         hot_bytes: None,
-        node_id: "node-test".into(),
+        node_id: id.into(),
         cluster: Default::default(),
     }
 }
@@ -69,9 +74,14 @@ impl Node {
 
     /// A node with an empty disk over `tier` (another node's bucket).
     pub fn over(tier: Arc<Tier>, faults: Faults) -> Node {
+        Self::over_as(tier, faults, "node-test")
+    }
+
+    /// [`Self::over`] as node `id`.
+    pub fn over_as(tier: Arc<Tier>, faults: Faults, id: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(START_MS));
-        let broker = Broker::open_with(&config(dir.path()), clock.clone(), tier).unwrap();
+        let broker = Broker::open_with(&config_as(dir.path(), id), clock.clone(), tier).unwrap();
         Node {
             dir,
             broker,

@@ -1,0 +1,98 @@
+#![allow(clippy::unwrap_used)]
+//! The cluster layer in-process: brokers on one (fault-counting) in-memory
+//! store. What it costs to stay alive, and how queues split and move.
+
+mod support;
+
+use std::sync::Arc;
+
+use shale_broker::MessageType;
+use shale_tiering::{Faults, Tier};
+use support::Node;
+
+/// A node over the shared `tier` with its own data dir and node id.
+fn node_on(tier: &Arc<Tier>, faults: &Faults, id: &str) -> Node {
+    Node::over_as(tier.clone(), faults.clone(), id)
+}
+
+/// Object-store calls of one heartbeat pass of an idle node that serves
+/// every queue of a topic with `queues` queues.
+async fn idle_tick_cost(queues: u32) -> shale_tiering::fault_store::OpCounts {
+    let faults = Faults::default();
+    let tier = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
+    let n = node_on(&tier, &faults, "n0");
+    n.topic("t", queues, MessageType::Normal).await;
+    n.broker.cluster.join().await.unwrap();
+    // The first passes take every queue (one manifest each); then it is idle.
+    n.broker.cluster_tick().await;
+    n.broker.cluster_tick().await;
+    assert_eq!(n.broker.cluster.held().len(), queues as usize);
+    let before = faults.counts();
+    for _ in 0..10 {
+        n.broker.cluster_tick().await;
+    }
+    let after = faults.counts();
+    shale_tiering::fault_store::OpCounts {
+        puts: after.puts - before.puts,
+        gets: after.gets - before.gets,
+        heads: after.heads - before.heads,
+        deletes: after.deletes - before.deletes,
+        lists: after.lists - before.lists,
+    }
+}
+
+/// Staying alive costs per node, never per queue: ten idle heartbeats of a
+/// node serving 1,000 queues make exactly the calls of one serving 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_at_rest_does_not_grow_with_the_number_of_queues() {
+    let one = idle_tick_cost(1).await;
+    let many = idle_tick_cost(1000).await;
+    assert_eq!(one, many, "1 queue: {one:?}, 1000 queues: {many:?}");
+    // Per heartbeat: one renewal (PUT) and one listing of the leases; one HEAD
+    // of the topics stamp; no per-queue call at all.
+    assert_eq!(
+        (many.puts, many.lists, many.heads),
+        (10, 10, 10),
+        "{many:?}"
+    );
+    eprintln!("10 idle heartbeats of a node serving 1000 queues: {many:?}");
+}
+
+/// Two brokers on one bucket split a topic's queues between them by
+/// placement, each serves only its own, and a write to the other's queue is
+/// answered with where that queue is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_split_the_queues_and_point_at_each_other() {
+    let faults = Faults::default();
+    let tier_a = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
+    let store = tier_a.store().clone();
+    let tier_b = Arc::new(Tier::new(
+        store,
+        object_store::path::Path::default(),
+        1 << 20,
+    ));
+    let a = node_on(&tier_a, &faults, "a");
+    let b = node_on(&tier_b, &faults, "b");
+    a.topic("t", 16, MessageType::Normal).await;
+    a.broker.cluster.join().await.unwrap();
+    b.broker.cluster.join().await.unwrap();
+    b.broker.refresh_topics_from_store().await.unwrap();
+    for _ in 0..3 {
+        a.broker.cluster_tick().await;
+        b.broker.cluster_tick().await;
+    }
+    let (held_a, held_b) = (a.broker.cluster.held(), b.broker.cluster.held());
+    assert_eq!(held_a.len() + held_b.len(), 16, "{held_a:?} {held_b:?}");
+    assert!(
+        !held_a.is_empty() && !held_b.is_empty(),
+        "{held_a:?} {held_b:?}"
+    );
+    assert!(
+        held_a.iter().all(|q| !held_b.contains(q)),
+        "a queue held twice"
+    );
+    let (_, q) = held_b[0].clone();
+    let err = a.broker.queue_for_write("t", q).await.unwrap_err();
+    let at = err.elsewhere().expect("a routing answer");
+    assert_eq!((at.node.as_str(), at.queue), ("b", q));
+}
