@@ -283,13 +283,20 @@ impl Cluster {
     /// Lists every lease and reads those that changed.
     pub async fn observe(&self) -> shale_tiering::Result<()> {
         let listed = lease::list_leases(self.store.as_ref(), &self.layout).await?;
+        let own = self
+            .lease
+            .lock()
+            .await
+            .as_ref()
+            .map(|l| (l.seq(), l.record().clone()));
         let mut ids = Vec::with_capacity(listed.len());
         for (id, seq) in listed {
             let known = self.view.read().seq_of(&id);
-            let record = if known == Some(seq) {
-                None
-            } else {
-                lease::read_lease(self.store.as_ref(), &self.layout, &id, seq).await?
+            let record = match &own {
+                _ if known == Some(seq) => None,
+                // This node's own version needs no GET: it wrote it.
+                Some((own_seq, r)) if id == self.node_id && *own_seq == seq => Some(r.clone()),
+                _ => lease::read_lease(self.store.as_ref(), &self.layout, &id, seq).await?,
             };
             self.view.write().observe(&id, seq, record, self.now());
             ids.push(id);
