@@ -59,6 +59,8 @@ pub struct Broker {
     pub data_dir: std::path::PathBuf,
     /// The topics stamp this node last brought its topics in line with.
     topics_seen: parking_lot::Mutex<Option<String>>,
+    /// Writes to queues other nodes serve (set by the front-end).
+    peer: std::sync::OnceLock<Arc<dyn crate::cluster::peer::Peer>>,
 }
 
 impl Broker {
@@ -119,6 +121,7 @@ impl Broker {
             cluster,
             data_dir: config.data_dir.clone(),
             topics_seen: parking_lot::Mutex::new(None),
+            peer: std::sync::OnceLock::new(),
             node_id: config.node_id.clone(),
             clock,
             hot,
@@ -131,6 +134,16 @@ impl Broker {
             draining: AtomicBool::new(false),
             drain_signal,
         }))
+    }
+
+    /// Sets how this broker writes to queues other nodes serve (once).
+    pub fn set_peer(&self, peer: Arc<dyn crate::cluster::peer::Peer>) {
+        let _ = self.peer.set(peer);
+    }
+
+    /// The node-to-node transport, if the front-end set one.
+    pub fn peer(&self) -> Option<&Arc<dyn crate::cluster::peer::Peer>> {
+        self.peer.get()
     }
 
     /// Local upkeep (job `flush-and-seal`): fsync ASYNC data, seal segments past `segment_ms`.

@@ -132,7 +132,7 @@ impl Broker {
 
     /// Tells the other nodes that topics changed (best effort: they also
     /// re-read everything when they start).
-    async fn announce_topic_change(&self) {
+    pub(crate) async fn announce_topic_change(&self) {
         if let Err(e) = self.tier.touch_topics_stamp().await {
             tracing::warn!(error = %error_chain(&e), "could not announce a topic change; other nodes see it when they restart");
         }

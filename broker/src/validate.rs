@@ -137,6 +137,12 @@ pub fn property_name(name: &str) -> Result<(), BrokerError> {
 
 /// User properties: at most 64, valid names, 16 KiB of names and values in total.
 pub fn properties(props: &[(String, String)]) -> Result<(), BrokerError> {
+    properties_as(props, false)
+}
+
+/// [`properties`]; with `reserved_ok` names starting `shale.` pass too (a
+/// node writing a dead-letter copy to the node that serves its `%DLQ%` queue).
+pub fn properties_as(props: &[(String, String)], reserved_ok: bool) -> Result<(), BrokerError> {
     if props.len() > MAX_PROPERTIES {
         return Err(BrokerError::invalid(format!(
             "at most {MAX_PROPERTIES} properties per message, got {}",
@@ -145,7 +151,10 @@ pub fn properties(props: &[(String, String)]) -> Result<(), BrokerError> {
     }
     let mut total = 0;
     for (name, value) in props {
-        property_name(name)?;
+        match name.strip_prefix(RESERVED_PROPERTY_PREFIX) {
+            Some(rest) if reserved_ok => property_name(rest)?,
+            _ => property_name(name)?,
+        }
         total += name.len() + value.len();
     }
     if total > MAX_PROPERTIES_BYTES {

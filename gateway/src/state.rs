@@ -43,7 +43,7 @@ impl AppState {
     ) -> anyhow::Result<Arc<AppState>> {
         let metrics = crate::metrics::install();
         let broker = Broker::open_with_clock(&broker_config(config)?, clock)?;
-        Ok(Arc::new(AppState { broker, metrics }))
+        Ok(Self::over(broker, metrics))
     }
 
     /// [`Self::open_with_clock`] over a given object-store tier (tests inject
@@ -55,7 +55,15 @@ impl AppState {
     ) -> anyhow::Result<Arc<AppState>> {
         let metrics = crate::metrics::install();
         let broker = Broker::open_with(&broker_config(config)?, clock, tier)?;
-        Ok(Arc::new(AppState { broker, metrics }))
+        Ok(Self::over(broker, metrics))
+    }
+
+    /// The state over an open broker, whose node-to-node writes go over HTTP.
+    fn over(broker: Arc<Broker>, metrics: Option<PrometheusHandle>) -> Arc<AppState> {
+        broker.set_peer(Arc::new(crate::cluster::forward::HttpPeer {
+            node_id: broker.node_id.clone(),
+        }));
+        Arc::new(AppState { broker, metrics })
     }
 
     /// Adds the topics the object store knows and this node does not (see

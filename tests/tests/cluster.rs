@@ -832,3 +832,58 @@ async fn topic_creates_race_to_one_config_and_patch_and_delete_reach_every_node(
     .await?;
     Ok(())
 }
+
+/// Dead-lettering across nodes: messages of queues on both nodes run out of
+/// attempts, and each lands in the group's `%DLQ%` queue wherever that queue
+/// is served, with its origin properties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_out_of_attempts_reach_the_dead_letter_queue_on_whichever_node_serves_it()
+-> anyhow::Result<()> {
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let n0 = start_node(d0.path(), &store, 0, &[])?;
+    let n1 = start_node(d1.path(), &store, 1, &[])?;
+    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
+    wait_until("both nodes serve queues", || async {
+        Ok(owned_by(&n0).await? > 0 && owned_by(&n1).await? > 0)
+    })
+    .await?;
+    let put = n0
+        .put_json(
+            "/v1/groups/dl",
+            &json!({"consume_from": "EARLIEST", "max_delivery_attempts": 1, "retry_backoff_ms": [0]}),
+        )
+        .await?;
+    anyhow::ensure!(put.status == 201 || put.status == 200, "{}", put.text());
+    let all: Vec<u32> = (0..QUEUES).cycle().take(16).collect();
+    let sent = produce_to(&n0, "dl", &all).await?;
+    let dlq = std::cell::RefCell::new(Vec::<Value>::new());
+    wait_until("every message is dead-lettered", || async {
+        // Deliveries are never acked: each runs out of its one attempt.
+        let body =
+            json!({"topic": "orders", "max_messages": 16, "invisible_ms": 1000, "wait_ms": 200});
+        retrying(|| n0.post_json("/v1/groups/dl/receive", &body)).await?;
+        let r = n1
+            .get("/v1/topics/%25DLQ%25dl/queues/0/messages?max_messages=100")
+            .await?;
+        if r.status != 200 {
+            return Ok(false);
+        }
+        let got = r.json()["messages"].as_array().cloned().unwrap_or_default();
+        let enough = got.len() >= sent.len();
+        *dlq.borrow_mut() = got;
+        Ok(enough)
+    })
+    .await?;
+    let in_dlq = dlq.into_inner();
+    let mut bodies: Vec<&str> = in_dlq.iter().filter_map(|m| m["body"].as_str()).collect();
+    bodies.sort();
+    let mut want: Vec<&str> = sent.iter().map(|a| a.body.as_str()).collect();
+    want.sort();
+    anyhow::ensure!(bodies == want, "dead-letter queue holds {bodies:?}");
+    for m in &in_dlq {
+        anyhow::ensure!(m["properties"]["shale.origin_topic"] == "orders", "{m}");
+    }
+    Ok(())
+}

@@ -29,6 +29,7 @@
 //! renewed: nothing grows with the number of queues.
 
 pub mod ownership;
+pub mod peer;
 pub mod placement;
 pub mod view;
 

@@ -90,7 +90,10 @@ async fn dlq_topic(state: &Arc<Broker>, group: &str) -> BrokerResult<Arc<Topic>>
         durability: Durability::Sync,
         created_ms: state.clock.now_ms(),
     };
-    state.store_topic(cfg).await
+    let topic = state.store_topic(cfg).await?;
+    // The node serving its queue may be another one: it must learn the topic.
+    state.announce_topic_change().await;
+    Ok(topic)
 }
 
 /// The dead-letter copy of `record`: its properties, with its origin.
@@ -128,7 +131,18 @@ pub async fn dead_letter(
 ) -> BrokerResult<()> {
     let dlq = dlq_topic(state, &group.name).await?;
     let req = dead_letter_request(origin_topic, record, attempts);
-    let (log, permit) = state.queue_for_write(&dlq.name, 0).await?;
+    let (log, permit) = match state.queue_for_write(&dlq.name, 0).await {
+        Ok(held) => held,
+        // The dead-letter queue is served by another node: the copy goes there.
+        Err(e) => match (e.elsewhere(), state.peer()) {
+            (Some(at), Some(peer)) => {
+                peer.append(&at.address, &dlq.name, 0, &req).await?;
+                crate::metrics::dead_lettered(&group.name, origin_topic);
+                return Ok(());
+            }
+            _ => return Err(e),
+        },
+    };
     let appender = log.clone();
     let appended = tokio::task::spawn_blocking(move || appender.append(&[req])).await??;
     if let Some(a) = appended.last() {

@@ -40,12 +40,18 @@ pub struct MessageInput {
 impl MessageInput {
     /// Checks every field against the contract's limits.
     pub fn validate(&self) -> Result<(), BrokerError> {
+        self.validate_as(false)
+    }
+
+    /// [`Self::validate`]; `system` also lets through the properties Shale
+    /// itself sets (`shale.*`: a dead-letter copy sent on by another node).
+    pub fn validate_as(&self, system: bool) -> Result<(), BrokerError> {
         validate::body_len(self.body.len())?;
         if let Some(tag) = &self.tag {
             validate::tag(tag)?;
         }
         validate::keys(&self.keys)?;
-        validate::properties(&self.properties)?;
+        validate::properties_as(&self.properties, system)?;
         if let Some(group) = &self.message_group {
             validate::message_group(group)?;
         }

@@ -165,3 +165,64 @@ fn relay(answer: reqwest::Response) -> Response {
     }
     resp
 }
+
+/// The broker's node-to-node writes over this API: a produce of one message
+/// to an explicit queue at the serving node, marked as forwarded (so Shale's
+/// own `shale.*` properties are accepted there, on system topics only) and
+/// SYNC.
+#[derive(Debug, Default)]
+pub struct HttpPeer {
+    /// This node's id, sent in [`super::FORWARDED`].
+    pub node_id: String,
+}
+
+impl shale_broker::cluster::peer::Peer for HttpPeer {
+    fn append<'a>(
+        &'a self,
+        address: &'a str,
+        topic: &'a str,
+        queue: u32,
+        message: &'a shale_hot::AppendRequest,
+    ) -> futures::future::BoxFuture<'a, shale_broker::BrokerResult<()>> {
+        Box::pin(async move {
+            use base64::Engine as _;
+            let unavailable = |what: String| shale_broker::BrokerError::unavailable(what);
+            let mut url = reqwest::Url::parse(address)
+                .map_err(|e| unavailable(format!("node address {address}: {e}")))?;
+            url.path_segments_mut()
+                .map_err(|()| unavailable(format!("node address {address} cannot take a path")))?
+                .pop_if_empty()
+                .extend(["v1", "topics", topic, "messages"]);
+            let properties: serde_json::Map<String, serde_json::Value> = message
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            let body = serde_json::json!({"messages": [{
+                "body_base64": base64::engine::general_purpose::STANDARD.encode(&message.body),
+                "tag": message.tag,
+                "keys": message.keys,
+                "properties": properties,
+                "queue": queue,
+            }]});
+            crate::metrics::forwarded();
+            let answer = client()
+                .post(url)
+                .timeout(CALL_TIMEOUT)
+                .header(super::FORWARDED, self.node_id.as_str())
+                .header("shale-durability", "SYNC")
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| unavailable(format!("node {address} did not answer: {e}")))?;
+            if !answer.status().is_success() {
+                let status = answer.status();
+                let text = answer.text().await.unwrap_or_default();
+                return Err(unavailable(format!(
+                    "node {address} refused a dead-letter copy: {status} {text}"
+                )));
+            }
+            Ok(())
+        })
+    }
+}

@@ -85,8 +85,10 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses a JSON produce body; returns the messages and whether `transaction` was given.
-pub fn from_json(body: &[u8]) -> Result<(Vec<MessageInput>, bool), ApiError> {
+/// Parses a JSON produce body; returns the messages and whether `transaction`
+/// was given. `system`: the request is a node's dead-letter copy (see
+/// [`MessageInput::validate_as`]).
+pub fn from_json(body: &[u8], system: bool) -> Result<(Vec<MessageInput>, bool), ApiError> {
     let req: ProduceRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid produce request: {e}")).with_source(e))?;
     if req.messages.is_empty() {
@@ -104,12 +106,12 @@ pub fn from_json(body: &[u8]) -> Result<(Vec<MessageInput>, bool), ApiError> {
         .messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| json_message(m).map_err(|e| e.prefixed(&format!("messages[{i}]: "))))
+        .map(|(i, m)| json_message(m, system).map_err(|e| e.prefixed(&format!("messages[{i}]: "))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((inputs, has_transaction))
 }
 
-fn json_message(m: ProduceMessage) -> Result<MessageInput, ApiError> {
+fn json_message(m: ProduceMessage, system: bool) -> Result<MessageInput, ApiError> {
     let body = match (m.body, m.body_base64) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
@@ -140,7 +142,7 @@ fn json_message(m: ProduceMessage) -> Result<MessageInput, ApiError> {
         queue: m.queue,
         dedup_id: m.dedup_id,
     };
-    input.validate()?;
+    input.validate_as(system)?;
     Ok(input)
 }
 
@@ -200,7 +202,11 @@ mod tests {
 
     #[test]
     fn json_body_forms() {
-        let (m, tx) = from_json(br#"{"messages":[{"body":"hi"},{"body_base64":"/wA="}]}"#).unwrap();
+        let (m, tx) = from_json(
+            br#"{"messages":[{"body":"hi"},{"body_base64":"/wA="}]}"#,
+            false,
+        )
+        .unwrap();
         assert!(!tx);
         assert_eq!(&m[0].body[..], b"hi");
         assert_eq!(&m[1].body[..], b"\xff\x00");
@@ -214,9 +220,13 @@ mod tests {
             r#"{"messages":[{"body":"a","delay_ms":-1}]}"#,
             r#"{"msgs":[]}"#,
         ] {
-            assert!(from_json(bad.as_bytes()).is_err(), "{bad}");
+            assert!(from_json(bad.as_bytes(), false).is_err(), "{bad}");
         }
-        let e = from_json(br#"{"messages":[{"body":"a"},{"body":"b","tag":"a b"}]}"#).unwrap_err();
+        let e = from_json(
+            br#"{"messages":[{"body":"a"},{"body":"b","tag":"a b"}]}"#,
+            false,
+        )
+        .unwrap_err();
         assert!(e.message.starts_with("messages[1]"), "{}", e.message);
     }
 

@@ -114,8 +114,10 @@ pub async fn produce(
         producer = producer.at_least(requested)?;
     }
     let body = body?;
+    // Only another node writes Shale's own properties, and only to system topics.
+    let system = crate::cluster::is_forwarded(&headers) && name.starts_with('%');
     let (messages, transaction) = if input::is_json(&headers) {
-        input::from_json(&body)?
+        input::from_json(&body, system)?
     } else {
         (vec![input::from_raw(&headers, body)?], false)
     };
