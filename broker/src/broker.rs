@@ -57,8 +57,9 @@ pub struct Broker {
     pub cluster: crate::cluster::Cluster,
     /// Where the hot tier, local metadata and quarantined data live.
     pub data_dir: std::path::PathBuf,
-    /// The topics stamp this node last brought its topics in line with.
-    topics_seen: parking_lot::Mutex<Option<String>>,
+    /// The topics stamp this node last brought its topics in line with
+    /// (`None`: not yet; `Some(None)`: no topic was ever changed).
+    topics_seen: parking_lot::Mutex<Option<Option<String>>>,
     /// Writes to queues other nodes serve (set by the front-end).
     peer: std::sync::OnceLock<Arc<dyn crate::cluster::peer::Peer>>,
 }
@@ -166,7 +167,7 @@ impl Broker {
     /// Brings the topics in line with the object store (a node with an empty
     /// disk, or one that missed changes while down). Call once after open.
     pub async fn load_topics_from_store(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let stamp = self.tier.topics_stamp().await.ok().flatten();
+        let stamp = self.tier.topics_stamp().await.ok();
         let changed = self.sync_topics_with_store().await?;
         *self.topics_seen.lock() = stamp;
         Ok(changed)
@@ -182,11 +183,11 @@ impl Broker {
             .topics_stamp()
             .await
             .map_err(|e| anyhow::Error::new(e).context("reading the topics stamp"))?;
-        if stamp.is_some() && *self.topics_seen.lock() == stamp {
+        if self.topics_seen.lock().as_ref() == Some(&stamp) {
             return Ok(0);
         }
         let changed = self.sync_topics_with_store().await?;
-        *self.topics_seen.lock() = stamp;
+        *self.topics_seen.lock() = Some(stamp);
         Ok(changed)
     }
 

@@ -887,3 +887,31 @@ async fn messages_out_of_attempts_reach_the_dead_letter_queue_on_whichever_node_
     }
     Ok(())
 }
+
+/// A group's settings changed through one node reach a node that uses the
+/// group already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_settings_changed_through_one_node_reach_the_others() -> anyhow::Result<()> {
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let n0 = start_node(d0.path(), &store, 0, &[])?;
+    let n1 = start_node(d1.path(), &store, 1, &[])?;
+    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
+    let first = json!({"consume_from": "EARLIEST", "max_delivery_attempts": 5});
+    n0.put_json("/v1/groups/g", &first).await?;
+    // node-1 uses the group: it has its own copy of the settings now.
+    let body = json!({"topic": "orders", "max_messages": 1});
+    retrying(|| n1.post_json("/v1/groups/g/receive", &body))
+        .await?
+        .ok_json(200);
+    let seen = n1.get("/v1/groups/g").await?.ok_json(200);
+    anyhow::ensure!(seen["max_delivery_attempts"] == 5, "{seen}");
+    let second = json!({"consume_from": "EARLIEST", "max_delivery_attempts": 2});
+    let r = n0.put_json("/v1/groups/g", &second).await?;
+    anyhow::ensure!(r.status == 200, "{}", r.text());
+    wait_until("node-1 has the new settings", || async {
+        Ok(n1.get("/v1/groups/g").await?.ok_json(200)["max_delivery_attempts"] == 2)
+    })
+    .await
+}

@@ -11,6 +11,7 @@
 //! {prefix}/secrets/receipt-handle-key                                          internal, 32 bytes, create-only
 //! {prefix}/cluster/nodes/{node_id}/{seq:020}.json                              internal, node leases, create-only
 //! {prefix}/cluster/topics-changed                                              internal, rewritten at every topic change
+//! {prefix}/cluster/groups-changed                                              internal, rewritten at every group settings change
 //! ```
 //!
 //! `segments/` holds exactly the committed segments: an upload goes to
@@ -83,7 +84,7 @@ impl Layout {
 
     /// Everything of one consumer group.
     pub fn group_dir(&self, group: &str) -> Path {
-        self.prefix.child("groups").child(group)
+        self.groups_root().child(group)
     }
 
     /// A consumer group's settings (the JSON of its local file, as is).
@@ -122,6 +123,16 @@ impl Layout {
     /// topics when it changes (one HEAD per heartbeat instead of a listing).
     pub fn topics_stamp(&self) -> Path {
         self.prefix.child("cluster").child("topics-changed")
+    }
+
+    /// Rewritten at every change of a group's settings (like [`Self::topics_stamp`]).
+    pub fn groups_stamp(&self) -> Path {
+        self.prefix.child("cluster").child("groups-changed")
+    }
+
+    /// Where every group's objects live.
+    pub fn groups_root(&self) -> Path {
+        self.prefix.child("groups")
     }
 
     /// Where every node's lease lives.

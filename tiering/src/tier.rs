@@ -369,7 +369,20 @@ impl Tier {
     /// Records that some topic was created, changed or deleted (every node
     /// re-reads the topics when this changes; see [`Tier::topics_stamp`]).
     pub async fn touch_topics_stamp(&self) -> Result<()> {
-        let path = self.layout.topics_stamp();
+        self.touch_stamp(self.layout.topics_stamp()).await
+    }
+
+    /// Records that some group's settings changed (see [`Tier::groups_stamp`]).
+    pub async fn touch_groups_stamp(&self) -> Result<()> {
+        self.touch_stamp(self.layout.groups_stamp()).await
+    }
+
+    /// The stamp of the last group settings change, `None` before any.
+    pub async fn groups_stamp(&self) -> Result<Option<String>> {
+        self.stamp(self.layout.groups_stamp()).await
+    }
+
+    async fn touch_stamp(&self, path: Path) -> Result<()> {
         let nonce = format!("{:016x}", rand::random::<u64>());
         self.store
             .put(&path, PutPayload::from(nonce.into_bytes()))
@@ -380,7 +393,10 @@ impl Tier {
 
     /// The stamp of the last topic change (its ETag, or its time and size), `None` before any.
     pub async fn topics_stamp(&self) -> Result<Option<String>> {
-        let path = self.layout.topics_stamp();
+        self.stamp(self.layout.topics_stamp()).await
+    }
+
+    async fn stamp(&self, path: Path) -> Result<Option<String>> {
         match self.store.head(&path).await {
             Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_else(|| {
                 format!(
@@ -396,16 +412,27 @@ impl Tier {
 
     /// The bytes of every topic metadata object in the bucket (each names its topic).
     pub async fn list_topic_metas(&self) -> Result<Vec<Bytes>> {
-        let root = self.layout.topics_root();
+        self.list_metas(&self.layout.topics_root(), "topic.json")
+            .await
+    }
+
+    /// The bytes of every group settings object in the bucket (each names its group).
+    pub async fn list_group_metas(&self) -> Result<Vec<Bytes>> {
+        self.list_metas(&self.layout.groups_root(), "group.json")
+            .await
+    }
+
+    /// `{dir}/{file}` for every directory right under `root` that has one.
+    async fn list_metas(&self, root: &Path, file: &str) -> Result<Vec<Bytes>> {
         let listing = self
             .store
-            .list_with_delimiter(Some(&root))
+            .list_with_delimiter(Some(root))
             .await
             .map_err(|e| TieringError::store(format!("listing {root}"), e))?;
         let mut out = Vec::new();
         for dir in listing.common_prefixes {
             // `dir` is already an encoded path: extend it rather than re-encoding a name.
-            let path = dir.child("topic.json");
+            let path = dir.child(file);
             match self.store.get(&path).await {
                 Ok(got) => {
                     let bytes = got

@@ -390,6 +390,9 @@ impl Broker {
         if let Err(e) = self.refresh_topics_from_store().await {
             tracing::debug!(error = %error_chain(e.as_ref()), "cannot list topics in the object store");
         }
+        if let Err(e) = crate::groups::settings::refresh_from_store(self).await {
+            tracing::debug!(error = %error_chain(&e), "cannot re-read group settings from the object store");
+        }
         self.rebalance().await;
         crate::metrics::queues_owned(self.cluster.held().len());
     }

@@ -81,6 +81,9 @@ pub struct Groups {
     pub round_robin: std::sync::atomic::AtomicU32,
     /// Source of cursor read claims (unique per node and run).
     claims: AtomicU64,
+    /// The groups stamp the local settings were last brought in line with
+    /// (`None`: not yet; `Some(None)`: no group was ever changed).
+    pub seen: parking_lot::Mutex<Option<Option<String>>>,
 }
 
 impl Groups {
@@ -114,6 +117,7 @@ impl Groups {
             changed: tokio::sync::Notify::new(),
             round_robin: std::sync::atomic::AtomicU32::new(0),
             claims: AtomicU64::new(1),
+            seen: parking_lot::Mutex::new(None),
         })
     }
 

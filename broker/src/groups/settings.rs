@@ -4,7 +4,9 @@
 //!
 //! Creations and updates are serialised by `Groups::admin`. A group unknown
 //! here is looked up in the object store before it is created with defaults
-//! (it may have been created through another node of the cluster).
+//! (it may have been created through another node of the cluster); every
+//! change rewrites the groups stamp, and the nodes that use the group re-read
+//! its settings when the stamp moves ([`refresh_from_store`]).
 
 use std::sync::Arc;
 
@@ -80,5 +82,38 @@ pub async fn put_group(state: &Arc<Broker>, cfg: GroupConfig) -> BrokerResult<Gr
         .put(&path, super::encode(&cfg).into())
         .await
         .map_err(store_err)?;
-    adopt(state, cfg).await
+    let cfg = adopt(state, cfg).await?;
+    // The other nodes re-read group settings when this stamp moves.
+    if let Err(e) = state.tier.touch_groups_stamp().await {
+        tracing::warn!(error = %crate::error::error_chain(&e), "could not announce a group change; other nodes see it when they restart");
+    }
+    Ok(cfg)
+}
+
+/// Brings the local copies of group settings in line with the object store
+/// when another node changed one (its stamp moved; one HEAD otherwise).
+/// Returns how many changed.
+pub async fn refresh_from_store(state: &Arc<Broker>) -> BrokerResult<usize> {
+    let stamp = state.tier.groups_stamp().await?;
+    if state.groups.seen.lock().as_ref() == Some(&stamp) {
+        return Ok(0);
+    }
+    let _admin = state.groups.admin.lock().await;
+    let mut changed = 0;
+    for bytes in state.tier.list_group_metas().await? {
+        let cfg = match super::decode(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "skipping an unreadable group settings object");
+                continue;
+            }
+        };
+        // Only groups this node uses: the others are read on first use.
+        if state.groups.get(&cfg.name).is_some_and(|g| g != cfg) {
+            adopt(state, cfg).await?;
+            changed += 1;
+        }
+    }
+    *state.groups.seen.lock() = Some(stamp);
+    Ok(changed)
 }
