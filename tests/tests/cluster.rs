@@ -137,12 +137,15 @@ async fn produce_through(
     for r in 0..requests {
         let bodies: Vec<String> = (0..3).map(|m| format!("n{i}-r{r}-m{m}")).collect();
         let messages: Vec<Value> = match r % 3 {
-            0 => vec![json!({"body": bodies[0]})],
+            0 => vec![json!({"body": bodies[0], "keys": [format!("r{}", r % 5)]})],
             1 => bodies
                 .iter()
-                .map(|b| json!({"body": b, "queue": (r as u32 + i as u32) % QUEUES}))
+                .map(|b| json!({"body": b, "queue": (r as u32 + i as u32) % QUEUES, "keys": [format!("r{}", r % 5)]}))
                 .collect(),
-            _ => bodies.iter().map(|b| json!({"body": b})).collect(),
+            _ => bodies
+                .iter()
+                .map(|b| json!({"body": b, "keys": [format!("r{}", r % 5)]}))
+                .collect(),
         };
         let sent = Value::Array(messages.clone());
         let resp = retrying(|| node.produce(topic, sent.clone())).await?;
@@ -233,6 +236,45 @@ async fn three_nodes_store_every_acknowledged_message_once(store: &str) -> anyho
             m["queue"] == a.queue && m["offset"] == a.offset,
             "{m} vs {a:?}"
         );
+    }
+    // A query by key through any node finds the key's messages on every node.
+    for k in 0..5u32 {
+        let mut want: Vec<&str> = acks
+            .iter()
+            .filter(|a| {
+                let r: u32 = a
+                    .body
+                    .split('-')
+                    .nth(1)
+                    .and_then(|r| r[1..].parse().ok())
+                    .unwrap_or(99);
+                r % 5 == k
+            })
+            .map(|a| a.message_id.as_str())
+            .collect();
+        want.sort();
+        for n in &nodes {
+            let v = n
+                .get(&format!(
+                    "/v1/topics/orders/messages?key=r{k}&max_messages=1024"
+                ))
+                .await?
+                .ok_json(200);
+            let mut got: Vec<&str> = v["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["message_id"].as_str())
+                .collect();
+            got.sort();
+            anyhow::ensure!(
+                got == want,
+                "key r{k} through {}: {} of {}",
+                n.url(""),
+                got.len(),
+                want.len()
+            );
+        }
     }
     // The cluster view: three live nodes, and the queues split among them.
     let view = nodes[0].get("/v1/cluster").await?.ok_json(200);

@@ -294,3 +294,64 @@ pub async fn overlay_queues(
     }
     Ok(local)
 }
+
+/// A query by key over every node serving queues of `topic`: the same
+/// request at each of them (each answers from the object store and its own
+/// hot tier), merged by message id, in `store_ms` (then queue, offset) order,
+/// at most `max` messages. A node that does not answer makes the call a 503.
+pub async fn by_key(
+    state: &AppState,
+    topic: &str,
+    request: &axum::http::request::Parts,
+    max: usize,
+    local: Value,
+) -> ApiResult<Value> {
+    let Some(t) = state.broker.topics.get(topic) else {
+        return Ok(local);
+    };
+    let others = other_nodes(state, &t.name, t.queues());
+    if others.is_empty() {
+        return Ok(local);
+    }
+    let path = request
+        .uri
+        .path_and_query()
+        .map_or(request.uri.path(), |p| p.as_str());
+    let mut all: Vec<Value> = local["messages"].as_array().cloned().unwrap_or_default();
+    for base in others {
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        crate::metrics::forwarded();
+        let answer = client()
+            .get(&url)
+            .timeout(super::forward::CALL_TIMEOUT)
+            .header(super::FORWARDED, state.broker.node_id.as_str())
+            .send()
+            .await
+            .map_err(|e| {
+                ApiError::unavailable(format!("node {base} did not answer")).with_source(e)
+            })?;
+        let status = answer.status();
+        let remote: Value = answer.json().await.map_err(|e| {
+            ApiError::unavailable(format!("node {base} answered badly")).with_source(e)
+        })?;
+        if !status.is_success() {
+            return Err(ApiError::unavailable(format!(
+                "node {base} answered {status}: {}",
+                remote["error"]["message"].as_str().unwrap_or("")
+            )));
+        }
+        all.extend(remote["messages"].as_array().cloned().unwrap_or_default());
+    }
+    let key = |m: &Value| {
+        (
+            m["store_ms"].as_i64().unwrap_or(i64::MAX),
+            m["queue"].as_u64().unwrap_or(u64::MAX),
+            m["offset"].as_u64().unwrap_or(u64::MAX),
+        )
+    };
+    all.sort_by_key(key);
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|m| seen.insert(m["message_id"].as_str().unwrap_or_default().to_string()));
+    all.truncate(max);
+    Ok(json!({ "messages": all }))
+}

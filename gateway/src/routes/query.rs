@@ -80,8 +80,10 @@ pub async fn get_message(
 pub async fn find_by_key(
     State(state): State<Arc<AppState>>,
     ApiPath(topic): ApiPath<String>,
+    request: axum::http::request::Parts,
     ApiQuery(params): ApiQuery<KeyParams>,
-) -> ApiResult<Json<MessageList>> {
+) -> ApiResult<Json<serde_json::Value>> {
+    let max = params.max_messages.unwrap_or(32) as usize;
     let query = KeyQuery {
         key: params.key,
         begin_ms: params.begin_ms,
@@ -94,5 +96,12 @@ pub async fn find_by_key(
         .into_iter()
         .map(|Found { queue, record }| MessageObject::from_record(&topic, queue, record, encoding))
         .collect();
-    Ok(Json(MessageList { messages }))
+    let local = serde_json::to_value(MessageList { messages })
+        .map_err(|e| crate::error::ApiError::internal("encoding messages", e))?;
+    if crate::cluster::is_forwarded(&request.headers) {
+        return Ok(Json(local));
+    }
+    Ok(Json(
+        crate::cluster::gather::by_key(&state, &topic, &request, max, local).await?,
+    ))
 }
