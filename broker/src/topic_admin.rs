@@ -104,11 +104,7 @@ impl Broker {
             let stored = crate::topics::decode_topic(&stored)
                 .map_err(|e| BrokerError::internal("reading a topic created by another node", e))?;
             // This node serves the winner's config from now on, either way.
-            let broker = self.clone();
-            let keep = stored.clone();
-            tokio::task::spawn_blocking(move || broker.topics.put_blocking(keep))
-                .await?
-                .map_err(|e| BrokerError::internal("writing topic metadata", e))?;
+            self.keep_topic_locally(stored.clone()).await?;
             if !stored.same_settings(&wanted) {
                 return Err(BrokerError::new(
                     ErrorCode::AlreadyExists,
@@ -120,11 +116,7 @@ impl Broker {
             }
             return Ok((Created::Existing, stored));
         }
-        let broker = self.clone();
-        let keep = wanted.clone();
-        tokio::task::spawn_blocking(move || broker.topics.put_blocking(keep))
-            .await?
-            .map_err(|e| BrokerError::internal("writing topic metadata", e))?;
+        self.keep_topic_locally(wanted.clone()).await?;
         self.announce_topic_change().await;
         tracing::info!(topic = %wanted.name, "topic created");
         Ok((Created::New, wanted))
@@ -147,6 +139,12 @@ impl Broker {
         self.tier
             .put_topic_meta(&config.name, crate::topics::encode_topic(&config).into())
             .await?;
+        self.keep_topic_locally(config).await
+    }
+
+    /// Writes a topic's local metadata file and registers it (blocking I/O
+    /// on the blocking pool). Callers hold the registry's admin lock.
+    async fn keep_topic_locally(self: &Arc<Self>, config: TopicConfig) -> BrokerResult<Arc<Topic>> {
         let broker = self.clone();
         tokio::task::spawn_blocking(move || broker.topics.put_blocking(config))
             .await?
@@ -220,31 +218,14 @@ impl Broker {
         // node can bring the topic back, and a topic created later with the same
         // name starts empty. If the store is down nothing local has changed yet.
         self.tier.delete_topic(name).await?;
-        let broker = self.clone();
-        let n = name.to_string();
-        tokio::task::spawn_blocking(move || broker.topics.remove_blocking(&n))
-            .await?
-            .map_err(|e| BrokerError::internal("removing topic metadata", e))?;
-        *deleted = true;
-        self.dedup.forget_topic(name);
-        let broker = self.clone();
-        let n = name.to_string();
-        let removed = tokio::task::spawn_blocking(move || broker.hot.remove_topic(&n)).await?;
-        if let Err(e) = removed {
-            tracing::error!(topic = %name, error = %error_chain(&e), "topic deleted but its data remains");
-            return Err(BrokerError::internal(
-                "removing the topic's data (the topic is deleted; its data is removed at the next start)",
-                e,
-            ));
-        }
+        let dropped = self.drop_local_topic(name, &mut deleted).await;
         // Sweep anything an upload in flight wrote meanwhile.
         if let Err(e) = self.tier.delete_topic(name).await {
             tracing::warn!(topic = %name, error = %error_chain(&e), "objects uploaded during the delete may remain");
         }
-        self.release_topic_queues(name).await;
         self.announce_topic_change().await;
         tracing::info!(topic = %name, "topic deleted");
-        Ok(())
+        dropped
     }
 
     /// Forgets a topic another node deleted: its local metadata and hot data
@@ -255,6 +236,20 @@ impl Broker {
             return Ok(());
         };
         let mut deleted = topic.deleted.write().await;
+        self.drop_local_topic(name, &mut deleted).await?;
+        tracing::info!(topic = %name, "topic deleted through another node: forgotten here");
+        Ok(())
+    }
+
+    /// Removes a deleted topic from this node: its metadata (then `deleted`
+    /// is set, under the topic's write lock the caller holds), its dedup
+    /// window, its queues, then its hot data. A failure to remove the hot
+    /// data leaves the topic deleted; the data goes at the next start.
+    async fn drop_local_topic(
+        self: &Arc<Self>,
+        name: &str,
+        deleted: &mut bool,
+    ) -> BrokerResult<()> {
         let broker = self.clone();
         let n = name.to_string();
         tokio::task::spawn_blocking(move || broker.topics.remove_blocking(&n))
@@ -265,10 +260,13 @@ impl Broker {
         self.release_topic_queues(name).await;
         let broker = self.clone();
         let n = name.to_string();
-        tokio::task::spawn_blocking(move || broker.hot.remove_topic(&n))
-            .await?
-            .map_err(|e| BrokerError::internal("removing a deleted topic's data", e))?;
-        tracing::info!(topic = %name, "topic deleted through another node: forgotten here");
-        Ok(())
+        let removed = tokio::task::spawn_blocking(move || broker.hot.remove_topic(&n)).await?;
+        removed.map_err(|e| {
+            tracing::error!(topic = %name, error = %error_chain(&e), "topic deleted but its data remains");
+            BrokerError::internal(
+                "removing the topic's data (the topic is deleted; its data is removed at the next start)",
+                e,
+            )
+        })
     }
 }

@@ -702,6 +702,31 @@ fn start_node(
     Node::start(dir, &args)
 }
 
+/// Two nodes on a fresh local object store with `topic` (8 queues) known to
+/// both: the store's directory and URL, their data directories, the nodes.
+async fn two_nodes(
+    topic: &str,
+    extra: &[&str],
+) -> anyhow::Result<(
+    tempfile::TempDir,
+    String,
+    [tempfile::TempDir; 2],
+    Node,
+    Node,
+)> {
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let dirs = [tempfile::tempdir()?, tempfile::tempdir()?];
+    let n0 = start_node(dirs[0].path(), &store, 0, extra)?;
+    let n1 = start_node(dirs[1].path(), &store, 1, extra)?;
+    create_everywhere(&[&n0, &n1], topic, "NORMAL").await?;
+    wait_until("both nodes serve queues", || async {
+        Ok(owned_by(&n0).await? > 0 && owned_by(&n1).await? > 0)
+    })
+    .await?;
+    Ok((objects, store, dirs, n0, n1))
+}
+
 /// The queues `n` describes as served by `node`.
 async fn queues_of(n: &Node, node: &str) -> anyhow::Result<Vec<u32>> {
     let t = n.get("/v1/topics/orders").await?.ok_json(200);
@@ -740,13 +765,9 @@ async fn produce_to(node: &Node, tag: &str, queues: &[u32]) -> anyhow::Result<Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_and_back_within_its_lease_keeps_its_queues_and_loses_nothing()
 -> anyhow::Result<()> {
-    let objects = tempfile::tempdir()?;
-    let store = format!("file://{}", objects.path().display());
-    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let slow_lease = ["--cluster-lease-ms", "6000"];
-    let n0 = start_node(d0.path(), &store, 0, &slow_lease)?;
-    let mut n1 = start_node(d1.path(), &store, 1, &slow_lease)?;
-    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
+    let (_objects, store, [_d0, d1], n0, mut n1) =
+        two_nodes("orders", &["--cluster-lease-ms", "6000"]).await?;
     wait_until("node-1 serves some queues", || async {
         Ok(owned_by(&n1).await? > 0)
     })
@@ -774,12 +795,7 @@ async fn a_node_killed_and_back_within_its_lease_keeps_its_queues_and_loses_noth
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_back_after_its_queues_moved_keeps_its_unuploaded_data_aside() -> anyhow::Result<()>
 {
-    let objects = tempfile::tempdir()?;
-    let store = format!("file://{}", objects.path().display());
-    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let n0 = start_node(d0.path(), &store, 0, &[])?;
-    let mut n1 = start_node(d1.path(), &store, 1, &[])?;
-    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
+    let (_objects, store, [_d0, d1], n0, mut n1) = two_nodes("orders", &[]).await?;
     wait_until("node-1 serves some queues", || async {
         Ok(owned_by(&n1).await? > 0)
     })
@@ -881,16 +897,7 @@ async fn topic_creates_race_to_one_config_and_patch_and_delete_reach_every_node(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn messages_out_of_attempts_reach_the_dead_letter_queue_on_whichever_node_serves_it()
 -> anyhow::Result<()> {
-    let objects = tempfile::tempdir()?;
-    let store = format!("file://{}", objects.path().display());
-    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let n0 = start_node(d0.path(), &store, 0, &[])?;
-    let n1 = start_node(d1.path(), &store, 1, &[])?;
-    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
-    wait_until("both nodes serve queues", || async {
-        Ok(owned_by(&n0).await? > 0 && owned_by(&n1).await? > 0)
-    })
-    .await?;
+    let (_objects, _store, _dirs, n0, n1) = two_nodes("orders", &[]).await?;
     let put = n0
         .put_json(
             "/v1/groups/dl",
@@ -934,12 +941,7 @@ async fn messages_out_of_attempts_reach_the_dead_letter_queue_on_whichever_node_
 /// group already.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_settings_changed_through_one_node_reach_the_others() -> anyhow::Result<()> {
-    let objects = tempfile::tempdir()?;
-    let store = format!("file://{}", objects.path().display());
-    let (d0, d1) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let n0 = start_node(d0.path(), &store, 0, &[])?;
-    let n1 = start_node(d1.path(), &store, 1, &[])?;
-    create_everywhere(&[&n0, &n1], "orders", "NORMAL").await?;
+    let (_objects, _store, _dirs, n0, n1) = two_nodes("orders", &[]).await?;
     let first = json!({"consume_from": "EARLIEST", "max_delivery_attempts": 5});
     n0.put_json("/v1/groups/g", &first).await?;
     // node-1 uses the group: it has its own copy of the settings now.

@@ -60,7 +60,7 @@ pub trait Versioned: Serialize + DeserializeOwned + Clone + PartialEq + Send + S
     fn empty() -> Self;
 }
 
-fn version_path(dir: &Path, seq: u64) -> Path {
+pub(crate) fn version_path(dir: &Path, seq: u64) -> Path {
     dir.child(format!("{seq:020}.json"))
 }
 
@@ -307,7 +307,7 @@ impl<T: Versioned> FencedObject<T> {
     }
 }
 
-fn is_conflict(e: &object_store::Error) -> bool {
+pub(crate) fn is_conflict(e: &object_store::Error) -> bool {
     matches!(
         e,
         object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }
@@ -318,7 +318,7 @@ fn is_transient(e: &object_store::Error) -> bool {
     crate::retry_store::is_transient(e)
 }
 
-async fn create<T: Serialize>(
+pub(crate) async fn create<T: Serialize>(
     store: &dyn ObjectStore,
     dir: &Path,
     seq: u64,

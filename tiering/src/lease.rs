@@ -34,11 +34,12 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TieringError};
+use crate::fenced::{create, is_conflict, version_path};
 use crate::paths::Layout;
 
 /// Current lease format.
@@ -288,10 +289,6 @@ pub async fn forget(store: &dyn ObjectStore, layout: &Layout, id: &str) -> Resul
     crate::objects::delete_prefix(store, &layout.node_lease_dir(id)).await
 }
 
-fn version_path(dir: &Path, seq: u64) -> Path {
-    dir.child(format!("{seq:020}.json"))
-}
-
 fn parse_seq(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".json")?;
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
@@ -330,33 +327,6 @@ async fn read_version(store: &dyn ObjectStore, dir: &Path, seq: u64) -> Result<O
     let record: NodeRecord = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
     record.check().map_err(invalid)?;
     Ok(Some(record))
-}
-
-fn is_conflict(e: &object_store::Error) -> bool {
-    matches!(
-        e,
-        object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }
-    )
-}
-
-async fn create(
-    store: &dyn ObjectStore,
-    dir: &Path,
-    seq: u64,
-    record: &NodeRecord,
-) -> object_store::Result<()> {
-    let body = serde_json::to_vec(record).map_err(|e| object_store::Error::Generic {
-        store: "node lease",
-        source: Box::new(e),
-    })?;
-    let opts = PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
-    store
-        .put_opts(&version_path(dir, seq), PutPayload::from(body), opts)
-        .await
-        .map(|_| ())
 }
 
 #[cfg(test)]

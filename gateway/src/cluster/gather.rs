@@ -36,28 +36,11 @@ pub fn other_nodes(state: &AppState, topic: &str, queues: u32) -> Vec<String> {
     nodes.iter().filter_map(|n| cluster.address_of(n)).collect()
 }
 
-/// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call.
-async fn call(
-    state: &AppState,
-    base: &str,
-    group: &str,
-    action: &str,
-    body: &Value,
-) -> ApiResult<Value> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| {
-        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
-    })?;
-    url.path_segments_mut()
-        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
-        .pop_if_empty()
-        .extend(["v1", "groups", group, action]);
+/// Sends a forwarded call to node `base` and reads its JSON answer; any
+/// failure (no answer, bad JSON, a non-2xx status) is a retryable 503.
+async fn send_json(call: reqwest::RequestBuilder, base: &str) -> ApiResult<Value> {
     crate::metrics::forwarded();
-    let wait = std::time::Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0).min(60_000));
-    let answer = client()
-        .post(url)
-        .timeout(super::forward::CALL_TIMEOUT + wait)
-        .header(super::FORWARDED, state.broker.node_id.as_str())
-        .json(body)
+    let answer = call
         .send()
         .await
         .map_err(|e| ApiError::unavailable(format!("node {base} did not answer")).with_source(e))?;
@@ -73,6 +56,30 @@ async fn call(
         )));
     }
     Ok(value)
+}
+
+/// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call.
+async fn call(
+    state: &AppState,
+    base: &str,
+    group: &str,
+    action: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| {
+        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(["v1", "groups", group, action]);
+    let wait = std::time::Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0).min(60_000));
+    let call = client()
+        .post(url)
+        .timeout(super::forward::CALL_TIMEOUT + wait)
+        .header(super::FORWARDED, state.broker.node_id.as_str())
+        .json(body);
+    send_json(call, base).await
 }
 
 /// One receive at one place: this node (`None`) or another one.
@@ -259,7 +266,6 @@ pub async fn overlay_queues(
             ApiError::unavailable(format!("node {node} has no known address yet"))
         })?;
         let url = format!("{}{path}", base.trim_end_matches('/'));
-        crate::metrics::forwarded();
         let mut call = client()
             .request(request.method.clone(), &url)
             .timeout(super::forward::CALL_TIMEOUT)
@@ -267,19 +273,7 @@ pub async fn overlay_queues(
         if let Some(b) = body {
             call = call.json(b);
         }
-        let answer = call.send().await.map_err(|e| {
-            ApiError::unavailable(format!("node {node} did not answer")).with_source(e)
-        })?;
-        let status = answer.status();
-        let remote: Value = answer.json().await.map_err(|e| {
-            ApiError::unavailable(format!("node {node} answered badly")).with_source(e)
-        })?;
-        if !status.is_success() {
-            return Err(ApiError::unavailable(format!(
-                "node {node} answered {status}: {}",
-                remote["error"]["message"].as_str().unwrap_or("")
-            )));
-        }
+        let remote = send_json(call, &base).await?;
         let theirs = remote["queues"].as_array().cloned().unwrap_or_default();
         if let Some(mine) = local["queues"].as_array_mut() {
             for entry in mine.iter_mut() {
@@ -320,26 +314,11 @@ pub async fn by_key(
     let mut all: Vec<Value> = local["messages"].as_array().cloned().unwrap_or_default();
     for base in others {
         let url = format!("{}{path}", base.trim_end_matches('/'));
-        crate::metrics::forwarded();
-        let answer = client()
+        let call = client()
             .get(&url)
             .timeout(super::forward::CALL_TIMEOUT)
-            .header(super::FORWARDED, state.broker.node_id.as_str())
-            .send()
-            .await
-            .map_err(|e| {
-                ApiError::unavailable(format!("node {base} did not answer")).with_source(e)
-            })?;
-        let status = answer.status();
-        let remote: Value = answer.json().await.map_err(|e| {
-            ApiError::unavailable(format!("node {base} answered badly")).with_source(e)
-        })?;
-        if !status.is_success() {
-            return Err(ApiError::unavailable(format!(
-                "node {base} answered {status}: {}",
-                remote["error"]["message"].as_str().unwrap_or("")
-            )));
-        }
+            .header(super::FORWARDED, state.broker.node_id.as_str());
+        let remote = send_json(call, &base).await?;
         all.extend(remote["messages"].as_array().cloned().unwrap_or_default());
     }
     let key = |m: &Value| {
