@@ -424,6 +424,15 @@ async fn a_group_consumed_through_every_node_gets_each_message_once_in_group_ord
         for q in o["queues"].as_array().into_iter().flatten() {
             anyhow::ensure!(q["lag"] == 0, "{} reports {q}", n.url(""));
         }
+        let list = n.get("/v1/groups").await?.ok_json(200);
+        let g = list["groups"]
+            .as_array()
+            .and_then(|a| a.iter().find(|g| g["name"] == "workers").cloned());
+        anyhow::ensure!(
+            g.is_some_and(|g| g["lag"] == 0),
+            "{} lists {list}",
+            n.url("")
+        );
     }
     anyhow::ensure!(
         count.values().all(|n| *n == 1),

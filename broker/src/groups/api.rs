@@ -142,13 +142,15 @@ impl Broker {
             .ok_or_else(|| BrokerError::group_not_found(name))
     }
 
-    /// Every group with its total lag over the queues this node tracks for it.
+    /// Every group with its total lag over the queues this node serves and
+    /// tracks for it (in a cluster each node counts its own queues, so the
+    /// sum over the nodes counts every queue once).
     pub async fn list_groups(&self) -> BrokerResult<Vec<(GroupConfig, u64)>> {
         let mut groups = Vec::new();
         for config in self.groups.list() {
             let mut lag = 0;
             for (k, committed) in self.groups.committed_of(&config.name) {
-                if self.topics.get(&k.topic).is_none() {
+                if self.topics.get(&k.topic).is_none() || !self.cluster.holds(&k.topic, k.queue) {
                     continue;
                 }
                 let tq = crate::queue_view::TieredQueue::open(self, &k.topic, k.queue).await?;

@@ -334,3 +334,48 @@ pub async fn by_key(
     all.truncate(max);
     Ok(json!({ "messages": all }))
 }
+
+/// `GET /v1/groups` over the cluster: each node counts the lag of the queues
+/// it serves, so the lags are summed per group (and groups only another node
+/// knows are added). A node that does not answer makes the call a 503.
+pub async fn sum_lag(
+    state: &AppState,
+    request: &axum::http::request::Parts,
+    mut local: Value,
+) -> ApiResult<Value> {
+    let cluster = &state.broker.cluster;
+    let others: Vec<String> = cluster
+        .members()
+        .into_iter()
+        .filter(|n| *n != state.broker.node_id)
+        .filter_map(|n| cluster.address_of(&n))
+        .collect();
+    let path = request
+        .uri
+        .path_and_query()
+        .map_or(request.uri.path(), |p| p.as_str());
+    for base in others {
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let call = client()
+            .get(&url)
+            .timeout(super::forward::CALL_TIMEOUT)
+            .header(super::FORWARDED, state.broker.node_id.as_str());
+        let remote = send_json(call, &base).await?;
+        let Some(mine) = local["groups"].as_array_mut() else {
+            break;
+        };
+        for g in remote["groups"].as_array().into_iter().flatten() {
+            match mine.iter_mut().find(|m| m["name"] == g["name"]) {
+                Some(m) => {
+                    let sum = m["lag"].as_u64().unwrap_or(0) + g["lag"].as_u64().unwrap_or(0);
+                    m["lag"] = json!(sum);
+                }
+                None => mine.push(g.clone()),
+            }
+        }
+    }
+    if let Some(mine) = local["groups"].as_array_mut() {
+        mine.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    }
+    Ok(local)
+}

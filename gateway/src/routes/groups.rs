@@ -24,7 +24,8 @@ use crate::wire::{FilterBody, GroupBody, GroupObject, QueueOffsetsObject};
 pub struct GroupSummary {
     #[serde(flatten)]
     pub config: GroupObject,
-    /// Sum over the queues this node has delivered from of `max_offset - committed_offset`.
+    /// Sum over the queues the group has consumed from of `max_offset -
+    /// committed_offset` (in a cluster: summed over the nodes serving them).
     pub lag: u64,
 }
 
@@ -57,7 +58,10 @@ pub struct GroupList {
 
 /// List groups with their total lag.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, body = GroupList)))]
-pub async fn list_groups(State(state): State<Arc<AppState>>) -> ApiResult<Json<GroupList>> {
+pub async fn list_groups(
+    State(state): State<Arc<AppState>>,
+    request: axum::http::request::Parts,
+) -> ApiResult<Json<Value>> {
     let groups = state
         .broker
         .list_groups()
@@ -68,7 +72,14 @@ pub async fn list_groups(State(state): State<Arc<AppState>>) -> ApiResult<Json<G
             lag,
         })
         .collect();
-    Ok(Json(GroupList { groups }))
+    let local = serde_json::to_value(GroupList { groups })
+        .map_err(|e| ApiError::internal("encoding groups", e))?;
+    if crate::cluster::is_forwarded(&request.headers) {
+        return Ok(Json(local));
+    }
+    Ok(Json(
+        crate::cluster::gather::sum_lag(&state, &request, local).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups", params(("group" = String, Path)),
