@@ -118,6 +118,17 @@ impl ApiError {
     }
 
     /// The status of the answer.
+    /// 413: the HTTP body is over the node's limit.
+    pub fn body_too_large() -> Self {
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "request body exceeds the limit of {} bytes",
+                crate::app::MAX_HTTP_BODY_BYTES
+            ),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         status_of(self.code)
     }
@@ -133,10 +144,7 @@ impl ApiError {
             _ => ErrorCode::InvalidArgument,
         };
         let message = match code {
-            ErrorCode::PayloadTooLarge => format!(
-                "request body exceeds the limit of {} bytes",
-                crate::app::MAX_HTTP_BODY_BYTES
-            ),
+            ErrorCode::PayloadTooLarge => Self::body_too_large().message,
             _ => text,
         };
         ApiError {

@@ -129,14 +129,7 @@ fn unreadable_body(e: axum::Error) -> Response {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(c) = cause {
         if c.is::<http_body_util::LengthLimitError>() {
-            return ApiError::new(
-                crate::error::ErrorCode::PayloadTooLarge,
-                format!(
-                    "request body exceeds the limit of {} bytes",
-                    crate::app::MAX_HTTP_BODY_BYTES
-                ),
-            )
-            .into_response();
+            return ApiError::body_too_large().into_response();
         }
         cause = c.source();
     }

@@ -58,6 +58,26 @@ async fn send_json(call: reqwest::RequestBuilder, base: &str) -> ApiResult<Value
     Ok(value)
 }
 
+/// The same request as `request` (method, path and query) sent on to node
+/// `base` as a forwarded call.
+fn same_request_at(
+    state: &AppState,
+    request: &axum::http::request::Parts,
+    base: &str,
+) -> reqwest::RequestBuilder {
+    let path = request
+        .uri
+        .path_and_query()
+        .map_or(request.uri.path(), |p| p.as_str());
+    client()
+        .request(
+            request.method.clone(),
+            format!("{}{path}", base.trim_end_matches('/')),
+        )
+        .timeout(super::forward::CALL_TIMEOUT)
+        .header(super::FORWARDED, state.broker.node_id.as_str())
+}
+
 /// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call.
 async fn call(
     state: &AppState,
@@ -257,19 +277,11 @@ pub async fn overlay_queues(
             by_node.entry(node).or_default().push(u64::from(q));
         }
     }
-    let path = request
-        .uri
-        .path_and_query()
-        .map_or(request.uri.path(), |p| p.as_str());
     for (node, queues) in by_node {
         let base = cluster.address_of(&node).ok_or_else(|| {
             ApiError::unavailable(format!("node {node} has no known address yet"))
         })?;
-        let url = format!("{}{path}", base.trim_end_matches('/'));
-        let mut call = client()
-            .request(request.method.clone(), &url)
-            .timeout(super::forward::CALL_TIMEOUT)
-            .header(super::FORWARDED, state.broker.node_id.as_str());
+        let mut call = same_request_at(state, request, &base);
         if let Some(b) = body {
             call = call.json(b);
         }
@@ -307,18 +319,9 @@ pub async fn by_key(
     if others.is_empty() {
         return Ok(local);
     }
-    let path = request
-        .uri
-        .path_and_query()
-        .map_or(request.uri.path(), |p| p.as_str());
     let mut all: Vec<Value> = local["messages"].as_array().cloned().unwrap_or_default();
     for base in others {
-        let url = format!("{}{path}", base.trim_end_matches('/'));
-        let call = client()
-            .get(&url)
-            .timeout(super::forward::CALL_TIMEOUT)
-            .header(super::FORWARDED, state.broker.node_id.as_str());
-        let remote = send_json(call, &base).await?;
+        let remote = send_json(same_request_at(state, request, &base), &base).await?;
         all.extend(remote["messages"].as_array().cloned().unwrap_or_default());
     }
     let key = |m: &Value| {
@@ -350,17 +353,8 @@ pub async fn sum_lag(
         .filter(|n| *n != state.broker.node_id)
         .filter_map(|n| cluster.address_of(&n))
         .collect();
-    let path = request
-        .uri
-        .path_and_query()
-        .map_or(request.uri.path(), |p| p.as_str());
     for base in others {
-        let url = format!("{}{path}", base.trim_end_matches('/'));
-        let call = client()
-            .get(&url)
-            .timeout(super::forward::CALL_TIMEOUT)
-            .header(super::FORWARDED, state.broker.node_id.as_str());
-        let remote = send_json(call, &base).await?;
+        let remote = send_json(same_request_at(state, request, &base), &base).await?;
         let Some(mine) = local["groups"].as_array_mut() else {
             break;
         };
