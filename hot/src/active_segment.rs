@@ -47,6 +47,15 @@ pub(crate) fn keys_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.keys"))
 }
 
+/// The store time and id of each record of a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stamps<'a> {
+    /// New messages: one store time for the batch, fresh ids.
+    Fresh(i64),
+    /// Messages recovered from elsewhere keep theirs (one per record).
+    Given(&'a [(i64, MessageId)]),
+}
+
 /// Everything recovery learned about an existing active file.
 #[derive(Debug)]
 pub(crate) struct RecoveredState {
@@ -232,7 +241,7 @@ impl ActiveSegment {
         &mut self,
         batch: &[AppendRequest],
         lens: &[usize],
-        store_ms: i64,
+        stamps: Stamps<'_>,
         queue: u32,
         indexed: &[String],
     ) -> Result<Vec<Appended>> {
@@ -259,7 +268,10 @@ impl ActiveSegment {
         let mut pos = self.write_pos;
         for (i, (req, len)) in batch.iter().zip(lens).enumerate() {
             let offset = first + i as u64;
-            let id = MessageId::new(store_ms, queue, offset, rand::random::<u32>());
+            let (store_ms, id) = match stamps {
+                Stamps::Fresh(ms) => (ms, MessageId::new(ms, queue, offset, rand::random::<u32>())),
+                Stamps::Given(given) => given[i],
+            };
             record::encode_into(
                 &mut self.mmap[pos as usize..pos as usize + len],
                 req,
@@ -292,7 +304,9 @@ impl ActiveSegment {
         }
         self.write_pos = pos;
         self.end = first + batch.len() as u64;
-        self.first_store_ms.get_or_insert(store_ms);
+        if let Some(first) = out.first() {
+            self.first_store_ms.get_or_insert(first.store_ms);
+        }
         if let Err(e) = self.index_writer.append(&new_index) {
             // The index is a cache: a missing entry only lengthens scans, recovery re-derives it.
             tracing::warn!(path = %self.index_writer.path().display(), error = %e, "could not append to a segment index");

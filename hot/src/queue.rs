@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::active_segment::ActiveSegment;
+use crate::active_segment::{ActiveSegment, Stamps};
 use crate::clock::Clock;
 use crate::error::{HotError, Result};
 use crate::group_commit::{GroupCommit, SyncTarget};
@@ -188,6 +188,8 @@ pub struct QueueLog {
     create_gate: Mutex<()>,
     commit: GroupCommit,
     max_offset_tx: watch::Sender<u64>,
+    /// The end of what the broker has copied off this node (see [`Self::mark_replicated`]).
+    replicated_tx: watch::Sender<u64>,
     removed: AtomicBool,
 }
 
@@ -233,6 +235,7 @@ impl QueueLog {
             // Recovery fsyncs what it keeps, so everything found is durable.
             commit: GroupCommit::new(end),
             max_offset_tx: watch::Sender::new(end),
+            replicated_tx: watch::Sender::new(0),
             removed: AtomicBool::new(false),
         })
     }
@@ -301,7 +304,7 @@ impl QueueLog {
         let appended = segs.active.append(
             batch,
             &lens,
-            store_ms,
+            Stamps::Fresh(store_ms),
             queue,
             &self.config.indexed_properties,
         )?;
@@ -310,6 +313,112 @@ impl QueueLog {
         drop(segs);
         self.max_offset_tx.send_replace(end);
         Ok(appended)
+    }
+
+    /// Appends records recovered from another copy of this queue (the object
+    /// store's write-ahead chunks), keeping their offsets, store times and
+    /// ids. Records below `max_offset` are skipped (already here); the rest
+    /// must continue the log without a gap, in order, with store times that
+    /// do not go back. Returns how many were appended. All or nothing.
+    pub fn append_recovered(&self, records: &[Record]) -> Result<u64> {
+        self.check_writable()?;
+        let end = self.max_offset();
+        let fresh: Vec<&Record> = records.iter().filter(|r| r.offset >= end).collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        for (i, r) in fresh.iter().enumerate() {
+            if r.offset != end + i as u64 {
+                return Err(HotError::InvalidRecord(format!(
+                    "recovered records must continue the log at offset {}, got offset {} at position {i}",
+                    end + i as u64,
+                    r.offset
+                )));
+            }
+            if fresh.get(i + 1).is_some_and(|n| n.store_ms < r.store_ms) {
+                return Err(HotError::InvalidRecord(format!(
+                    "recovered record {} has a store time before its predecessor's",
+                    r.offset + 1
+                )));
+            }
+        }
+        let batch: Vec<AppendRequest> = fresh.iter().map(|r| r.to_request()).collect();
+        let stamps: Vec<(i64, MessageId)> =
+            fresh.iter().map(|r| (r.store_ms, r.message_id)).collect();
+        let lens = batch
+            .iter()
+            .map(|r| record::check_encodable(r).map_err(HotError::InvalidRecord))
+            .collect::<Result<Vec<usize>>>()?;
+        let total: u64 = lens.iter().map(|l| *l as u64).sum();
+        let mut segs = loop {
+            let segs = self.segments.write();
+            self.check_writable()?;
+            if segs.rolling {
+                drop(segs);
+                drop(self.create_gate.lock());
+                continue;
+            }
+            if segs.active.end != end {
+                return Err(HotError::InvalidRecord(format!(
+                    "queue {}/{} was appended to while records were being recovered",
+                    self.topic, self.queue
+                )));
+            }
+            if segs.needs_roll(self.clock.now_ms(), total, &self.config) {
+                drop(segs);
+                let needed = |s: &Segments| s.needs_roll(self.clock.now_ms(), total, &self.config);
+                self.roll(needed, total)?;
+                continue;
+            }
+            break segs;
+        };
+        if stamps[0].0 < segs.last_store_ms {
+            return Err(HotError::InvalidRecord(format!(
+                "recovered record {end} has a store time before the log's last one"
+            )));
+        }
+        if !segs.active.fits(total) {
+            segs.active.grow_map(total)?;
+        }
+        let queue = self.queue;
+        segs.active.append(
+            &batch,
+            &lens,
+            Stamps::Given(&stamps),
+            queue,
+            &self.config.indexed_properties,
+        )?;
+        segs.last_store_ms = stamps[stamps.len() - 1].0;
+        let new_end = segs.active.end;
+        drop(segs);
+        self.max_offset_tx.send_replace(new_end);
+        Ok(fresh.len() as u64)
+    }
+
+    /// Records that every offset below `through` is stored off this node as
+    /// well (the broker's object-store commit); never moves back and never
+    /// past `max_offset`. This crate does not use it: it only keeps the
+    /// watermark and its watch next to the other two.
+    pub fn mark_replicated(&self, through: u64) {
+        let through = through.min(self.max_offset());
+        self.replicated_tx.send_if_modified(|end| {
+            let moved = through > *end;
+            if moved {
+                *end = through;
+            }
+            moved
+        });
+    }
+
+    /// Offset below which everything is stored off this node (0 until the
+    /// broker first says so).
+    pub fn replicated_offset(&self) -> u64 {
+        *self.replicated_tx.borrow()
+    }
+
+    /// Watches `replicated_offset`.
+    pub fn watch_replicated_offset(&self) -> watch::Receiver<u64> {
+        self.replicated_tx.subscribe()
     }
 
     /// Seals the active segment and starts the next one if `needed` still

@@ -70,6 +70,30 @@ pub struct Record {
 }
 
 impl Record {
+    /// The request that stores this record again (its offset, store time and
+    /// id aside, which the caller keeps).
+    pub fn to_request(&self) -> AppendRequest {
+        AppendRequest {
+            born_ms: self.born_ms,
+            deliver_at_ms: self.deliver_at_ms,
+            tag: self.tag.clone(),
+            keys: self.keys.clone(),
+            properties: self.properties.clone(),
+            message_group: self.message_group.clone(),
+            body: self.body.clone(),
+        }
+    }
+
+    /// This record's bytes in the segment encoding (CRC included).
+    pub fn encode(&self) -> Vec<u8> {
+        encode(
+            &self.to_request(),
+            self.offset,
+            self.store_ms,
+            self.message_id,
+        )
+    }
+
     /// Bytes this record takes in a segment.
     /// Computed from the fields, without copying any of them (reads call it
     /// once per record).
