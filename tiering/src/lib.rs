@@ -31,6 +31,7 @@ pub mod retention;
 pub mod retry_store;
 pub mod tier;
 pub mod uploader;
+pub mod wal;
 
 pub use error::{Result, TieringError};
 pub use fault_store::{FaultStore, Faults};

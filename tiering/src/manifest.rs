@@ -57,6 +57,14 @@ pub struct QueueManifest {
     /// released by a hand-over (or written before nodes named themselves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<QueueOwner>,
+    /// Earlier owners whose OBJECT write-ahead chunks may hold acknowledged
+    /// messages beyond the last segment: each takeover from a live-looking
+    /// owner adds it; the owner clears the list once it has stored what they
+    /// hold as segments (see the broker's `wal::recover`). Only the owners
+    /// listed here are ever replayed, so a chunk a fenced owner put after it
+    /// lost the queue is never read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovering_from: Vec<QueueOwner>,
 }
 
 /// Who owns a queue: a node, during one of its incarnations (a restart is a
@@ -129,6 +137,7 @@ impl Versioned for QueueManifest {
             min_offset: 0,
             segments: Vec::new(),
             owner: None,
+            recovering_from: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/consumers/{consumer}/checkpoint/{seq:020}.json   BROADCASTING
 //! {prefix}/secrets/receipt-handle-key                                          internal, 32 bytes, create-only
 //! {prefix}/cluster/nodes/{node_id}/{seq:020}.json                              internal, node leases, create-only
+//! {prefix}/wal/{node_id}/{incarnation:020}/{seq:020}.wal                     internal, OBJECT write-ahead chunks, create-only
 //! {prefix}/cluster/topics-changed                                              internal, rewritten at every topic change
 //! {prefix}/cluster/groups-changed                                              internal, rewritten at every group settings change
 //! ```
@@ -138,6 +139,24 @@ impl Layout {
     /// Where every node's lease lives.
     pub fn nodes_root(&self) -> Path {
         self.prefix.child("cluster").child("nodes")
+    }
+
+    /// Where every node's OBJECT write-ahead chunks live.
+    pub fn wal_root(&self) -> Path {
+        self.prefix.child("wal")
+    }
+
+    /// The write-ahead chunks of one incarnation of a node.
+    pub fn wal_dir(&self, node_id: &str, incarnation: u64) -> Path {
+        self.wal_root()
+            .child(node_id)
+            .child(format!("{incarnation:020}"))
+    }
+
+    /// Write-ahead chunk `seq` of a node's incarnation.
+    pub fn wal_chunk(&self, node_id: &str, incarnation: u64, seq: u64) -> Path {
+        self.wal_dir(node_id, incarnation)
+            .child(format!("{seq:020}.wal"))
     }
 
     /// The directory of the versions of one node's lease.

@@ -92,6 +92,7 @@ mod tests {
             min_offset: 0,
             segments: vec![seg(0, 10, 100), seg(10, 20, 200), seg(20, 30, 300)],
             owner: None,
+            recovering_from: Vec::new(),
         };
         assert_eq!(m.drop_expired(150), vec![seg(0, 10, 100)]);
         assert_eq!(m.min_offset, 10);

@@ -58,6 +58,9 @@ pub struct Acquired {
     pub previous_owner: Option<QueueOwner>,
     /// Where the queue's cold segments end: a node without local data starts there.
     pub end_offset: u64,
+    /// Owners whose write-ahead chunks must be replayed before the queue is
+    /// served ([`QueueManifest::recovering_from`]).
+    pub recovering_from: Vec<QueueOwner>,
 }
 
 impl Acquired {
@@ -67,6 +70,7 @@ impl Acquired {
             previous_epoch: m.epoch,
             previous_owner: m.owner.clone(),
             end_offset: m.end_offset(),
+            recovering_from: m.recovering_from.clone(),
         }
     }
 }
@@ -173,6 +177,7 @@ impl Tier {
                             previous_owner: previous.as_ref().and_then(|m| m.owner.clone()),
                             previous_epoch: previous.as_ref().map_or(0, |m| m.epoch),
                             end_offset: up.manifest().manifest().end_offset(),
+                            recovering_from: up.manifest().manifest().recovering_from.clone(),
                         });
                         Ok(Arc::new(Held {
                             epoch: up.manifest().epoch(),
@@ -225,6 +230,34 @@ impl Tier {
         self.reader.remember(topic, queue, manifest).await;
         self.forget(topic, queue, &slot).await;
         res
+    }
+
+    /// Clears the queue's [`QueueManifest::recovering_from`] once what those
+    /// owners' chunks held is in segments (nothing is written when it is empty).
+    pub async fn finish_recovery(&self, topic: &str, queue: u32) -> Result<()> {
+        let (slot, owner) = self.owner(topic, queue)?;
+        let mut up = owner.up.lock().await;
+        if up.manifest().manifest().recovering_from.is_empty() {
+            return Ok(());
+        }
+        let res = up
+            .manifest_mut()
+            .update(|m| {
+                m.recovering_from.clear();
+                Ok(())
+            })
+            .await;
+        let manifest = up.manifest().manifest().clone();
+        drop(up);
+        self.reader.remember(topic, queue, manifest).await;
+        self.forget_if_fenced(topic, queue, &slot, res).await
+    }
+
+    /// Where the cold segments of a queue this node holds end (`None`: not held).
+    pub async fn held_end(&self, topic: &str, queue: u32) -> Option<u64> {
+        let (_, owner) = self.owner(topic, queue).ok()?;
+        let up = owner.up.lock().await;
+        Some(up.manifest().manifest().end_offset())
     }
 
     /// Forgets the queue locally without writing anything (this node lost it).

@@ -147,8 +147,14 @@ impl QueueUploader {
             format!("{topic}/{queue}"),
             QueueManifest::empty(),
             |current, next| {
-                if !may_take(current.and_then(|m| m.owner.as_ref())) {
+                let previous = current.and_then(|m| m.owner.as_ref());
+                if !may_take(previous) {
                     return false;
+                }
+                if let Some(p) = previous.filter(|p| *p != me) {
+                    if !next.recovering_from.contains(p) {
+                        next.recovering_from.push(p.clone());
+                    }
                 }
                 next.owner = Some(me.clone());
                 true

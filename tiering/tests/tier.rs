@@ -195,3 +195,39 @@ async fn take_all(tier: &Tier, q: u32) -> shale_tiering::Result<shale_tiering::A
         .await
         .map(|a| a.unwrap())
 }
+
+/// A takeover from an owner that did not hand the queue over lists it in
+/// `recovering_from` (with any earlier owner still listed) until the new
+/// owner says it has stored what their write-ahead chunks held; a clean
+/// hand-over adds nobody.
+#[tokio::test]
+async fn takeovers_list_the_owners_to_recover_from_until_the_recovery_is_done() {
+    let (store, _) = open_object_store(&ObjectStoreUrl::Memory).unwrap();
+    let tiers: Vec<Tier> = (0..3)
+        .map(|_| Tier::new(store.clone(), Path::from("pre"), 1 << 20))
+        .collect();
+    let take = |i: usize, node: &'static str| {
+        let tier = &tiers[i];
+        async move {
+            tier.acquire("t", 0, &me(node), |_| true)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert!(take(0, "a").await.recovering_from.is_empty());
+    // B takes over from a dead A, then dies before its recovery is done.
+    assert_eq!(take(1, "b").await.recovering_from, vec![me("a")]);
+    // C must replay both.
+    let c = take(2, "c").await;
+    assert_eq!(c.recovering_from, vec![me("a"), me("b")]);
+    tiers[2].finish_recovery("t", 0).await.unwrap();
+    let m = tiers[2].reader().manifest("t", 0).await.unwrap().unwrap();
+    assert!(m.recovering_from.is_empty());
+    assert_eq!(m.epoch, c.epoch, "the owner's own change keeps the epoch");
+    // A clean hand-over leaves nothing to recover.
+    tiers[2].release("t", 0).await.unwrap();
+    assert!(take(0, "a").await.recovering_from.is_empty());
+    assert_eq!(tiers[0].held_end("t", 0).await, Some(0));
+    assert_eq!(tiers[2].held_end("t", 0).await, None);
+}
