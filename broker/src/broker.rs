@@ -60,6 +60,10 @@ pub struct Broker {
     /// The topics stamp this node last brought its topics in line with
     /// (`None`: not yet; `Some(None)`: no topic was ever changed).
     topics_seen: parking_lot::Mutex<Option<Option<String>>>,
+    /// The OBJECT group commit (see [`crate::wal`]).
+    pub wal: crate::wal::ObjectWal,
+    /// Earlier owners' write-ahead chunks, cached for takeovers.
+    pub(crate) wal_sources: crate::wal::recover::Sources,
     /// Writes to queues other nodes serve (set by the front-end).
     peer: std::sync::OnceLock<Arc<dyn crate::cluster::peer::Peer>>,
 }
@@ -123,6 +127,8 @@ impl Broker {
             data_dir: config.data_dir.clone(),
             topics_seen: parking_lot::Mutex::new(None),
             peer: std::sync::OnceLock::new(),
+            wal: crate::wal::ObjectWal::new(config.object_commit_interval),
+            wal_sources: crate::wal::recover::Sources::default(),
             node_id: config.node_id.clone(),
             clock,
             hot,
@@ -303,6 +309,10 @@ impl Broker {
                 if let Err(e) = self.tier.upload(&log).await {
                     tracing::warn!(topic = log.topic(), queue = log.queue(), error = %error_chain(&e), "upload failed; will retry");
                     return;
+                }
+                // Uploaded segments are in the object store: OBJECT readers see them.
+                if let Some(end) = self.tier.held_end(log.topic(), log.queue()).await {
+                    log.mark_replicated(end);
                 }
                 let retention = i64::try_from(topic.config().retention_ms).unwrap_or(i64::MAX);
                 if let Err(e) = self.tier.retain(&log, now.saturating_sub(retention)).await {

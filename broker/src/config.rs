@@ -23,4 +23,6 @@ pub struct BrokerConfig {
     pub node_id: String,
     /// Membership timing and this node's advertise URL.
     pub cluster: crate::cluster::ClusterConfig,
+    /// Least time between the starts of two OBJECT group commits (see [`crate::wal`]).
+    pub object_commit_interval: std::time::Duration,
 }

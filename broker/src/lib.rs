@@ -42,6 +42,7 @@ pub mod topic_admin;
 pub mod topics;
 pub mod validate;
 pub mod visible_end;
+pub mod wal;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

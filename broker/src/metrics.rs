@@ -13,6 +13,11 @@
 //!   `shale_cluster_takeovers_total{kind}` (`new`: a released or new queue, `takeover`: from
 //!   another owner), `shale_cluster_handovers_total`, `shale_quarantined_messages_total{topic}`
 //!
+//! - `shale_object_commit_puts_total{result}`, `shale_object_commit_duration_seconds` (one OBJECT
+//!   group commit: read back, PUT), `shale_object_commit_messages`, `shale_object_commit_bytes`
+//!   (per PUT), `shale_object_recovered_messages_total{topic}` (replayed by a takeover),
+//!   `shale_object_chunks_deleted_total`
+//!
 //! [`describe`] registers their help texts; call it once after installing a recorder.
 
 use std::time::Instant;
@@ -123,6 +128,24 @@ pub(crate) fn queue_taken(from_another: bool) {
 
 pub(crate) fn queue_handed_over() {
     metrics::counter!("shale_cluster_handovers_total").increment(1);
+}
+
+pub(crate) fn object_commit(started: Instant, messages: usize, bytes: usize, ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!("shale_object_commit_puts_total", "result" => result).increment(1);
+    metrics::histogram!("shale_object_commit_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("shale_object_commit_messages").record(messages as f64);
+    metrics::histogram!("shale_object_commit_bytes").record(bytes as f64);
+}
+
+pub(crate) fn wal_recovered(topic: &str, messages: u64) {
+    metrics::counter!("shale_object_recovered_messages_total", "topic" => topic.to_string())
+        .increment(messages);
+}
+
+pub(crate) fn wal_chunk_deleted() {
+    metrics::counter!("shale_object_chunks_deleted_total").increment(1);
 }
 
 pub(crate) fn quarantined(topic: &str, messages: u64) {

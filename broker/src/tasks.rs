@@ -8,6 +8,9 @@
 //! | `evict` | `flush_interval` | keep the hot tier within `hot_bytes` (uploaded segments only) |
 //! | `checkpoint-groups` | `flush_interval` | save changed group cursors to the object store |
 //! | `group-metrics` | [`GROUP_METRICS_PERIOD`] | refresh the group gauges |
+//! | `cluster` | `cluster_heartbeat_ms` | renew the lease, take and hand over queues |
+//! | `wal-collect` | [`WAL_COLLECT_PERIOD`] | delete this node's covered OBJECT chunks (no other request) |
+//! | `wal-janitor` | [`WAL_JANITOR_PERIOD`] | delete covered chunks of nodes that are gone (one LIST) |
 //!
 //! Invariants: one run of a job at a time (a slow upload delays the next
 //! upload, not the fsync of ASYNC data); a run that panics is logged and the
@@ -28,6 +31,10 @@ use crate::broker::Broker;
 
 /// How often the group gauges are refreshed (they read a record per cursor).
 pub const GROUP_METRICS_PERIOD: Duration = Duration::from_secs(1);
+/// How often this node deletes its own OBJECT chunks that segments cover.
+pub const WAL_COLLECT_PERIOD: Duration = Duration::from_secs(5);
+/// How often chunks of nodes that are gone are looked for.
+pub const WAL_JANITOR_PERIOD: Duration = Duration::from_secs(300);
 
 /// One run of a job.
 pub type JobRun = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -94,6 +101,14 @@ impl Broker {
                 self.cluster.config().heartbeat,
                 |b| async move { b.cluster_tick().await },
             ),
+            job(self, "wal-collect", WAL_COLLECT_PERIOD, |b| async move {
+                b.collect_own_wal().await;
+            }),
+            job(self, "wal-janitor", WAL_JANITOR_PERIOD, |b| async move {
+                if b.cluster.may_write() {
+                    b.collect_gone_wal().await;
+                }
+            }),
             job(
                 self,
                 "group-metrics",

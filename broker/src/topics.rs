@@ -83,19 +83,10 @@ impl Durability {
 }
 
 /// Rejects the features this node cannot honour yet, rather than faking them.
-pub fn check_supported(
-    message_type: MessageType,
-    durability: Durability,
-) -> Result<(), BrokerError> {
+pub fn check_supported(message_type: MessageType) -> Result<(), BrokerError> {
     if message_type == MessageType::Transaction {
         return Err(BrokerError::invalid(
             "message_type TRANSACTION is not supported by this node yet (it has no half-message store)",
-        ));
-    }
-    // Before accepting OBJECT, give it its read watermark (crate::visible_end).
-    if durability == Durability::Object {
-        return Err(BrokerError::invalid(
-            "durability OBJECT is not supported by this node yet (it has no object-store write-ahead group commit)",
         ));
     }
     Ok(())
@@ -137,7 +128,7 @@ impl TopicConfig {
                 self.retention_ms
             )));
         }
-        check_supported(self.message_type, self.durability)
+        check_supported(self.message_type)
     }
 }
 
@@ -426,13 +417,8 @@ mod tests {
     fn durability_order_and_support() {
         assert!(Durability::Async < Durability::Sync && Durability::Sync < Durability::Object);
         assert!(crate::error::is_invalid(&check_supported(
-            MessageType::Transaction,
-            Durability::Sync
+            MessageType::Transaction
         )));
-        assert!(crate::error::is_invalid(&check_supported(
-            MessageType::Normal,
-            Durability::Object
-        )));
-        assert!(check_supported(MessageType::Delay, Durability::Async).is_ok());
+        assert!(check_supported(MessageType::Delay).is_ok());
     }
 }

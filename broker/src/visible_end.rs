@@ -10,7 +10,7 @@
 //! | --- | --- | --- |
 //! | ASYNC | [`Watermark::Written`]: everything appended | `QueueLog::max_offset`, `watch_max_offset` |
 //! | SYNC | [`Watermark::Fsynced`]: everything fsynced (group commit, flush, seal) | `QueueLog::durable_offset`, `watch_durable_offset` |
-//! | OBJECT | not produced yet (refused by `topics::check_supported`) | — |
+//! | OBJECT | [`Watermark::Replicated`]: everything in the object store (group commit, uploads, a takeover's recovery) | `QueueLog::replicated_offset`, `watch_replicated_offset` (moved by [`crate::wal`]) |
 //!
 //! Why: a reader that sees a message before it is durable at its level can
 //! act on a message a crash then takes back, and after a crash (or in a
@@ -29,12 +29,6 @@
 //!   readers go through [`crate::queue_view::TieredQueue`] (which caps every
 //!   read at [`Watermark::end`]) and long polls through [`Watermark::watch`].
 //!
-//! Adding OBJECT: the object-store write-ahead group commit gives each queue
-//! the end of what it has acknowledged; it becomes `Watermark::Object`, read
-//! by `end` and watched by `watch` here, and `Durability::Object` maps to it.
-//! Until then [`Watermark::of`] maps OBJECT to the strongest watermark there
-//! is, and no topic has that level.
-//!
 //! Cost: `end` is one atomic load for SYNC (the segments' read lock for
 //! ASYNC, as `max_offset` always took); `watch` is a `tokio::sync::watch`
 //! subscription. Nothing here locks across I/O.
@@ -51,6 +45,8 @@ pub enum Watermark {
     Written,
     /// Everything fsynced on the node's disk.
     Fsynced,
+    /// Everything in the object store.
+    Replicated,
 }
 
 impl Watermark {
@@ -59,9 +55,7 @@ impl Watermark {
         match durability {
             Durability::Async => Watermark::Written,
             Durability::Sync => Watermark::Fsynced,
-            // No topic has OBJECT yet (check_supported refuses it); it will get
-            // its own watermark with the object-store group commit (module docs).
-            Durability::Object => Watermark::Fsynced,
+            Durability::Object => Watermark::Replicated,
         }
     }
 
@@ -70,6 +64,7 @@ impl Watermark {
         match self {
             Watermark::Written => log.max_offset(),
             Watermark::Fsynced => log.durable_offset(),
+            Watermark::Replicated => log.replicated_offset(),
         }
     }
 
@@ -79,6 +74,7 @@ impl Watermark {
         match self {
             Watermark::Written => log.watch_max_offset(),
             Watermark::Fsynced => log.watch_durable_offset(),
+            Watermark::Replicated => log.watch_replicated_offset(),
         }
     }
 }
@@ -91,15 +87,7 @@ mod tests {
     fn each_durability_reads_up_to_its_own_watermark() {
         assert_eq!(Watermark::of(Durability::Async), Watermark::Written);
         assert_eq!(Watermark::of(Durability::Sync), Watermark::Fsynced);
-    }
-
-    #[test]
-    fn object_topics_cannot_exist_until_they_have_a_watermark() {
-        // `Watermark::of(Object)` is a placeholder: if this starts to pass,
-        // give OBJECT its own watermark first (module docs).
-        let refused =
-            crate::topics::check_supported(crate::MessageType::Normal, Durability::Object);
-        assert!(crate::error::is_invalid(&refused));
+        assert_eq!(Watermark::of(Durability::Object), Watermark::Replicated);
     }
 
     #[test]
@@ -120,5 +108,8 @@ mod tests {
         log.flush().unwrap();
         assert_eq!(Watermark::Fsynced.end(&log), 1);
         assert!(sync_watch.has_changed().unwrap());
+        assert_eq!(Watermark::Replicated.end(&log), 0);
+        log.mark_replicated(1);
+        assert_eq!(Watermark::Replicated.end(&log), 1);
     }
 }

@@ -33,6 +33,7 @@ fn open() -> Node {
         hot_bytes: None,
         node_id: "n1".into(),
         cluster: Default::default(),
+        object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
     };
     let clock = ManualClock::new(START_MS);
     let tier = Arc::new(Tier::in_memory_with_faults(&Faults::default(), 1 << 20));
@@ -232,14 +233,12 @@ async fn unknown_topics_queues_and_offsets_have_their_codes() {
     assert_eq!(e.code(), ErrorCode::OffsetOutOfRange);
     let e = node.broker.get_message("t", "not-hex").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    // OBJECT durability is refused until it is built, not faked.
-    let e = node
-        .broker
-        .producer("t")
-        .unwrap()
-        .at_least(Durability::Object)
-        .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    // A stronger durability than the topic's is taken (OBJECT included).
+    let p = node.broker.producer("t").unwrap();
+    assert_eq!(
+        p.at_least(Durability::Object).unwrap().durability(),
+        Durability::Object
+    );
 }
 
 #[tokio::test]

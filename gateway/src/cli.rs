@@ -141,6 +141,11 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_lease_ms: Option<u64>,
 
+    /// Least time between two OBJECT group commits (PUTs) [env: SHALE_OBJECT_COMMIT_INTERVAL_MS] [default: 10ms]
+    #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_commit_interval_ms: Option<u64>,
+
     /// On SIGTERM, how long in-flight requests may take to finish [env: SHALE_DRAIN_TIMEOUT_MS] [default: 30s]
     #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -47,6 +47,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "advertise_url",
     "cluster_heartbeat_ms",
     "cluster_lease_ms",
+    "object_commit_interval_ms",
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
@@ -124,6 +125,12 @@ pub struct NodeConfig {
     /// itself stops writing 30% of it earlier.
     #[serde(deserialize_with = "units::duration_ms")]
     pub cluster_lease_ms: u64,
+    /// Least time between the starts of two OBJECT group commits (one PUT
+    /// each, holding every queue's waiting messages). Shorter answers OBJECT
+    /// produces sooner; longer makes fewer PUTs under load (at most
+    /// 1000 / this many a second per node). 1 ms to 1 s.
+    #[serde(deserialize_with = "units::duration_ms")]
+    pub object_commit_interval_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -144,6 +151,7 @@ impl Default for NodeConfig {
             advertise_url: None,
             cluster_heartbeat_ms: 2000,
             cluster_lease_ms: 10_000,
+            object_commit_interval_ms: 10,
         }
     }
 }
@@ -327,6 +335,12 @@ impl NodeConfig {
         self.cluster_config()
             .validate()
             .map_err(|r| ConfigError::invalid("cluster_lease_ms", r))?;
+        if !(1..=1000).contains(&self.object_commit_interval_ms) {
+            return Err(ConfigError::invalid(
+                "object_commit_interval_ms",
+                format!("{} is outside 1..=1000 ms", self.object_commit_interval_ms),
+            ));
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
                 return Err(ConfigError::invalid(

@@ -111,5 +111,6 @@ fn broker_config(config: &NodeConfig) -> anyhow::Result<BrokerConfig> {
         hot_bytes: config.hot_bytes,
         node_id: config.node_id.clone().unwrap_or_else(|| "local".into()),
         cluster: config.cluster_config(),
+        object_commit_interval: std::time::Duration::from_millis(config.object_commit_interval_ms),
     })
 }

@@ -395,7 +395,7 @@ async fn durability_header() {
     for (value, ok) in [
         ("SYNC", true),
         ("ASYNC", true),
-        ("OBJECT", false),
+        ("OBJECT", true),
         ("sometimes", false),
     ] {
         let req = Request::post("/v1/topics/t/messages")
@@ -410,7 +410,7 @@ async fn durability_header() {
             a.assert_error(400, "INVALID_ARGUMENT");
         }
     }
-    assert_eq!(n.stored("t").await, 2);
+    assert_eq!(n.stored("t").await, 3);
 }
 
 #[tokio::test]

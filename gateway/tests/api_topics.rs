@@ -54,7 +54,6 @@ async fn create_rejects_bad_requests() {
         json!({"name": "t", "queues": -1}),
         json!({"name": "t", "retention_ms": 59_999}),
         json!({"name": "t", "message_type": "TRANSACTION"}),
-        json!({"name": "t", "durability": "OBJECT"}),
         json!({"name": "t", "message_type": "BATCH"}),
         json!({"name": "t", "colour": "red"}),
         json!({"queues": 1}),

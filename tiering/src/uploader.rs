@@ -151,10 +151,9 @@ impl QueueUploader {
                 if !may_take(previous) {
                     return false;
                 }
-                if let Some(p) = previous.filter(|p| *p != me) {
-                    if !next.recovering_from.contains(p) {
-                        next.recovering_from.push(p.clone());
-                    }
+                if let Some(p) = previous.filter(|p| *p != me && !next.recovering_from.contains(p))
+                {
+                    next.recovering_from.push(p.clone());
                 }
                 next.owner = Some(me.clone());
                 true

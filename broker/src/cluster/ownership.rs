@@ -189,6 +189,7 @@ impl Broker {
             )));
         };
         self.settle_local(topic, queue, &acquired).await?;
+        self.recover_queue(topic, queue, &acquired).await?;
         self.groups.cursors.remove_queue(topic, queue);
         gate.open.store(true, Ordering::SeqCst);
         crate::metrics::queue_taken(acquired.previous_owner.is_some());
@@ -345,7 +346,10 @@ impl Broker {
             crate::groups::durable::checkpoint_queue(self, topic, queue).await?;
             self.tier.upload(&log).await?;
         }
+        let uploaded = self.tier.held_end(topic, queue).await.unwrap_or(0);
         self.tier.release(topic, queue).await?;
+        // Every write-ahead chunk of this queue is covered by the upload now.
+        self.wal.handed_over(topic, queue, uploaded);
         Ok(())
     }
 

@@ -23,7 +23,7 @@ pub use write::Produced;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, BrokerResult};
-use crate::topics::{Durability, MessageType, Topic, check_supported};
+use crate::topics::{Durability, Topic};
 
 /// One produce call's messages, decoded and within the limits.
 #[derive(Debug, Default)]
@@ -94,7 +94,6 @@ impl Broker {
 impl Producer {
     /// Asks for a stronger durability than the topic's (a weaker one is ignored).
     pub fn at_least(mut self, requested: Durability) -> BrokerResult<Producer> {
-        check_supported(MessageType::Normal, requested)?;
         self.durability = self.durability.max(requested);
         Ok(self)
     }

@@ -11,7 +11,9 @@
 //!   then fails and the stored ids stay in the dedup window, so a retry with
 //!   the same `dedup_id`s stores only what is missing;
 //! - with SYNC durability the answer waits for the group-commit fsync of every
-//!   offset it reports, repeats of earlier messages included.
+//!   offset it reports, repeats of earlier messages included; with OBJECT it
+//!   waits for that fsync and, at the same time, for the node's object-store
+//!   group commit ([`crate::wal`]) of every offset it reports.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::cluster::ownership::WritePermit;
 use crate::dedup::DedupHit;
 use crate::error::{BrokerError, BrokerResult};
 use crate::topics::{Durability, Topic};
+use crate::wal::CommitItem;
 
 /// Where one message of the request was stored (a repeated `dedup_id`: where
 /// the first one was).
@@ -67,7 +70,25 @@ pub async fn store(
     }
     let results = in_request_order(&planned, &outcome)?;
     if durability >= Durability::Sync {
-        sync_all(state, &topic.name, touched, &results).await?;
+        let touched = with_repeats(state, &topic.name, touched, &results);
+        let committed = async {
+            if durability < Durability::Object {
+                return Ok(());
+            }
+            let created_ms = topic.config().created_ms;
+            let items: Vec<CommitItem> = touched
+                .values()
+                .map(|(log, through)| CommitItem {
+                    log: log.clone(),
+                    topic_created_ms: created_ms,
+                    through: *through,
+                })
+                .collect();
+            state.wal.commit(state, &items).await
+        };
+        let (synced, committed) = tokio::join!(sync_all(touched.clone()), committed);
+        synced?;
+        committed?;
     }
     drop(permits);
     Ok(results)
@@ -255,14 +276,9 @@ fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
     }
 }
 
-/// Waits for the fsync of every reported offset: the queues just appended to
-/// and those holding repeated (dedup) messages.
-async fn sync_all(
-    state: &Broker,
-    topic: &str,
-    mut touched: ToSync,
-    results: &[DedupHit],
-) -> BrokerResult<()> {
+/// Every queue holding a reported offset (repeated, dedup, messages
+/// included), through the last one reported.
+fn with_repeats(state: &Broker, topic: &str, mut touched: ToSync, results: &[DedupHit]) -> ToSync {
     for r in results {
         match touched.get_mut(&r.queue) {
             Some((_, through)) => *through = (*through).max(r.offset + 1),
@@ -273,6 +289,11 @@ async fn sync_all(
             }
         }
     }
+    touched
+}
+
+/// Waits for the fsync of every offset in `touched`.
+async fn sync_all(touched: ToSync) -> BrokerResult<()> {
     let syncs = touched
         .into_values()
         .map(|(log, through)| async move { log.sync(through).await });

@@ -40,6 +40,7 @@ pub fn config_as(dir: &std::path::Path, id: &str) -> BrokerConfig {
         hot_bytes: None,
         node_id: id.into(),
         cluster: Default::default(),
+        object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
     }
 }
 

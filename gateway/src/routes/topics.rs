@@ -28,7 +28,10 @@ pub struct CreateTopic {
     pub message_type: Option<MessageTypeWire>,
     /// At least 60000, default 259200000 (3 days).
     pub retention_ms: Option<u64>,
-    /// Default SYNC. OBJECT is rejected (400): this node has no object-store write-ahead group commit yet.
+    /// Default SYNC. ASYNC answers once written to the node's page cache; SYNC after the local
+    /// group-commit fsync; OBJECT after the node's object-store group commit (one PUT per commit
+    /// for all its queues) as well, so a lost node loses nothing acknowledged. Readers see a
+    /// message once it is durable at its topic's level.
     pub durability: Option<DurabilityWire>,
 }
 
@@ -83,9 +86,9 @@ pub struct TopicDetail {
 #[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
     description = "Creates a topic. 201 with the topic object when new, 200 when it exists with \
         the same settings, 409 ALREADY_EXISTS when it exists with others. Names starting `%` are \
-        system names and cannot be created (400). message_type TRANSACTION and durability OBJECT \
-        are rejected with 400 INVALID_ARGUMENT: this node has no half-message store and no \
-        object-store write-ahead group commit yet. Unknown fields are 400; a non-JSON content type is 415.",
+        system names and cannot be created (400). message_type TRANSACTION is rejected with 400 \
+        INVALID_ARGUMENT: this node has no half-message store yet. durability OBJECT answers a \
+        produce only once its messages are in the object store (see the topic object). Unknown fields are 400; a non-JSON content type is 415.",
     responses(
         (status = 201, body = TopicObject, description = "Created"),
         (status = 200, body = TopicObject, description = "Already exists with the same settings"),

@@ -59,8 +59,8 @@ impl From<Produced> for ProduceResult {
     params(
         ("topic" = String, Path, description = "Topic name"),
         ("Shale-Durability" = Option<String>, Header, description = "ASYNC | SYNC | OBJECT: a stronger \
-            durability than the topic's (a weaker one is ignored). OBJECT is 400 INVALID_ARGUMENT: this \
-            node has no object-store write-ahead group commit yet. Another value is 400."),
+            durability than the topic's (a weaker one is ignored). OBJECT answers once the messages are \
+            in the object store; they are visible to readers at the topic's own level. Another value is 400."),
         ("Shale-Tag" = Option<String>, Header, description = "Raw produce: the tag"),
         ("Shale-Keys" = Option<String>, Header, description = "Raw produce: comma-separated keys (trimmed)"),
         ("Shale-Message-Group" = Option<String>, Header, description = "Raw produce: FIFO message group"),
