@@ -439,26 +439,32 @@ fn remove_orphan_topics(hot: &HotStore, topics: &TopicRegistry) {
 fn rebuild_dedup(hot: &HotStore, topics: &TopicRegistry, dedup: &DedupWindow, now_ms: i64) {
     for topic in topics.list() {
         for q in 0..topic.queues() {
-            let Some(queue) = hot.existing_queue(&topic.name, q) else {
-                continue;
-            };
-            // Only records carrying a dedup id are read (the hot tier indexes the property).
-            let since = now_ms - DEDUP_WINDOW_MS;
-            let result = queue
-                .find_with_property(DEDUP_PROPERTY, since, i64::MAX, usize::MAX)
-                .map(|records| {
-                    for r in &records {
-                        if let Some(id) = dedup_id_of(r) {
-                            dedup.record(&topic.name, id, DedupHit::of_record(q, r));
-                        }
-                    }
-                });
-            if let Err(e) = result {
-                tracing::error!(
-                    topic = %topic.name, queue = q, error = %error_chain(&e),
-                    "cannot rebuild the dedup window of a queue; repeats of its recent ids may be stored again"
-                );
+            if let Some(queue) = hot.existing_queue(&topic.name, q) {
+                rebuild_queue_dedup(&queue, dedup, now_ms);
             }
         }
+    }
+}
+
+/// Records the dedup ids of the last [`DEDUP_WINDOW_MS`] of `queue`'s local
+/// records (at start, and for a queue just taken: what a takeover recovered
+/// is deduplicated against a producer's retry through the new owner).
+pub(crate) fn rebuild_queue_dedup(queue: &QueueLog, dedup: &DedupWindow, now_ms: i64) {
+    // Only records carrying a dedup id are read (the hot tier indexes the property).
+    let since = now_ms - DEDUP_WINDOW_MS;
+    let result = queue
+        .find_with_property(DEDUP_PROPERTY, since, i64::MAX, usize::MAX)
+        .map(|records| {
+            for r in &records {
+                if let Some(id) = dedup_id_of(r) {
+                    dedup.record(queue.topic(), id, DedupHit::of_record(queue.queue(), r));
+                }
+            }
+        });
+    if let Err(e) = result {
+        tracing::error!(
+            topic = %queue.topic(), queue = queue.queue(), error = %error_chain(&e),
+            "cannot rebuild the dedup window of a queue; repeats of its recent ids may be stored again"
+        );
     }
 }

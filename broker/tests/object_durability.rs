@@ -195,11 +195,19 @@ async fn a_new_owner_recovers_every_acknowledged_message_at_its_offset() {
             .unwrap();
         acked.push((format!("m{i}"), got[0]));
     }
+    // The last one's answer is "lost": its producer will retry it through the new owner.
+    let with_id = MessageInput {
+        dedup_id: Some("retry-me".into()),
+        ..to_queue("m20", 0)
+    };
+    let first = produce(&a.broker, "t", vec![with_id.clone()])
+        .await
+        .unwrap()[0];
     let original: Vec<Vec<shale_hot::Record>> = vec![
         read_all(&a.broker, "t", 0).await,
         read_all(&a.broker, "t", 1).await,
     ];
-    assert_eq!(original[0].len() + original[1].len(), 20);
+    assert_eq!(original[0].len() + original[1].len(), 21);
     assert!(wal_chunks(&tier_a) >= 1);
     // `a` dies: it never hands over, never uploads, never renews again.
 

@@ -279,26 +279,7 @@ impl QueueLog {
             .collect::<Result<Vec<usize>>>()?;
         let total: u64 = lens.iter().map(|l| *l as u64).sum();
 
-        let mut segs = loop {
-            let segs = self.segments.write();
-            self.check_writable()?;
-            if segs.rolling {
-                // The next segment is being created: wait for it, then look again.
-                drop(segs);
-                drop(self.create_gate.lock());
-                continue;
-            }
-            if segs.needs_roll(self.clock.now_ms(), total, &self.config) {
-                drop(segs);
-                let needed = |s: &Segments| s.needs_roll(self.clock.now_ms(), total, &self.config);
-                self.roll(needed, total)?;
-                continue;
-            }
-            break segs;
-        };
-        if !segs.active.fits(total) {
-            segs.active.grow_map(total)?;
-        }
+        let mut segs = self.lock_for_append(total)?;
         let store_ms = self.clock.now_ms().max(segs.last_store_ms);
         let queue = self.queue;
         let appended = segs.active.append(
@@ -350,35 +331,17 @@ impl QueueLog {
             .map(|r| record::check_encodable(r).map_err(HotError::InvalidRecord))
             .collect::<Result<Vec<usize>>>()?;
         let total: u64 = lens.iter().map(|l| *l as u64).sum();
-        let mut segs = loop {
-            let segs = self.segments.write();
-            self.check_writable()?;
-            if segs.rolling {
-                drop(segs);
-                drop(self.create_gate.lock());
-                continue;
-            }
-            if segs.active.end != end {
-                return Err(HotError::InvalidRecord(format!(
-                    "queue {}/{} was appended to while records were being recovered",
-                    self.topic, self.queue
-                )));
-            }
-            if segs.needs_roll(self.clock.now_ms(), total, &self.config) {
-                drop(segs);
-                let needed = |s: &Segments| s.needs_roll(self.clock.now_ms(), total, &self.config);
-                self.roll(needed, total)?;
-                continue;
-            }
-            break segs;
-        };
+        let mut segs = self.lock_for_append(total)?;
+        if segs.active.end != end {
+            return Err(HotError::InvalidRecord(format!(
+                "queue {}/{} was appended to while records were being recovered",
+                self.topic, self.queue
+            )));
+        }
         if stamps[0].0 < segs.last_store_ms {
             return Err(HotError::InvalidRecord(format!(
                 "recovered record {end} has a store time before the log's last one"
             )));
-        }
-        if !segs.active.fits(total) {
-            segs.active.grow_map(total)?;
         }
         let queue = self.queue;
         segs.active.append(
@@ -419,6 +382,33 @@ impl QueueLog {
     /// Watches `replicated_offset`.
     pub fn watch_replicated_offset(&self) -> watch::Receiver<u64> {
         self.replicated_tx.subscribe()
+    }
+
+    /// The segments lock, for writing `total` bytes to the active segment:
+    /// after any roll they need (and once a roll under way is done), with
+    /// the active map large enough.
+    fn lock_for_append(&self, total: u64) -> Result<parking_lot::RwLockWriteGuard<'_, Segments>> {
+        let mut segs = loop {
+            let segs = self.segments.write();
+            self.check_writable()?;
+            if segs.rolling {
+                // The next segment is being created: wait for it, then look again.
+                drop(segs);
+                drop(self.create_gate.lock());
+                continue;
+            }
+            if segs.needs_roll(self.clock.now_ms(), total, &self.config) {
+                drop(segs);
+                let needed = |s: &Segments| s.needs_roll(self.clock.now_ms(), total, &self.config);
+                self.roll(needed, total)?;
+                continue;
+            }
+            break segs;
+        };
+        if !segs.active.fits(total) {
+            segs.active.grow_map(total)?;
+        }
+        Ok(segs)
     }
 
     /// Seals the active segment and starts the next one if `needed` still

@@ -13,7 +13,9 @@
 //! 3. seals and uploads whatever the object store lacks when anything was
 //!    recovered, or when the topic is OBJECT (its local messages beyond the
 //!    last segment may never have been committed);
-//! 4. clears `recovering_from`, and only then opens the queue.
+//! 4. records the recovered messages' dedup ids (a producer retrying a
+//!    request whose answer the dead owner never sent is deduplicated), clears
+//!    `recovering_from`, and only then opens the queue.
 //!
 //! Why the cache is safe: an owner is listed only once it is gone (its
 //! lease expired, or it is an earlier incarnation of this node), and a gone
@@ -103,6 +105,10 @@ impl Broker {
             let sealing = log.clone();
             tokio::task::spawn_blocking(move || sealing.seal_active()).await??;
             self.tier.upload(&log).await?;
+        }
+        if recovered > 0 {
+            // Reads only the (indexed) records carrying an id, from the mapped segments.
+            crate::broker::rebuild_queue_dedup(&log, &self.dedup, self.clock.now_ms());
         }
         self.tier.finish_recovery(topic, queue).await?;
         let cold_end = self.tier.held_end(topic, queue).await.unwrap_or(0);
