@@ -1059,8 +1059,26 @@ async fn check_acks_after_a_crash(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_under_object_load_loses_no_acknowledged_message() -> anyhow::Result<()> {
     let objects = tempfile::tempdir()?;
-    let store = format!("file://{}", objects.path().display());
-    let (_dirs, mut nodes) = start_cluster(&store).await?;
+    kill_one_under_object_load(&format!("file://{}", objects.path().display())).await
+}
+
+/// [`a_node_killed_under_object_load_loses_no_acknowledged_message`] on S3 (moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_under_object_load_on_s3_loses_no_acknowledged_message() -> anyhow::Result<()>
+{
+    let Ok(bucket) = std::env::var("SHALE_TEST_S3_BUCKET") else {
+        assert!(
+            std::env::var("SHALE_REQUIRE_S3").is_err(),
+            "SHALE_REQUIRE_S3 is set but SHALE_TEST_S3_BUCKET is not"
+        );
+        eprintln!("SKIPPED: no S3 server (run scripts/test.sh, which starts moto)");
+        return Ok(());
+    };
+    kill_one_under_object_load(&format!("s3://{bucket}/object-kill-{}", std::process::id())).await
+}
+
+async fn kill_one_under_object_load(store: &str) -> anyhow::Result<()> {
+    let (_dirs, mut nodes) = start_cluster(store).await?;
     nodes[0]
         .create_topic("orders", QUEUES, "NORMAL", "OBJECT")
         .await?;
