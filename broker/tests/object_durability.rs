@@ -238,6 +238,12 @@ async fn a_new_owner_recovers_every_acknowledged_message_at_its_offset() {
             (text.as_str(), p.message_id, p.store_ms)
         );
     }
+    // The retry is recognised: same place, same id, nothing stored twice.
+    let retried = produce(&b.broker, "t", vec![with_id]).await.unwrap()[0];
+    assert_eq!(
+        (retried.offset, retried.message_id),
+        (first.offset, first.message_id)
+    );
     let next = produce(&b.broker, "t", vec![to_queue("after", 0)])
         .await
         .unwrap();
