@@ -92,6 +92,27 @@ pub fn check_supported(message_type: MessageType) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// Refuses to *create* a topic of a type whose semantics this node does not
+/// have yet. Separate from [`check_supported`] (checked on every load): a
+/// DELAY topic created by an earlier version still loads and serves what it
+/// holds, but nothing more is produced to it ([`check_producible`]).
+pub fn check_creatable(message_type: MessageType) -> Result<(), BrokerError> {
+    check_producible(message_type)?;
+    check_supported(message_type)
+}
+
+/// Refuses produce calls to topics whose messages this node cannot handle
+/// as promised: DELAY (no timer store yet, so a delay message would be
+/// delivered at once, before its time).
+pub fn check_producible(message_type: MessageType) -> Result<(), BrokerError> {
+    if message_type == MessageType::Delay {
+        return Err(BrokerError::invalid(
+            "message_type DELAY is not supported by this node yet: it has no timer store, and a delay message would be delivered at once instead of at its time",
+        ));
+    }
+    Ok(())
+}
+
 /// A topic's configuration, as stored and as returned (the topic object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
@@ -419,6 +440,16 @@ mod tests {
         assert!(crate::error::is_invalid(&check_supported(
             MessageType::Transaction
         )));
-        assert!(check_supported(MessageType::Delay).is_ok());
+        assert!(
+            check_supported(MessageType::Delay).is_ok(),
+            "stored DELAY topics still load"
+        );
+        assert!(crate::error::is_invalid(&check_creatable(
+            MessageType::Delay
+        )));
+        assert!(crate::error::is_invalid(&check_producible(
+            MessageType::Delay
+        )));
+        assert!(check_creatable(MessageType::Fifo).is_ok());
     }
 }

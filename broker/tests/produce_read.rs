@@ -297,3 +297,51 @@ async fn a_draining_broker_refuses_produce_as_retryable() {
     assert_eq!(e.code(), ErrorCode::Unavailable);
     assert!(e.is_retryable());
 }
+
+/// No timer store yet: a DELAY topic cannot be created, and one an earlier
+/// version created (its file loads) refuses produce calls instead of
+/// delivering delay messages at once; a NORMAL topic still answers delay
+/// fields with MESSAGE_TYPE_MISMATCH.
+#[tokio::test]
+async fn delay_topics_are_refused_until_timers_exist() {
+    let node = open();
+    let new = NewTopic {
+        name: "later".into(),
+        message_type: Some(MessageType::Delay),
+        ..Default::default()
+    };
+    let e = node.broker.create_topic(new).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.message().contains("DELAY"), "{}", e.message());
+
+    let legacy = shale_broker::TopicConfig {
+        name: "legacy".into(),
+        queues: 1,
+        message_type: MessageType::Delay,
+        retention_ms: 3_600_000,
+        durability: Durability::Sync,
+        created_ms: START_MS,
+    };
+    node.broker.topics.put_blocking(legacy).unwrap();
+    let mut delayed = text("d");
+    delayed.delay = DelayInput {
+        delay_ms: Some(1_000),
+        ..Default::default()
+    };
+    let e = produce(&node, "legacy", vec![delayed.clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert_eq!(
+        node.broker
+            .read_queue("legacy", 0, ReadRequest::default())
+            .await
+            .unwrap()
+            .records
+            .len(),
+        0
+    );
+    topic(&node, "plain", MessageType::Normal, 1).await;
+    let e = produce(&node, "plain", vec![delayed]).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MessageTypeMismatch);
+}

@@ -201,18 +201,15 @@ async fn restart_keeps_topics_and_messages() {
     let n = Node::new();
     n.topic(
         "t",
-        json!({"queues": 2, "message_type": "DELAY", "durability": "ASYNC"}),
+        json!({"queues": 2, "message_type": "FIFO", "durability": "ASYNC"}),
     )
     .await;
     let r = n
-        .produce(
-            "t",
-            json!([{"body": "hello", "delay_ms": 1000, "queue": 1}]),
-        )
+        .produce("t", json!([{"body": "hello", "message_group": "g"}]))
         .await;
     let n = n.reopen();
     let t = n.get("/v1/topics/t").await;
-    assert_eq!(t.body["message_type"], "DELAY");
+    assert_eq!(t.body["message_type"], "FIFO");
     assert_eq!(t.body["durability"], "ASYNC");
     let m = n
         .get(&format!(
@@ -221,7 +218,7 @@ async fn restart_keeps_topics_and_messages() {
         ))
         .await;
     assert_eq!(m.body["body"], "hello");
-    assert_eq!(m.body["deliver_at_ms"], r[0]["deliver_at_ms"]);
+    assert_eq!(m.body["message_group"], "g");
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ async fn restart_keeps_topics_and_every_message() -> anyhow::Result<()> {
     node.create_topic("keep-orders", 3, "NORMAL", "ASYNC")
         .await?;
     node.create_topic("keep-fifo", 2, "FIFO", "SYNC").await?;
-    node.create_topic("keep-empty", 4, "DELAY", "SYNC").await?;
+    node.create_topic("keep-empty", 4, "NORMAL", "SYNC").await?;
 
     // ~700 KB over 3 queues with 64 KiB segments: each queue seals several segments.
     let mut sent: BTreeMap<(u32, u64), (Vec<u8>, String)> = BTreeMap::new();

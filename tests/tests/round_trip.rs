@@ -1,13 +1,13 @@
 //! Every field of a message survives produce → read, through the real binary:
 //! JSON batch and raw single message, text and binary bodies, tag, keys,
-//! properties, FIFO `message_group`, DELAY `deliver_at_ms`, ids and times;
+//! properties, FIFO `message_group` (DELAY topics are refused until timers exist), ids and times;
 //! read by offset, NDJSON streaming, query by id and key, offset by timestamp.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shale_tests::api::{b64, body_bytes, is_message_id, qs, unb64};
-use shale_tests::{Node, now_ms, pseudo_random_bytes, wait_for, wait_until};
+use shale_tests::api::{b64, body_bytes, expect_error, is_message_id, qs, unb64};
+use shale_tests::{Node, now_ms, pseudo_random_bytes, wait_until};
 
 fn messages(v: &Value) -> Vec<Value> {
     v["messages"]
@@ -282,11 +282,11 @@ async fn raw_single_message_with_headers() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn fifo_group_and_delay_fields_round_trip() -> anyhow::Result<()> {
+async fn fifo_groups_round_trip_and_delay_topics_are_refused_until_timers_exist()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let node = Node::start(dir.path(), &[])?;
     node.create_topic("rt-fifo", 8, "FIFO", "SYNC").await?;
-    node.create_topic("rt-delay", 1, "DELAY", "SYNC").await?;
 
     // Many groups spread over the queues; each group is always on the same queue.
     let mut batch = Vec::new();
@@ -316,43 +316,17 @@ async fn fifo_group_and_delay_fields_round_trip() -> anyhow::Result<()> {
         assert_eq!(m["offset"], r.offset);
     }
 
-    // DELAY: deliver_at_ms and delay_ms come back in the result and on the message.
-    let now = now_ms();
-    let at = now + 1500;
-    let res = node
-        .produce(
-            "rt-delay",
-            json!([{"body": "later", "deliver_at_ms": at}, {"body": "in a bit", "delay_ms": 1200}]),
+    // DELAY: refused (400) until the timer store exists, rather than
+    // delivering delay messages at once.
+    let r = node
+        .post_json(
+            "/v1/topics",
+            &json!({"name": "rt-delay", "queues": 1, "message_type": "DELAY"}),
         )
-        .await?
-        .ok_json(200);
-    let results = res["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{res}"))
-        .clone();
-    assert_eq!(results[0]["deliver_at_ms"], at, "{res}");
-    let d1 = results[1]["deliver_at_ms"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("deliver_at_ms for delay_ms: {res}"));
-    assert!(
-        (now + 1200..=now_ms() + 1200).contains(&d1),
-        "delay_ms 1200 → deliver_at {d1} (now {now})"
-    );
-    // The messages may stay hidden from readers until due; poll, bounded.
-    let node_ref = &node;
-    let got = wait_for(
-        Duration::from_secs(15),
-        "delay messages readable",
-        || async move {
-            let r = node_ref.read("rt-delay", 0, 0, 10).await.ok()?;
-            let got = r.json()["messages"].as_array().cloned().unwrap_or_default();
-            (got.len() == 2).then_some(got)
-        },
-    )
-    .await?;
-    assert_eq!(got[0]["deliver_at_ms"], at, "{}", got[0]);
-    assert_eq!(got[0]["body"], "later");
-    assert_eq!(got[1]["deliver_at_ms"], d1, "{}", got[1]);
+        .await?;
+    expect_error(&r, 400, "INVALID_ARGUMENT");
+    anyhow::ensure!(r.text().contains("DELAY"), "{}", r.text());
+    anyhow::ensure!(node.get("/v1/topics/rt-delay").await?.status == 404);
     Ok(())
 }
 

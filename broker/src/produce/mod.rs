@@ -114,6 +114,9 @@ impl Producer {
             self.born_ms,
             || self.broker.round_robin_queue(topic),
         )?;
+        // After the type rules, so a NORMAL topic still answers a delay field
+        // with MESSAGE_TYPE_MISMATCH; only a DELAY topic reaches this.
+        crate::topics::check_producible(config.message_type)?;
         let results = write::store(&self.broker, topic, planned, self.durability).await?;
         crate::metrics::produce_duration(self.durability.as_str(), self.started);
         Ok(results)

@@ -86,8 +86,10 @@ pub struct TopicDetail {
 #[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
     description = "Creates a topic. 201 with the topic object when new, 200 when it exists with \
         the same settings, 409 ALREADY_EXISTS when it exists with others. Names starting `%` are \
-        system names and cannot be created (400). message_type TRANSACTION is rejected with 400 \
-        INVALID_ARGUMENT: this node has no half-message store yet. durability OBJECT answers a \
+        system names and cannot be created (400). message_type TRANSACTION and DELAY are rejected \
+        with 400 INVALID_ARGUMENT: this node has no half-message store and no timer store yet (a \
+        DELAY topic created by an earlier version still serves what it holds, but refuses produce \
+        calls rather than deliver delay messages early). durability OBJECT answers a \
         produce only once its messages are in the object store (see the topic object). Unknown fields are 400; a non-JSON content type is 415.",
     responses(
         (status = 201, body = TopicObject, description = "Created"),
