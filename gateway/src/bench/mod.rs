@@ -65,6 +65,17 @@ pub struct BenchArgs {
     /// which should then be on the node's disk.
     #[arg(long)]
     pub url: Option<String>,
+    /// With `--url`: more nodes of the same cluster; the throughput clients
+    /// are spread over `--url` and these (client `c` posts to node
+    /// `c mod n`), the topic being created through `--url`.
+    #[arg(long, value_delimiter = ',')]
+    pub also_url: Vec<String>,
+    /// Throughput: every client names a queue in its requests (client `c`:
+    /// queue `c mod queues`) instead of letting the node choose (which, in
+    /// a cluster, prefers queues the receiving node serves). Through one
+    /// entry node of a cluster, most requests are then forwarded.
+    #[arg(long)]
+    pub pin_queues: bool,
     /// Where the in-process node, the baseline files and spawned nodes keep
     /// their data (a fresh subdirectory, removed at the end). Use the disk
     /// you want to measure, not a tmpfs.

@@ -290,17 +290,25 @@ async fn http_scenario(
     duration: Duration,
 ) -> anyhow::Result<Sample> {
     create_topic(target, topic, args.queues, durability).await?;
-    let url = format!("{}/v1/topics/{topic}/messages", target.base);
-    let sample = drive_http(
-        &target.client,
-        &url,
-        args.clients,
+    let bases: Vec<String> = std::iter::once(target.base.clone())
+        .chain(
+            args.also_url
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string()),
+        )
+        .collect();
+    known_everywhere(&target.client, &bases, topic).await?;
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{b}/v1/topics/{topic}/messages"))
+        .collect();
+    let load = Load {
+        clients: args.clients,
         batch,
-        args.message_bytes,
-        WARMUP,
-        duration,
-    )
-    .await;
+        message_bytes: args.message_bytes,
+        pin_queues: args.pin_queues.then_some(args.queues),
+    };
+    let sample = drive_http(&target.client, &urls, &load, WARMUP, duration).await;
     // Keep the disk from filling up over many runs.
     let _ = target
         .client
@@ -310,24 +318,71 @@ async fn http_scenario(
     sample
 }
 
-/// `clients` keep-alive clients post the same pre-serialized batch in a loop
-/// for `warmup + duration`; only requests started after the warm-up count.
-async fn drive_http(
+/// Waits (at most 30 s) until every node in `bases` knows `topic`: the
+/// others learn of a new topic at their next heartbeat.
+async fn known_everywhere(
     client: &reqwest::Client,
-    url: &str,
+    bases: &[String],
+    topic: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for b in bases {
+        loop {
+            let r = client.get(format!("{b}/v1/topics/{topic}")).send().await?;
+            if r.status().is_success() {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{b} did not learn of topic {topic} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// What the throughput clients send.
+struct Load {
     clients: usize,
     batch: usize,
     message_bytes: usize,
+    /// `Some(queues)`: client `c` names queue `c mod queues`.
+    pin_queues: Option<u32>,
+}
+
+/// [`produce_body`], every message naming `queue`.
+fn pinned_body(batch: usize, message_bytes: usize, seed: u64, queue: u32) -> anyhow::Result<Bytes> {
+    let mut v: Value = serde_json::from_slice(&produce_body(batch, message_bytes, seed)?)?;
+    for m in v["messages"].as_array_mut().into_iter().flatten() {
+        m["queue"] = json!(queue);
+    }
+    Ok(Bytes::from(serde_json::to_vec(&v)?))
+}
+
+/// `clients` keep-alive clients (client `c` on `urls[c mod n]`) post the
+/// same pre-serialized batch in a loop for `warmup + duration`; only
+/// requests started after the warm-up count. A 503 (a queue moving in a
+/// cluster) is retried after 20 ms and not counted.
+async fn drive_http(
+    client: &reqwest::Client,
+    urls: &[String],
+    load: &Load,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<Sample> {
+    let (clients, batch, message_bytes) = (load.clients, load.batch, load.message_bytes);
     let start = Instant::now();
     let measure_from = start + warmup;
     let until = measure_from + duration;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let body = produce_body(batch, message_bytes, c as u64 + 1)?;
-        let (client, url) = (client.clone(), url.to_string());
+        let seed = c as u64 + 1;
+        let body = match load.pin_queues {
+            Some(queues) => pinned_body(batch, message_bytes, seed, c as u32 % queues.max(1))?,
+            None => produce_body(batch, message_bytes, seed)?,
+        };
+        let (client, url) = (client.clone(), urls[c % urls.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let mut requests = 0u64;
@@ -342,6 +397,10 @@ async fn drive_http(
                     .body(body.clone())
                     .send()
                     .await?;
+                if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
                 success_body(r, "produce").await?;
                 let done = Instant::now();
                 if t0 >= measure_from && done <= until {
