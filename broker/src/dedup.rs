@@ -137,6 +137,16 @@ impl DedupWindow {
         self.seen.insert(key, hit);
     }
 
+    /// Every id of `topic` stored in `queue` that is still remembered (a
+    /// hand-over passes them on; one pass over the window).
+    pub fn entries_of(&self, topic: &str, queue: u32) -> Vec<(String, DedupHit)> {
+        self.seen
+            .iter()
+            .filter(|(k, hit)| k.0 == topic && hit.queue == queue)
+            .map(|(k, hit)| (k.1.clone(), hit))
+            .collect()
+    }
+
     /// Forgets every id of a deleted topic.
     pub fn forget_topic(&self, topic: &str) {
         let topic = topic.to_string();

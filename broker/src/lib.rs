@@ -30,6 +30,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod dedup;
+pub mod dedup_handover;
 pub mod error;
 pub mod groups;
 pub mod metrics;

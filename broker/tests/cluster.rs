@@ -6,6 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use shale_broker::MessageType;
 use shale_tiering::{Faults, Tier};
 use support::Node;
@@ -96,4 +97,68 @@ async fn two_nodes_split_the_queues_and_point_at_each_other() {
     let err = a.broker.queue_for_write("t", q).await.unwrap_err();
     let at = err.elsewhere().expect("a routing answer");
     assert_eq!((at.node.as_str(), at.queue), ("b", q));
+}
+
+/// The dedup window moves with a handed-over queue: a producer retrying a
+/// request through the new owner within the window gets the first answer,
+/// and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_ids_move_with_a_handed_over_queue() {
+    use shale_broker::produce::{MessageInput, ProduceBatch};
+    let faults = Faults::default();
+    let tier_a = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
+    let tier_b = Arc::new(Tier::new(
+        tier_a.store().clone(),
+        object_store::path::Path::default(),
+        1 << 20,
+    ));
+    let a = node_on(&tier_a, &faults, "a");
+    let b = node_on(&tier_b, &faults, "b");
+    a.topic("t", 1, MessageType::Normal).await;
+    a.broker.cluster.join().await.unwrap();
+    let once = || ProduceBatch {
+        messages: vec![MessageInput {
+            dedup_id: Some("pay-42".into()),
+            ..support::body("charge")
+        }],
+        transaction: false,
+    };
+    let first = a
+        .broker
+        .producer("t")
+        .unwrap()
+        .produce(once())
+        .await
+        .unwrap()[0];
+    a.broker.hand_over_queue("t", 0, false).await.unwrap();
+    b.broker.cluster.join().await.unwrap();
+    b.broker.refresh_topics_from_store().await.unwrap();
+    b.broker.take_queue("t", 0).await.unwrap();
+    let retried = b
+        .broker
+        .producer("t")
+        .unwrap()
+        .produce(once())
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (retried.offset, retried.message_id),
+        (first.offset, first.message_id)
+    );
+    let stored = b
+        .broker
+        .read_queue("t", 0, Default::default())
+        .await
+        .unwrap()
+        .records
+        .len();
+    assert_eq!(stored, 1, "the retry was not stored again");
+    let left = tier_b
+        .store()
+        .list(Some(&object_store::path::Path::from(
+            "topics/t/queues/0/dedup",
+        )))
+        .count()
+        .await;
+    assert_eq!(left, 0, "the passed-on ids are deleted once taken");
 }

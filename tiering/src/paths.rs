@@ -4,6 +4,7 @@
 //! {prefix}/topics/{topic}/queues/{queue}/segments/{base_offset:020}.parquet   public (replay jobs read it)
 //! {prefix}/topics/{topic}/queues/{queue}/staging/{epoch:020}-{base_offset:020}.parquet   internal, an upload not yet published
 //! {prefix}/topics/{topic}/queues/{queue}/manifest/{seq:020}.json            internal, versioned, create-only
+//! {prefix}/topics/{topic}/queues/{queue}/dedup/{epoch:020}.json              internal, the dedup ids a hand-over under that epoch passed on
 //! {prefix}/topics/{topic}/topic.json                                          internal, versioned
 //! {prefix}/groups/{group}/group.json                                          internal, versioned (group settings)
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/checkpoint/{seq:020}.json                        CLUSTERING
@@ -76,6 +77,13 @@ impl Layout {
     pub fn staged_segment(&self, topic: &str, queue: u32, epoch: u64, base_offset: u64) -> Path {
         self.staging_dir(topic, queue)
             .child(format!("{epoch:020}-{base_offset:020}.parquet"))
+    }
+
+    /// The dedup ids the owner of `epoch` passed on when it handed the queue over.
+    pub fn dedup_snapshot(&self, topic: &str, queue: u32, epoch: u64) -> Path {
+        self.queue_dir(topic, queue)
+            .child("dedup")
+            .child(format!("{epoch:020}.json"))
     }
 
     /// The directory of the queue's manifest versions.

@@ -253,6 +253,41 @@ impl Tier {
         self.forget_if_fenced(topic, queue, &slot, res).await
     }
 
+    /// Writes the dedup ids this node passes on with a hand-over of a queue it
+    /// holds, under its epoch (a key no other owner writes).
+    pub async fn put_dedup_snapshot(&self, topic: &str, queue: u32, json: Bytes) -> Result<()> {
+        let epoch = self
+            .held_epoch(topic, queue)
+            .ok_or_else(|| TieringError::NotOwned {
+                queue: format!("{topic}/{queue}"),
+            })?;
+        let path = self.layout.dedup_snapshot(topic, queue, epoch);
+        self.store
+            .put(&path, json.into())
+            .await
+            .map_err(|e| TieringError::store(format!("writing {path}"), e))?;
+        Ok(())
+    }
+
+    /// The dedup ids the owner of `epoch` passed on, if it wrote any.
+    pub async fn dedup_snapshot(
+        &self,
+        topic: &str,
+        queue: u32,
+        epoch: u64,
+    ) -> Result<Option<Bytes>> {
+        let path = self.layout.dedup_snapshot(topic, queue, epoch);
+        match self.store.get(&path).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| TieringError::store(format!("reading {path}"), e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(TieringError::store(format!("reading {path}"), e)),
+        }
+    }
+
     /// Where the cold segments of a queue this node holds end (`None`: not held).
     pub async fn held_end(&self, topic: &str, queue: u32) -> Option<u64> {
         let (_, owner) = self.owner(topic, queue).ok()?;

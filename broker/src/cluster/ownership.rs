@@ -190,6 +190,7 @@ impl Broker {
         };
         self.settle_local(topic, queue, &acquired).await?;
         self.recover_queue(topic, queue, &acquired).await?;
+        self.take_over_dedup(topic, queue, &acquired).await;
         self.groups.cursors.remove_queue(topic, queue);
         gate.open.store(true, Ordering::SeqCst);
         crate::metrics::queue_taken(acquired.previous_owner.is_some());
@@ -347,6 +348,7 @@ impl Broker {
             self.tier.upload(&log).await?;
         }
         let uploaded = self.tier.held_end(topic, queue).await.unwrap_or(0);
+        self.pass_on_dedup(topic, queue).await;
         self.tier.release(topic, queue).await?;
         // Every write-ahead chunk of this queue is covered by the upload now.
         self.wal.handed_over(topic, queue, uploaded);
