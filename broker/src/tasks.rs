@@ -10,7 +10,7 @@
 //! | `group-metrics` | [`GROUP_METRICS_PERIOD`] | refresh the group gauges |
 //! | `cluster` | `cluster_heartbeat_ms` | renew the lease, take and hand over queues |
 //! | `wal-collect` | [`WAL_COLLECT_PERIOD`] | delete this node's covered OBJECT chunks (no other request) |
-//! | `wal-janitor` | [`WAL_JANITOR_PERIOD`] | delete covered chunks of nodes that are gone (one LIST) |
+//! | `wal-janitor` | [`WAL_JANITOR_PERIOD`] | delete covered chunks of nodes that are gone (one LIST), and the lease objects of nodes gone for [`DEPARTED_NODE_QUIET`] |
 //!
 //! Invariants: one run of a job at a time (a slow upload delays the next
 //! upload, not the fsync of ASYNC data); a run that panics is logged and the
@@ -33,6 +33,9 @@ use crate::broker::Broker;
 pub const GROUP_METRICS_PERIOD: Duration = Duration::from_secs(1);
 /// How often this node deletes its own OBJECT chunks that segments cover.
 pub const WAL_COLLECT_PERIOD: Duration = Duration::from_secs(5);
+/// How long a node that left or was declared dead stays listed (its lease
+/// objects kept) before `wal-janitor` deletes them.
+pub const DEPARTED_NODE_QUIET: Duration = Duration::from_secs(3600);
 /// How often chunks of nodes that are gone are looked for.
 pub const WAL_JANITOR_PERIOD: Duration = Duration::from_secs(300);
 
@@ -107,6 +110,7 @@ impl Broker {
             job(self, "wal-janitor", WAL_JANITOR_PERIOD, |b| async move {
                 if b.cluster.may_write() {
                     b.collect_gone_wal().await;
+                    b.cluster.forget_departed(DEPARTED_NODE_QUIET).await;
                 }
             }),
             job(

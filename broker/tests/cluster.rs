@@ -162,3 +162,58 @@ async fn dedup_ids_move_with_a_handed_over_queue() {
         .await;
     assert_eq!(left, 0, "the passed-on ids are deleted once taken");
 }
+
+/// The lease objects of a node that left and stayed away for the quiet
+/// period are deleted; live nodes (this one included) keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_objects_of_nodes_gone_for_good_are_deleted() {
+    use shale_broker::cluster::ClusterConfig;
+    let faults = Faults::default();
+    let tier = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
+    let open = |id: &str, clock: Arc<shale_broker::ManualClock>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = support::config_as(dir.path(), id);
+        config.cluster = ClusterConfig {
+            lease_clock: Some(clock),
+            ..ClusterConfig::default()
+        };
+        let tier = Arc::new(Tier::new(
+            tier.store().clone(),
+            object_store::path::Path::default(),
+            1 << 20,
+        ));
+        let clock = Arc::new(shale_broker::ManualClock::new(support::START_MS));
+        (
+            dir,
+            shale_broker::Broker::open_with(&config, clock, tier).unwrap(),
+        )
+    };
+    let (lease_a, lease_b) = (
+        Arc::new(shale_broker::ManualClock::new(0)),
+        Arc::new(shale_broker::ManualClock::new(0)),
+    );
+    let (_da, a) = open("a", lease_a);
+    let (_db, b) = open("b", lease_b.clone());
+    a.cluster.join().await.unwrap();
+    b.cluster.join().await.unwrap();
+    a.leave_cluster(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    b.cluster_tick().await;
+    let quiet = std::time::Duration::from_secs(3600);
+    assert!(
+        b.cluster.forget_departed(quiet).await.is_empty(),
+        "not quiet long enough yet"
+    );
+    lease_b.advance(3_600_001);
+    b.cluster_tick().await;
+    assert_eq!(
+        b.cluster.forget_departed(quiet).await,
+        vec!["a".to_string()]
+    );
+    let leases = shale_tiering::lease::list_leases(tier.store().as_ref(), tier.layout())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = leases.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["b"]);
+}

@@ -394,6 +394,33 @@ impl Cluster {
         self.view.write().notice_unknown(&owner.node, self.now());
     }
 
+    /// Deletes the lease objects of nodes that left or were declared dead at
+    /// least `quiet` ago and never came back (an autoscaling group's old node
+    /// ids would otherwise pile up and be listed at every heartbeat). A node
+    /// that does come back with such an id simply registers again. Returns
+    /// the ids forgotten.
+    pub async fn forget_departed(&self, quiet: Duration) -> Vec<String> {
+        let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
+        let gone = self
+            .view
+            .read()
+            .departed(&self.node_id, self.now(), quiet_ms);
+        let mut forgotten = Vec::new();
+        for id in gone {
+            match shale_tiering::lease::forget(self.store.as_ref(), &self.layout, &id).await {
+                Ok(()) => {
+                    self.view.write().remove(&id);
+                    tracing::info!(node = %id, "forgot the lease of a node gone for good");
+                    forgotten.push(id);
+                }
+                Err(e) => {
+                    tracing::debug!(node = %id, error = %crate::error::error_chain(&e), "cannot delete a departed node's lease yet")
+                }
+            }
+        }
+        forgotten
+    }
+
     /// Starts leaving: the next renewal says so, and placement leaves this node out.
     pub fn start_leaving(&self) {
         self.leaving.store(true, Ordering::SeqCst);

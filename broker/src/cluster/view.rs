@@ -50,6 +50,25 @@ impl View {
         self.nodes.get(id).map(|o| o.seq)
     }
 
+    /// Nodes other than `me` that left or were declared dead and whose lease
+    /// has not changed for `quiet_ms` (their lease objects can go).
+    pub fn departed(&self, me: &str, now: i64, quiet_ms: i64) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(id, o)| {
+                id.as_str() != me
+                    && matches!(o.record.state, NodeState::Left | NodeState::Expired)
+                    && now - o.changed_at >= quiet_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Forgets `id` (its lease objects were deleted).
+    pub fn remove(&mut self, id: &str) {
+        self.nodes.remove(id);
+    }
+
     pub fn get(&self, id: &str) -> Option<&Observed> {
         self.nodes.get(id)
     }
