@@ -173,6 +173,16 @@ impl Segments {
     }
 }
 
+/// The encoded length of each request, and their sum; an unencodable one is an error.
+fn encoded_lens(batch: &[AppendRequest]) -> Result<(Vec<usize>, u64)> {
+    let lens = batch
+        .iter()
+        .map(|r| record::check_encodable(r).map_err(HotError::InvalidRecord))
+        .collect::<Result<Vec<usize>>>()?;
+    let total = lens.iter().map(|l| *l as u64).sum();
+    Ok((lens, total))
+}
+
 /// One queue's log.
 #[derive(Debug)]
 pub struct QueueLog {
@@ -273,27 +283,10 @@ impl QueueLog {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let lens = batch
-            .iter()
-            .map(|r| record::check_encodable(r).map_err(HotError::InvalidRecord))
-            .collect::<Result<Vec<usize>>>()?;
-        let total: u64 = lens.iter().map(|l| *l as u64).sum();
-
-        let mut segs = self.lock_for_append(total)?;
+        let (lens, total) = encoded_lens(batch)?;
+        let segs = self.lock_for_append(total)?;
         let store_ms = self.clock.now_ms().max(segs.last_store_ms);
-        let queue = self.queue;
-        let appended = segs.active.append(
-            batch,
-            &lens,
-            Stamps::Fresh(store_ms),
-            queue,
-            &self.config.indexed_properties,
-        )?;
-        segs.last_store_ms = store_ms;
-        let end = segs.active.end;
-        drop(segs);
-        self.max_offset_tx.send_replace(end);
-        Ok(appended)
+        self.write_locked(segs, batch, &lens, Stamps::Fresh(store_ms))
     }
 
     /// Appends records recovered from another copy of this queue (the object
@@ -326,12 +319,8 @@ impl QueueLog {
         let batch: Vec<AppendRequest> = fresh.iter().map(|r| r.to_request()).collect();
         let stamps: Vec<(i64, MessageId)> =
             fresh.iter().map(|r| (r.store_ms, r.message_id)).collect();
-        let lens = batch
-            .iter()
-            .map(|r| record::check_encodable(r).map_err(HotError::InvalidRecord))
-            .collect::<Result<Vec<usize>>>()?;
-        let total: u64 = lens.iter().map(|l| *l as u64).sum();
-        let mut segs = self.lock_for_append(total)?;
+        let (lens, total) = encoded_lens(&batch)?;
+        let segs = self.lock_for_append(total)?;
         if segs.active.end != end {
             return Err(HotError::InvalidRecord(format!(
                 "queue {}/{} was appended to while records were being recovered",
@@ -343,19 +332,33 @@ impl QueueLog {
                 "recovered record {end} has a store time before the log's last one"
             )));
         }
-        let queue = self.queue;
-        segs.active.append(
-            &batch,
-            &lens,
-            Stamps::Given(&stamps),
-            queue,
+        self.write_locked(segs, &batch, &lens, Stamps::Given(&stamps))?;
+        Ok(fresh.len() as u64)
+    }
+
+    /// Writes `batch` into the active segment under `segs` (taken by
+    /// [`Self::lock_for_append`]) and publishes the new end.
+    fn write_locked(
+        &self,
+        mut segs: parking_lot::RwLockWriteGuard<'_, Segments>,
+        batch: &[AppendRequest],
+        lens: &[usize],
+        stamps: Stamps<'_>,
+    ) -> Result<Vec<Appended>> {
+        let appended = segs.active.append(
+            batch,
+            lens,
+            stamps,
+            self.queue,
             &self.config.indexed_properties,
         )?;
-        segs.last_store_ms = stamps[stamps.len() - 1].0;
-        let new_end = segs.active.end;
+        if let Some(last) = appended.last() {
+            segs.last_store_ms = last.store_ms;
+        }
+        let end = segs.active.end;
         drop(segs);
-        self.max_offset_tx.send_replace(new_end);
-        Ok(fresh.len() as u64)
+        self.max_offset_tx.send_replace(end);
+        Ok(appended)
     }
 
     /// Records that every offset below `through` is stored off this node as

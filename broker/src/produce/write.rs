@@ -86,7 +86,7 @@ pub async fn store(
                 .collect();
             state.wal.commit(state, &items).await
         };
-        let (synced, committed) = tokio::join!(sync_all(touched.clone()), committed);
+        let (synced, committed) = tokio::join!(sync_all(&touched), committed);
         synced?;
         committed?;
     }
@@ -293,10 +293,8 @@ fn with_repeats(state: &Broker, topic: &str, mut touched: ToSync, results: &[Ded
 }
 
 /// Waits for the fsync of every offset in `touched`.
-async fn sync_all(touched: ToSync) -> BrokerResult<()> {
-    let syncs = touched
-        .into_values()
-        .map(|(log, through)| async move { log.sync(through).await });
+async fn sync_all(touched: &ToSync) -> BrokerResult<()> {
+    let syncs = touched.values().map(|(log, through)| log.sync(*through));
     for r in futures::future::join_all(syncs).await {
         r?;
     }
