@@ -4,6 +4,7 @@
 //! ```text
 //! hot/                 the hot tier (crate shale-hot)
 //! meta/topics/*.json   topic metadata (see `topics`), mirrored to the object store
+//! timers/              timer journals and fire states (see `timers`)
 //! ```
 //!
 //! The object store (`shale-tiering`) holds sealed segments, their manifests
@@ -64,6 +65,8 @@ pub struct Broker {
     pub wal: crate::wal::ObjectWal,
     /// Earlier owners' write-ahead chunks, cached for takeovers.
     pub(crate) wal_sources: crate::wal::recover::Sources,
+    /// Delay messages not yet due (see [`crate::timers`]).
+    pub timers: crate::timers::Timers,
     /// Writes to queues other nodes serve (set by the front-end).
     peer: std::sync::OnceLock<Arc<dyn crate::cluster::peer::Peer>>,
 }
@@ -122,7 +125,11 @@ impl Broker {
             tier.layout().clone(),
             clock.clone(),
         );
+        let timers =
+            crate::timers::Timers::open(&config.data_dir, config.segment_bytes, clock.clone())?;
+        timers.remove_orphans(|t| topics.get(t).is_some());
         Ok(Arc::new(Broker {
+            timers,
             cluster,
             data_dir: config.data_dir.clone(),
             topics_seen: parking_lot::Mutex::new(None),

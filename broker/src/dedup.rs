@@ -36,6 +36,8 @@ pub struct DedupHit {
     pub message_id: MessageId,
     pub store_ms: i64,
     pub deliver_at_ms: Option<i64>,
+    /// A delay message not yet due: `offset` is its timer journal's, not shown.
+    pub scheduled: bool,
 }
 
 impl DedupHit {
@@ -47,6 +49,7 @@ impl DedupHit {
             message_id: record.message_id,
             store_ms: record.store_ms,
             deliver_at_ms: record.deliver_at_ms,
+            scheduled: false,
         }
     }
 }
@@ -173,6 +176,7 @@ mod tests {
             message_id: MessageId::new(store_ms, 1, offset, 0),
             store_ms,
             deliver_at_ms: None,
+            scheduled: false,
         }
     }
 

@@ -117,6 +117,7 @@ impl Broker {
                 message_id,
                 store_ms: e.store_ms,
                 deliver_at_ms: e.deliver_at_ms,
+                scheduled: false,
             };
             self.dedup.record(topic, &e.id, hit);
         }

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     MessageTypeMismatch,
     InvalidReceiptHandle,
     ReceiptHandleExpired,
+    MessageAlreadyDelivered,
     TopicNotFound,
     GroupNotFound,
     MessageNotFound,
@@ -49,11 +50,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the contract's order.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidArgument,
         ErrorCode::MessageTypeMismatch,
         ErrorCode::InvalidReceiptHandle,
         ErrorCode::ReceiptHandleExpired,
+        ErrorCode::MessageAlreadyDelivered,
         ErrorCode::TopicNotFound,
         ErrorCode::GroupNotFound,
         ErrorCode::MessageNotFound,
@@ -76,6 +78,7 @@ impl ErrorCode {
             ErrorCode::MessageTypeMismatch => "MESSAGE_TYPE_MISMATCH",
             ErrorCode::InvalidReceiptHandle => "INVALID_RECEIPT_HANDLE",
             ErrorCode::ReceiptHandleExpired => "RECEIPT_HANDLE_EXPIRED",
+            ErrorCode::MessageAlreadyDelivered => "MESSAGE_ALREADY_DELIVERED",
             ErrorCode::TopicNotFound => "TOPIC_NOT_FOUND",
             ErrorCode::GroupNotFound => "GROUP_NOT_FOUND",
             ErrorCode::MessageNotFound => "MESSAGE_NOT_FOUND",
@@ -127,6 +130,13 @@ pub enum BrokerError {
     /// An ack after the message became visible again or was redelivered.
     #[error("{message}")]
     ReceiptHandleExpired {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A recall of a delay message that is already due and in its queue.
+    #[error("{message}")]
+    MessageAlreadyDelivered {
         message: String,
         #[source]
         source: Option<BoxError>,
@@ -239,6 +249,9 @@ impl BrokerError {
             ErrorCode::InvalidReceiptHandle => {
                 BrokerError::InvalidReceiptHandle { message, source }
             }
+            ErrorCode::MessageAlreadyDelivered => {
+                BrokerError::MessageAlreadyDelivered { message, source }
+            }
             ErrorCode::ReceiptHandleExpired => {
                 BrokerError::ReceiptHandleExpired { message, source }
             }
@@ -266,6 +279,7 @@ impl BrokerError {
             | BrokerError::MessageTypeMismatch { message, source }
             | BrokerError::InvalidReceiptHandle { message, source }
             | BrokerError::ReceiptHandleExpired { message, source }
+            | BrokerError::MessageAlreadyDelivered { message, source }
             | BrokerError::TopicNotFound { message, source }
             | BrokerError::GroupNotFound { message, source }
             | BrokerError::MessageNotFound { message, source }
@@ -290,6 +304,7 @@ impl BrokerError {
             BrokerError::MessageTypeMismatch { .. } => ErrorCode::MessageTypeMismatch,
             BrokerError::InvalidReceiptHandle { .. } => ErrorCode::InvalidReceiptHandle,
             BrokerError::ReceiptHandleExpired { .. } => ErrorCode::ReceiptHandleExpired,
+            BrokerError::MessageAlreadyDelivered { .. } => ErrorCode::MessageAlreadyDelivered,
             BrokerError::TopicNotFound { .. } => ErrorCode::TopicNotFound,
             BrokerError::GroupNotFound { .. } => ErrorCode::GroupNotFound,
             BrokerError::MessageNotFound { .. } => ErrorCode::MessageNotFound,
@@ -315,6 +330,7 @@ impl BrokerError {
             | BrokerError::MessageTypeMismatch { message, .. }
             | BrokerError::InvalidReceiptHandle { message, .. }
             | BrokerError::ReceiptHandleExpired { message, .. }
+            | BrokerError::MessageAlreadyDelivered { message, .. }
             | BrokerError::TopicNotFound { message, .. }
             | BrokerError::GroupNotFound { message, .. }
             | BrokerError::MessageNotFound { message, .. }

@@ -39,6 +39,7 @@ pub mod queue_view;
 pub mod read;
 pub mod sql_filter;
 pub mod tasks;
+pub mod timers;
 pub mod topic_admin;
 pub mod topics;
 pub mod validate;

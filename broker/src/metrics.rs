@@ -18,12 +18,32 @@
 //!   (per PUT), `shale_object_recovered_messages_total{topic}` (replayed by a takeover),
 //!   `shale_object_chunks_deleted_total`
 //!
+//! - `shale_timers_pending{topic}`, `shale_timers_due_next_minute{topic}` gauges,
+//!   `shale_timer_fire_lateness_seconds{topic}` (visible in its queue minus `deliver_at_ms`),
+//!   `shale_timers_fired_total{topic}`
+//!
 //! [`describe`] registers their help texts; call it once after installing a recorder.
 
 use std::time::Instant;
 
 /// Registers the help text of every broker metric with the installed recorder.
 pub fn describe() {
+    metrics::describe_gauge!(
+        "shale_timers_pending",
+        "Delay messages not yet due, per topic."
+    );
+    metrics::describe_gauge!(
+        "shale_timers_due_next_minute",
+        "Delay messages due within the next minute, per topic."
+    );
+    metrics::describe_histogram!(
+        "shale_timer_fire_lateness_seconds",
+        "How late a delay message entered its queue (store time minus deliver_at_ms)."
+    );
+    metrics::describe_counter!(
+        "shale_timers_fired_total",
+        "Delay messages appended to their queue when due."
+    );
     metrics::describe_counter!(
         "shale_produce_messages_total",
         "Messages stored by produce calls."
@@ -151,4 +171,27 @@ pub(crate) fn wal_chunk_deleted() {
 pub(crate) fn quarantined(topic: &str, messages: u64) {
     metrics::counter!("shale_quarantined_messages_total", "topic" => topic.to_string())
         .increment(messages);
+}
+
+/// One delay message fired `lateness_ms` after its time.
+pub fn timer_fired(topic: &str, lateness_ms: i64) {
+    let topic = topic.to_string();
+    metrics::counter!("shale_timers_fired_total", "topic" => topic.clone()).increment(1);
+    metrics::histogram!("shale_timer_fire_lateness_seconds", "topic" => topic)
+        .record(lateness_ms.max(0) as f64 / 1000.0);
+}
+
+/// Refreshes the timer gauges of every topic with timers on this node.
+pub fn timers(broker: &crate::broker::Broker, now_ms: i64) {
+    let mut by_topic: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for q in broker.timers.all() {
+        let index = q.index.lock();
+        let e = by_topic.entry(q.topic.clone()).or_default();
+        e.0 += index.pending_count() as u64;
+        e.1 += index.due_before(now_ms.saturating_add(60_000)) as u64;
+    }
+    for (topic, (pending, soon)) in by_topic {
+        metrics::gauge!("shale_timers_pending", "topic" => topic.clone()).set(pending as f64);
+        metrics::gauge!("shale_timers_due_next_minute", "topic" => topic).set(soon as f64);
+    }
 }

@@ -104,6 +104,12 @@ impl Broker {
                 self.cluster.config().heartbeat,
                 |b| async move { b.cluster_tick().await },
             ),
+            job(
+                self,
+                "timers",
+                crate::timers::fire::TIMER_TICK,
+                |b| async move { b.fire_timers().await },
+            ),
             job(self, "wal-collect", WAL_COLLECT_PERIOD, |b| async move {
                 b.collect_own_wal().await;
             }),

@@ -79,7 +79,14 @@ impl Broker {
             created_ms: self.clock.now_ms(),
         };
         wanted.validate()?;
-        crate::topics::check_creatable(wanted.message_type)?;
+        crate::topics::check_creatable(wanted.message_type, wanted.durability)?;
+        if wanted.message_type == MessageType::Delay && self.cluster.members().len() > 1 {
+            // Timers stay on the disk of the node that took them; a queue handed
+            // over would leave its pending timers behind.
+            return Err(BrokerError::invalid(
+                "DELAY topics are not supported on a cluster of several nodes yet: pending delay messages do not move with their queue",
+            ));
+        }
         let _admin = self.topics.admin.lock().await;
         if let Some(existing) = self.topics.get(&wanted.name) {
             let existing = existing.config();
@@ -259,6 +266,12 @@ impl Broker {
         *deleted = true;
         self.dedup.forget_topic(name);
         self.release_topic_queues(name).await;
+        let broker = self.clone();
+        let n = name.to_string();
+        let timers = tokio::task::spawn_blocking(move || broker.timers.remove_topic(&n)).await?;
+        if let Err(e) = timers {
+            tracing::error!(topic = %name, error = %error_chain(&*e), "cannot remove the topic's timers; they go at the next start");
+        }
         let broker = self.clone();
         let n = name.to_string();
         let removed = tokio::task::spawn_blocking(move || broker.hot.remove_topic(&n)).await?;

@@ -92,22 +92,26 @@ pub fn check_supported(message_type: MessageType) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Refuses to *create* a topic of a type whose semantics this node does not
-/// have yet. Separate from [`check_supported`] (checked on every load): a
-/// DELAY topic created by an earlier version still loads and serves what it
-/// holds, but nothing more is produced to it ([`check_producible`]).
-pub fn check_creatable(message_type: MessageType) -> Result<(), BrokerError> {
-    check_producible(message_type)?;
+/// Refuses to *create* a topic whose semantics this node does not have yet
+/// (see [`check_producible`] and [`check_supported`]).
+pub fn check_creatable(
+    message_type: MessageType,
+    durability: Durability,
+) -> Result<(), BrokerError> {
+    check_producible(message_type, durability)?;
     check_supported(message_type)
 }
 
-/// Refuses produce calls to topics whose messages this node cannot handle
-/// as promised: DELAY (no timer store yet, so a delay message would be
-/// delivered at once, before its time).
-pub fn check_producible(message_type: MessageType) -> Result<(), BrokerError> {
-    if message_type == MessageType::Delay {
+/// Refuses what this node cannot store as promised: delay messages at
+/// OBJECT durability (the timer journal is on the node's disk; it does not
+/// reach the object store before the answer yet).
+pub fn check_producible(
+    message_type: MessageType,
+    durability: Durability,
+) -> Result<(), BrokerError> {
+    if message_type == MessageType::Delay && durability == Durability::Object {
         return Err(BrokerError::invalid(
-            "message_type DELAY is not supported by this node yet: it has no timer store, and a delay message would be delivered at once instead of at its time",
+            "DELAY topics take durability ASYNC or SYNC on this node: pending delay messages are kept in a journal on the node's disk, not yet in the object store before the answer",
         ));
     }
     Ok(())
@@ -445,11 +449,15 @@ mod tests {
             "stored DELAY topics still load"
         );
         assert!(crate::error::is_invalid(&check_creatable(
-            MessageType::Delay
+            MessageType::Delay,
+            Durability::Object
         )));
+        assert!(check_creatable(MessageType::Delay, Durability::Sync).is_ok());
         assert!(crate::error::is_invalid(&check_producible(
-            MessageType::Delay
+            MessageType::Delay,
+            Durability::Object
         )));
-        assert!(check_creatable(MessageType::Fifo).is_ok());
+        assert!(check_producible(MessageType::Fifo, Durability::Object).is_ok());
+        assert!(check_creatable(MessageType::Fifo, Durability::Object).is_ok());
     }
 }

@@ -30,7 +30,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidArgument
         | ErrorCode::MessageTypeMismatch
         | ErrorCode::InvalidReceiptHandle => StatusCode::BAD_REQUEST,
-        ErrorCode::ReceiptHandleExpired => StatusCode::CONFLICT,
+        ErrorCode::ReceiptHandleExpired | ErrorCode::MessageAlreadyDelivered => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::TopicNotFound
         | ErrorCode::GroupNotFound
         | ErrorCode::MessageNotFound

@@ -53,6 +53,11 @@ pub struct MessageObject {
     /// The body in standard base64 otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_base64: Option<String>,
+    /// `SCHEDULED` for a delay message not yet due (it then has no `offset`
+    /// and no `store_ms`: it gets them when it enters its queue); absent for
+    /// a message in its queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl MessageObject {
@@ -79,6 +84,7 @@ impl MessageObject {
             deliver_at_ms: record.deliver_at_ms,
             body,
             body_base64,
+            state: None,
         }
     }
 }

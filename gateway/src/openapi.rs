@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use crate::error::{ErrorBody, ErrorCodeSchema, ErrorDetail};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::routes::{
-    cluster as cluster_routes, groups as group_routes, ops, produce, query, read,
+    cluster as cluster_routes, groups as group_routes, ops, produce, query, read, timers,
     topics as topic_routes,
 };
 use crate::wire::{
@@ -44,7 +44,9 @@ use crate::wire::{
         read::read_queue,
         read::offset_for_timestamp,
         query::get_message,
+        query::recall_message,
         query::find_by_key,
+        timers::list_timers,
         group_routes::put_group,
         group_routes::list_groups,
         group_routes::get_group,
@@ -65,7 +67,7 @@ use crate::wire::{
         topic_routes::TopicDetail, topic_routes::QueueInfo, produce::ProduceResponse,
         produce::input::ProduceRequest, produce::input::ProduceMessage,
         produce::ProduceResult, read::ReadResponse, read::OffsetResponse,
-        query::MessageList, ops::Status, GroupObject, GroupBody, ConsumeModeWire, ConsumeFromWire,
+        query::MessageList, timers::TimerList, timers::TimerObject, ops::Status, GroupObject, GroupBody, ConsumeModeWire, ConsumeFromWire,
         PositionWire, FilterBody, QueueOffsetsObject, group_routes::GroupSummary, group_routes::GroupList,
         group_routes::ReceiveBody, group_routes::ReceivedMessage, group_routes::ReceiveResponse,
         group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,

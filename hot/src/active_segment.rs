@@ -48,12 +48,15 @@ pub(crate) fn keys_path(dir: &Path, base: u64) -> PathBuf {
 }
 
 /// The store time and id of each record of a batch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) enum Stamps<'a> {
     /// New messages: one store time for the batch, fresh ids.
     Fresh(i64),
     /// Messages recovered from elsewhere keep theirs (one per record).
     Given(&'a [(i64, MessageId)]),
+    /// New messages: one store time for the batch, ids minted by the caller
+    /// from (index in the batch, offset).
+    Minted(i64, &'a (dyn Fn(usize, u64) -> MessageId + Sync)),
 }
 
 /// Everything recovery learned about an existing active file.
@@ -271,6 +274,7 @@ impl ActiveSegment {
             let (store_ms, id) = match stamps {
                 Stamps::Fresh(ms) => (ms, MessageId::new(ms, queue, offset, rand::random::<u32>())),
                 Stamps::Given(given) => given[i],
+                Stamps::Minted(ms, mint) => (ms, mint(i, offset)),
             };
             record::encode_into(
                 &mut self.mmap[pos as usize..pos as usize + len],

@@ -5,8 +5,17 @@
 //! bits 127..80  store time, Unix ms (48 bits)     -> ids sort by time
 //! bits  79..70  queue number (10 bits, queues < 1024)
 //! bits  69..24  offset in the queue (46 bits)
-//! bits  23..0   random (24 bits)
+//! bit   23      scheduled: the id of a delay message (see below)
+//! bits  22..0   random (23 bits)
 //! ```
+//!
+//! A delay message's id is minted when it is scheduled, with
+//! [`MessageId::scheduled`]: its time field is the delivery time, its queue
+//! and offset name the message in its queue's timer journal, and bit 23 is
+//! set. The message keeps that id when it fires into its queue, so the id a
+//! producer got back finds it before and after (ids written before bit 23
+//! had a meaning may have it set at random: lookups fall back to the
+//! ordinary path when the timer path does not know the id).
 //!
 //! Because an id names its queue and offset, a lookup by id is one read of
 //! that offset followed by a comparison of the whole id (the random bits make
@@ -15,6 +24,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The random bits of an ordinary id (bit 23 marks scheduled ids).
+const RANDOM_MASK: u32 = 0x007f_ffff;
 /// Largest queue number an id can carry.
 pub const MAX_QUEUE: u32 = (1 << 10) - 1;
 /// Largest offset an id can carry.
@@ -30,9 +41,23 @@ impl MessageId {
         let ms = (store_ms.max(0) as u128) & ((1 << 48) - 1);
         let q = (queue & MAX_QUEUE) as u128;
         let off = (offset & MAX_ID_OFFSET) as u128;
-        let r = (random & 0x00ff_ffff) as u128;
+        let r = (random & RANDOM_MASK) as u128;
         let v = (ms << 80) | (q << 70) | (off << 24) | r;
         MessageId(v.to_be_bytes())
+    }
+
+    /// The id of a delay message due at `deliver_at_ms`, stored at `offset`
+    /// of the timer journal of queue `queue`.
+    pub fn scheduled(deliver_at_ms: i64, queue: u32, offset: u64, random: u32) -> Self {
+        let mut id = Self::new(deliver_at_ms, queue, offset, random);
+        id.0[13] |= 0x80;
+        id
+    }
+
+    /// Whether the id was minted by [`Self::scheduled`] (or is an old id
+    /// whose random bit 23 happened to be set).
+    pub fn is_scheduled(&self) -> bool {
+        self.0[13] & 0x80 != 0
     }
 
     fn value(&self) -> u128 {
@@ -126,6 +151,10 @@ mod tests {
             prop_assert_eq!(id.offset(), off);
             let parsed: MessageId = id.to_string().parse().unwrap();
             prop_assert_eq!(parsed, id);
+            prop_assert!(!id.is_scheduled());
+            let sched = MessageId::scheduled(ms, q, off, r);
+            prop_assert!(sched.is_scheduled());
+            prop_assert_eq!((sched.store_ms(), sched.queue(), sched.offset()), (ms, q, off));
         }
 
         #[test]

@@ -289,6 +289,25 @@ impl QueueLog {
         self.write_locked(segs, batch, &lens, Stamps::Fresh(store_ms))
     }
 
+    /// Appends like [`Self::append`], with the ids made by `mint` from each
+    /// message's index in the batch and its offset (the broker's timers give
+    /// scheduled messages ids that carry their delivery time, and a fired one
+    /// keeps the id it was scheduled under). The caller owns their uniqueness.
+    pub fn append_minted(
+        &self,
+        batch: &[AppendRequest],
+        mint: &(dyn Fn(usize, u64) -> MessageId + Sync),
+    ) -> Result<Vec<Appended>> {
+        self.check_writable()?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (lens, total) = encoded_lens(batch)?;
+        let segs = self.lock_for_append(total)?;
+        let store_ms = self.clock.now_ms().max(segs.last_store_ms);
+        self.write_locked(segs, batch, &lens, Stamps::Minted(store_ms, mint))
+    }
+
     /// Appends records recovered from another copy of this queue (the object
     /// store's write-ahead chunks), keeping their offsets, store times and
     /// ids. Records below `max_offset` are skipped (already here); the rest

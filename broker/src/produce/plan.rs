@@ -32,6 +32,8 @@ pub struct Planned {
     /// Index of an earlier message of the same request with the same `dedup_id`:
     /// this one is not stored and repeats that one's result.
     pub repeat_of: Option<usize>,
+    /// A delay message not yet due: it goes to the queue's timer journal.
+    pub scheduled: bool,
 }
 
 /// Plans the whole request for `topic`; `born_ms` is the request's arrival
@@ -106,6 +108,7 @@ pub fn plan(
             queue,
             dedup_id: input.dedup_id,
             repeat_of,
+            scheduled: deliver_at_ms.is_some_and(|at| at > born_ms),
         });
     }
     Ok(out)

@@ -25,6 +25,7 @@ use crate::broker::Broker;
 use crate::cluster::ownership::WritePermit;
 use crate::dedup::DedupHit;
 use crate::error::{BrokerError, BrokerResult};
+use crate::timers::TimerQueue;
 use crate::topics::{Durability, Topic};
 use crate::wal::CommitItem;
 
@@ -50,14 +51,25 @@ pub async fn store(
     }
     let (mut outcome, by_queue) = split_repeats(state, &topic.name, &planned);
     // Every queue must be served here before anything is stored: held until durable.
-    let held = hold_queues(state, &topic.name, by_queue.keys().copied()).await?;
+    let queues: std::collections::BTreeSet<u32> = by_queue.keys().map(|(q, _)| *q).collect();
+    let held = hold_queues(state, &topic.name, queues.into_iter()).await?;
     // Read before the requests are moved into the appends.
     let deliver_at: Vec<Option<i64>> = planned.iter().map(|p| p.request.deliver_at_ms).collect();
     let (logs, permits): (BTreeMap<u32, Arc<QueueLog>>, Vec<WritePermit>) = held
         .into_iter()
         .map(|(q, (log, permit))| ((q, log), permit))
         .unzip();
-    let appended = append_by_queue(&logs, &mut planned, by_queue).await;
+    let mut timers = BTreeMap::new();
+    for &(q, scheduled) in by_queue.keys() {
+        if scheduled {
+            timers.insert(q, state.timer_queue(&topic.name, q).await?);
+        }
+    }
+    let targets = Targets {
+        logs: &logs,
+        timers: &timers,
+    };
+    let appended = append_by_queue(targets, &mut planned, by_queue).await;
     drop(deleted);
     let stored = Stored {
         planned: &planned,
@@ -133,16 +145,19 @@ async fn hold_queues(
     ))
 }
 
-/// The indexes of the messages to append, by queue; the others (repeats of
-/// an id stored within the window) already have their result.
+/// Where a message goes: its queue, and whether to its timer journal.
+type Dest = (u32, bool);
+
+/// The indexes of the messages to append, by destination; the others
+/// (repeats of an id stored within the window) already have their result.
 fn split_repeats(
     state: &Broker,
     topic: &str,
     planned: &[Planned],
-) -> (Vec<Option<DedupHit>>, BTreeMap<u32, Vec<usize>>) {
+) -> (Vec<Option<DedupHit>>, BTreeMap<Dest, Vec<usize>>) {
     let now = state.clock.now_ms();
     let mut outcome: Vec<Option<DedupHit>> = vec![None; planned.len()];
-    let mut by_queue: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    let mut by_queue: BTreeMap<Dest, Vec<usize>> = BTreeMap::new();
     for (i, p) in planned.iter().enumerate() {
         if p.repeat_of.is_some() {
             continue;
@@ -155,44 +170,57 @@ fn split_repeats(
             outcome[i] = Some(hit);
             continue;
         }
-        by_queue.entry(p.queue).or_default().push(i);
+        by_queue.entry((p.queue, p.scheduled)).or_default().push(i);
     }
     (outcome, by_queue)
 }
 
-/// What one queue's append gave: its queue, the request indexes it holds,
-/// and the log, appended records and body bytes (or why it failed).
+/// What one queue's append gave: its destination, the request indexes it
+/// holds, and the log, appended records and body bytes (or why it failed).
 type QueueAppend = (
-    u32,
+    Dest,
     Vec<usize>,
     BrokerResult<(Arc<QueueLog>, Vec<Appended>, u64)>,
 );
 
-/// One append per queue, all queues at once (each on the blocking pool).
+/// The logs a request appends to: queues (held) and timer journals.
+#[derive(Clone, Copy)]
+struct Targets<'a> {
+    logs: &'a BTreeMap<u32, Arc<QueueLog>>,
+    timers: &'a BTreeMap<u32, Arc<TimerQueue>>,
+}
+
+/// One append per destination, all at once (each on the blocking pool).
 async fn append_by_queue(
-    logs: &BTreeMap<u32, Arc<QueueLog>>,
+    targets: Targets<'_>,
     planned: &mut [Planned],
-    by_queue: BTreeMap<u32, Vec<usize>>,
+    by_queue: BTreeMap<Dest, Vec<usize>>,
 ) -> Vec<QueueAppend> {
-    let appends = by_queue.into_iter().map(|(queue, indexes)| {
+    let appends = by_queue.into_iter().map(|(dest, indexes)| {
         let batch: Vec<AppendRequest> = indexes
             .iter()
             .map(|&i| std::mem::take(&mut planned[i].request))
             .collect();
-        let log = logs.get(&queue).cloned();
+        let log = targets.logs.get(&dest.0).cloned();
+        let timers = targets.timers.get(&dest.0).cloned().filter(|_| dest.1);
         async move {
             let Some(log) = log else {
                 let e = BrokerError::internal("appending", "a queue without a write permit");
-                return (queue, indexes, Err(e));
+                return (dest, indexes, Err(e));
             };
             let appended = tokio::task::spawn_blocking(move || {
-                let appended = log.append(&batch)?;
                 let bytes: u64 = batch.iter().map(|r| r.body.len() as u64).sum();
-                Ok::<_, BrokerError>((log, appended, bytes))
+                match timers {
+                    Some(t) => {
+                        let appended = t.schedule(&batch)?;
+                        Ok::<_, BrokerError>((t.journal.clone(), appended, bytes))
+                    }
+                    None => Ok((log.clone(), log.append(&batch)?, bytes)),
+                }
             })
             .await;
             (
-                queue,
+                dest,
                 indexes,
                 appended.map_err(BrokerError::from).and_then(|r| r),
             )
@@ -201,8 +229,8 @@ async fn append_by_queue(
     futures::future::join_all(appends).await
 }
 
-/// Queues appended to, with the offset their fsync must reach.
-type ToSync = BTreeMap<u32, (Arc<QueueLog>, u64)>;
+/// Logs appended to, with the offset their fsync must reach.
+type ToSync = BTreeMap<Dest, (Arc<QueueLog>, u64)>;
 
 /// The request's messages after their appends, with their delivery times.
 #[derive(Clone, Copy)]
@@ -223,7 +251,7 @@ fn record_appends(
     let mut first_error = None;
     let mut touched = ToSync::new();
     let (mut stored, mut stored_bytes) = (0u64, 0u64);
-    for (queue, indexes, result) in appended {
+    for (dest, indexes, result) in appended {
         let (log, appended, bytes) = match result {
             Ok(ok) => ok,
             Err(e) => {
@@ -234,14 +262,15 @@ fn record_appends(
         stored += appended.len() as u64;
         stored_bytes += bytes;
         for (&i, a) in indexes.iter().zip(&appended) {
-            let hit = hit_of(queue, a, stored_of.deliver_at[i]);
+            let mut hit = hit_of(dest.0, a, stored_of.deliver_at[i]);
+            hit.scheduled = dest.1;
             if let Some(id) = stored_of.planned[i].dedup_id.as_deref() {
                 state.dedup.record(topic, id, hit);
             }
             outcome[i] = Some(hit);
         }
         if let Some(last) = appended.last() {
-            touched.insert(queue, (log, last.offset + 1));
+            touched.insert(dest, (log, last.offset + 1));
         }
     }
     crate::metrics::produced(topic, stored, stored_bytes);
@@ -273,6 +302,7 @@ fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
         message_id: a.message_id,
         store_ms: a.store_ms,
         deliver_at_ms,
+        scheduled: false,
     }
 }
 
@@ -280,11 +310,15 @@ fn hit_of(queue: u32, a: &Appended, deliver_at_ms: Option<i64>) -> DedupHit {
 /// included), through the last one reported.
 fn with_repeats(state: &Broker, topic: &str, mut touched: ToSync, results: &[DedupHit]) -> ToSync {
     for r in results {
-        match touched.get_mut(&r.queue) {
+        match touched.get_mut(&(r.queue, r.scheduled)) {
             Some((_, through)) => *through = (*through).max(r.offset + 1),
             None => {
-                if let Some(log) = state.hot.existing_queue(topic, r.queue) {
-                    touched.insert(r.queue, (log, r.offset + 1));
+                let log = match r.scheduled {
+                    true => state.timers.get(topic, r.queue).map(|t| t.journal.clone()),
+                    false => state.hot.existing_queue(topic, r.queue),
+                };
+                if let Some(log) = log {
+                    touched.insert((r.queue, r.scheduled), (log, r.offset + 1));
                 }
             }
         }

@@ -36,6 +36,8 @@ pub struct KeyQuery {
 pub struct Found {
     pub queue: u32,
     pub record: Record,
+    /// A delay message not yet due (its `offset` is its timer journal's).
+    pub scheduled: bool,
 }
 
 fn message_not_found(id: &str) -> BrokerError {
@@ -58,6 +60,26 @@ impl Broker {
             return Err(message_not_found(id));
         }
         self.serve_queue(&t.name, queue).await?;
+        match self.lookup_timer(&t, message_id).await? {
+            crate::timers::lookup::TimerLookup::Scheduled(record) => {
+                let found = Found {
+                    queue,
+                    record,
+                    scheduled: true,
+                };
+                return Ok((t.name.clone(), found));
+            }
+            crate::timers::lookup::TimerLookup::Delivered(record) => {
+                crate::metrics::read(&t.name, 1, record.body.len() as u64);
+                let found = Found {
+                    queue,
+                    record,
+                    scheduled: false,
+                };
+                return Ok((t.name.clone(), found));
+            }
+            crate::timers::lookup::TimerLookup::Unknown => {}
+        }
         let log = crate::queue_view::TieredQueue::open(self, &t.name, queue).await?;
         let record = log
             .read_one(message_id.offset())
@@ -65,7 +87,12 @@ impl Broker {
             .filter(|r| r.message_id == message_id)
             .ok_or_else(|| message_not_found(id))?;
         crate::metrics::read(&t.name, 1, record.body.len() as u64);
-        Ok((t.name.clone(), Found { queue, record }))
+        let found = Found {
+            queue,
+            record,
+            scheduled: false,
+        };
+        Ok((t.name.clone(), found))
     }
 
     /// Messages carrying the key stored in `[begin_ms, end_ms]`, over all
@@ -106,7 +133,11 @@ impl Broker {
                 // Oldest first: what is cut is the newest, not yet visible.
                 let visible = watermark.end(&log);
                 for record in hits.into_iter().filter(|r| r.offset < visible) {
-                    all.push(Found { queue, record });
+                    all.push(Found {
+                        queue,
+                        record,
+                        scheduled: false,
+                    });
                 }
             }
             Ok::<_, shale_hot::HotError>(all)
@@ -126,7 +157,11 @@ impl Broker {
             found.extend(
                 cold.into_iter()
                     .filter(|r| r.offset < local_min)
-                    .map(|record| Found { queue, record }),
+                    .map(|record| Found {
+                        queue,
+                        record,
+                        scheduled: false,
+                    }),
             );
         }
         found.sort_by_key(|f| (f.record.store_ms, f.queue, f.record.offset));

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod produce;
 pub mod query;
 pub mod read;
+pub mod timers;
 pub mod topics;
 
 use std::sync::Arc;
@@ -42,8 +43,9 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route(
             "/v1/topics/{topic}/messages/{message_id}",
-            get(query::get_message),
+            get(query::get_message).delete(query::recall_message),
         )
+        .route("/v1/topics/{topic}/timers", get(timers::list_timers))
         .route(
             "/v1/topics/{topic}/queues/{queue}/messages",
             get(read::read_queue),

@@ -51,21 +51,50 @@ pub struct MessageList {
     params(("topic" = String, Path), ("message_id" = String, Path, description = "32 hex digits"), GetParams),
     description = "A malformed id is 400 INVALID_ARGUMENT; an id not found in this topic is 404 \
         MESSAGE_NOT_FOUND.",
-    responses((status = 200, body = MessageObject), (status = 400, body = ErrorBody),
+    responses((status = 200, body = MessageObject, description = "The message; a pending delay \
+        message has `state: SCHEDULED` and no `offset` or `store_ms`"), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn get_message(
     State(state): State<Arc<AppState>>,
     ApiPath((topic, id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<GetParams>,
-) -> ApiResult<Json<MessageObject>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let (topic, found) = state.broker.get_message(&topic, &id).await?;
     let encoding = params.encoding.unwrap_or_default();
-    Ok(Json(MessageObject::from_record(
-        &topic,
-        found.queue,
-        found.record,
-        encoding,
-    )))
+    let mut message = MessageObject::from_record(&topic, found.queue, found.record, encoding);
+    if !found.scheduled {
+        return Ok(Json(
+            serde_json::to_value(message).map_err(encoding_failed)?,
+        ));
+    }
+    message.state = Some("SCHEDULED".to_string());
+    let mut value = serde_json::to_value(message).map_err(encoding_failed)?;
+    if let Some(fields) = value.as_object_mut() {
+        // Not in its queue yet: it gets both when it is due.
+        fields.remove("offset");
+        fields.remove("store_ms");
+    }
+    Ok(Json(value))
+}
+
+fn encoding_failed(e: serde_json::Error) -> crate::error::ApiError {
+    crate::error::ApiError::internal("encoding a message", e)
+}
+
+/// Recall a pending delay message.
+#[utoipa::path(delete, path = "/v1/topics/{topic}/messages/{message_id}", tag = "messages",
+    params(("topic" = String, Path), ("message_id" = String, Path, description = "32 hex digits")),
+    description = "Recalls a delay message that is not yet due: 204, and it will never enter its \
+        queue. 409 MESSAGE_ALREADY_DELIVERED once it is due and in its queue (or for a message that \
+        was never delayed); 404 MESSAGE_NOT_FOUND for an unknown id or one recalled before.",
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn recall_message(
+    State(state): State<Arc<AppState>>,
+    ApiPath((topic, id)): ApiPath<(String, String)>,
+) -> ApiResult<axum::http::StatusCode> {
+    state.broker.recall_timer(&topic, &id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/messages", tag = "messages",
@@ -94,7 +123,9 @@ pub async fn find_by_key(
     let encoding = params.encoding.unwrap_or_default();
     let messages = found
         .into_iter()
-        .map(|Found { queue, record }| MessageObject::from_record(&topic, queue, record, encoding))
+        .map(|Found { queue, record, .. }| {
+            MessageObject::from_record(&topic, queue, record, encoding)
+        })
         .collect();
     let local = serde_json::to_value(MessageList { messages })
         .map_err(|e| crate::error::ApiError::internal("encoding messages", e))?;

@@ -80,16 +80,19 @@ pub struct TopicDetail {
     pub retention_ms: u64,
     pub durability: DurabilityWire,
     pub created_ms: i64,
+    /// Delay messages not yet due (DELAY topics; 0 for others).
+    pub pending_timers: u64,
 }
 
 /// Create a topic.
 #[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
     description = "Creates a topic. 201 with the topic object when new, 200 when it exists with \
         the same settings, 409 ALREADY_EXISTS when it exists with others. Names starting `%` are \
-        system names and cannot be created (400). message_type TRANSACTION and DELAY are rejected \
-        with 400 INVALID_ARGUMENT: this node has no half-message store and no timer store yet (a \
-        DELAY topic created by an earlier version still serves what it holds, but refuses produce \
-        calls rather than deliver delay messages early). durability OBJECT answers a \
+        system names and cannot be created (400). message_type TRANSACTION is rejected with 400 \
+        INVALID_ARGUMENT: this node has no half-message store yet. DELAY topics keep delay messages \
+        out of their queue until due; they take durability ASYNC or SYNC (OBJECT is 400: the timer \
+        journal is on the node's disk), and are refused (400) on a cluster of several nodes, whose \
+        queues move between nodes while timers do not yet. durability OBJECT answers a \
         produce only once its messages are in the object store (see the topic object). Unknown fields are 400; a non-JSON content type is 415.",
     responses(
         (status = 201, body = TopicObject, description = "Created"),
@@ -166,6 +169,7 @@ pub async fn get_topic(
         retention_ms: config.retention_ms,
         durability: config.durability.into(),
         created_ms: config.created_ms,
+        pending_timers: state.broker.timers.pending_of(&name),
     };
     let local =
         serde_json::to_value(detail).map_err(|e| ApiError::internal("encoding a topic", e))?;

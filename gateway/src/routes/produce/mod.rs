@@ -37,7 +37,10 @@ pub struct ProduceResponse {
 pub struct ProduceResult {
     pub message_id: String,
     pub queue: u32,
-    pub offset: u64,
+    /// Absent for a delay message not yet due: it gets its offset when it
+    /// enters its queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     /// Delay messages only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_at_ms: Option<i64>,
@@ -48,7 +51,7 @@ impl From<Produced> for ProduceResult {
         ProduceResult {
             message_id: p.message_id.to_string(),
             queue: p.queue,
-            offset: p.offset,
+            offset: (!p.scheduled).then_some(p.offset),
             deliver_at_ms: p.deliver_at_ms,
         }
     }

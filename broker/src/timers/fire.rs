@@ -1,0 +1,184 @@
+//! The `timers` job: fires due timers into their queues, saves fire states,
+//! deletes journal segments no pending timer needs.
+//!
+//! A fire batch: take the due keys (in delivery order, marked in flight),
+//! read their journal records, append them to the queue in one append (each
+//! keeps its id and gains [`TIMER_PROPERTY`]), wait for the queue's
+//! durability, then mark them fired. Any failure puts the batch back to
+//! pending: a batch that was appended but not confirmed is found again by
+//! the restart scan, and one that was not appended fires on the next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shale_hot::{AppendRequest, MessageId};
+
+use super::index::Key;
+use super::{TIMER_PROPERTY, TimerQueue};
+use crate::broker::Broker;
+use crate::error::{BrokerError, BrokerResult, error_chain};
+use crate::topics::{Durability, MessageType};
+
+/// Most timers fired in one append.
+const FIRE_BATCH: usize = 1024;
+/// Queues fired at once.
+const FIRE_CONCURRENCY: usize = 16;
+/// Period of the job.
+pub const TIMER_TICK: Duration = Duration::from_millis(5);
+/// How often fire states are saved and journals trimmed.
+pub const HOUSEKEEP_PERIOD: Duration = Duration::from_secs(1);
+
+impl Broker {
+    /// Job `timers`: opens the journals found on disk, fires what is due on
+    /// every queue this node owns, and every [`HOUSEKEEP_PERIOD`] saves fire
+    /// states and deletes journal segments below the lowest pending timer.
+    pub async fn fire_timers(self: &Arc<Self>) {
+        let housekeep = {
+            let mut last = self.timers.housekept.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= HOUSEKEEP_PERIOD);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        for (topic, queue) in self.timers.journals_on_disk() {
+            if self.timers.get(&topic, queue).is_none()
+                && self.topics.get(&topic).is_some()
+                && let Err(e) = self.timer_queue(&topic, queue).await
+            {
+                tracing::warn!(topic, queue, error = %error_chain(&e), "cannot open timers; will retry");
+            }
+        }
+        let now = self.clock.now_ms();
+        let queues = self.timers.all();
+        futures::future::join_all(queues.chunks(FIRE_CONCURRENCY).map(|chunk| async move {
+            for q in chunk {
+                let due = q.index.lock().next_due().is_some_and(|at| at <= now);
+                if due && let Err(e) = self.fire_due(q, now).await {
+                    tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "firing timers failed; will retry");
+                }
+            }
+        }))
+        .await;
+        if housekeep {
+            for q in self.timers.all() {
+                self.housekeep(&q).await;
+            }
+            crate::metrics::timers(self, now);
+        }
+    }
+
+    /// Fires every timer of `q` due at `now`, a batch at a time.
+    async fn fire_due(&self, q: &Arc<TimerQueue>, now: i64) -> BrokerResult<()> {
+        let Ok(_one) = q.firing.try_lock() else {
+            return Ok(());
+        };
+        let Some(topic) = self.topics.get(&q.topic) else {
+            return Ok(());
+        };
+        if topic.config().message_type != MessageType::Delay {
+            return Ok(());
+        }
+        loop {
+            let (target, permit) = match self.queue_for_write(&q.topic, q.queue).await {
+                Ok(held) => held,
+                // Not ours (any more): the owner fires.
+                Err(e) if e.elsewhere().is_some() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let keys = q.index.lock().take_due(now, FIRE_BATCH);
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let fired = self
+                .fire_batch(q, &target, &keys, topic.config().durability)
+                .await;
+            drop(permit);
+            match fired {
+                Ok(end) => q.index.lock().fired(&keys, end),
+                Err(e) => {
+                    q.index.lock().not_fired(&keys);
+                    return Err(e);
+                }
+            }
+            if keys.len() < FIRE_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Appends the timers `keys` to `target`, durably; the target's end after them.
+    async fn fire_batch(
+        &self,
+        q: &Arc<TimerQueue>,
+        target: &Arc<shale_hot::QueueLog>,
+        keys: &[Key],
+        durability: Durability,
+    ) -> BrokerResult<u64> {
+        let journal = q.journal.clone();
+        let target2 = target.clone();
+        let keys2 = keys.to_vec();
+        let appended = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(keys2.len());
+            let mut ids: Vec<MessageId> = Vec::with_capacity(keys2.len());
+            for (_, seq) in &keys2 {
+                let r = journal.read_one(*seq)?.ok_or_else(|| {
+                    BrokerError::internal(
+                        "firing a timer",
+                        format!(
+                            "journal offset {seq} of {}/{} is missing",
+                            journal.topic(),
+                            journal.queue()
+                        ),
+                    )
+                })?;
+                let mut req: AppendRequest = r.to_request();
+                req.properties
+                    .push((TIMER_PROPERTY.to_string(), seq.to_string()));
+                ids.push(r.message_id);
+                batch.push(req);
+            }
+            let appended = target2.append_minted(&batch, &|i, _| ids[i])?;
+            Ok::<_, BrokerError>(appended)
+        })
+        .await??;
+        let end = appended
+            .last()
+            .map_or(target.max_offset(), |a| a.offset + 1);
+        if durability >= Durability::Sync {
+            target.sync(end).await?;
+        }
+        let now = self.clock.now_ms();
+        for ((at, _), a) in keys.iter().zip(&appended) {
+            crate::metrics::timer_fired(&q.topic, a.store_ms.max(now) - at);
+        }
+        Ok(end)
+    }
+
+    /// Saves `q`'s fire state and deletes journal segments nothing pending needs.
+    async fn housekeep(&self, q: &Arc<TimerQueue>) {
+        let q2 = q.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            // ASYNC journals are written back here (SYNC ones at produce).
+            q2.journal.flush()?;
+            q2.save_state()?;
+            // Only after the state is saved: a restart must not need what goes.
+            let keep_from = {
+                let index = q2.index.lock();
+                index
+                    .min_pending_seq()
+                    .unwrap_or_else(|| index.state().journal_end)
+            };
+            q2.journal.evict_through(keep_from)?;
+            Ok::<_, BrokerError>(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "timer housekeeping failed; will retry")
+            }
+            Err(e) => tracing::warn!(error = %e, "timer housekeeping task failed"),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Writing and reading a queue's timer journal and its saved fire state.
+//!
+//! A journal record is either a scheduled message as produced (its
+//! `deliver_at_ms` set, its id minted by [`MessageId::scheduled`]) or a
+//! recall record (property [`RECALL_PROPERTY`] = the recalled timer's
+//! offset, `deliver_at_ms` = its delivery time, empty body). Both go in
+//! under the index lock, so the index and the journal agree on every offset.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use shale_hot::{AppendRequest, Appended, MessageId, Record, durable_file};
+
+use super::index::{FireState, Key};
+use super::{RECALL_PROPERTY, TimerQueue};
+use crate::error::{BrokerError, BrokerResult};
+
+/// Frame magic of a saved fire state.
+const STATE_MAGIC: [u8; 4] = *b"SHTF";
+const STATE_VERSION: u16 = 1;
+
+impl TimerQueue {
+    /// Appends scheduled messages (each with `deliver_at_ms`) and indexes
+    /// them. Blocking (a journal append).
+    pub fn schedule(&self, batch: &[AppendRequest]) -> BrokerResult<Vec<Appended>> {
+        let mut due = Vec::with_capacity(batch.len());
+        for r in batch {
+            due.push(r.deliver_at_ms.ok_or_else(|| {
+                BrokerError::internal("scheduling", "a delay message without deliver_at_ms")
+            })?);
+        }
+        let queue = self.queue;
+        let mint = |i: usize, offset: u64| {
+            MessageId::scheduled(due[i], queue, offset, rand::random::<u32>())
+        };
+        let mut index = self.index.lock();
+        let appended = self.journal.append_minted(batch, &mint)?;
+        for (a, at) in appended.iter().zip(&due) {
+            index.insert((*at, a.offset));
+        }
+        Ok(appended)
+    }
+
+    /// Recalls the pending timer `key`: marks it in the index and appends
+    /// its recall record. Blocking. `Ok(false)` when it was not pending.
+    pub fn append_recall(&self, key: Key) -> BrokerResult<super::index::Recall> {
+        let mut index = self.index.lock();
+        let found = index.recall(key);
+        if found != super::index::Recall::Recalled {
+            return Ok(found);
+        }
+        let record = AppendRequest {
+            born_ms: 0,
+            deliver_at_ms: Some(key.0),
+            tag: None,
+            keys: Vec::new(),
+            properties: vec![(RECALL_PROPERTY.to_string(), key.1.to_string())],
+            message_group: None,
+            body: Bytes::new(),
+        };
+        match self.journal.append(&[record]) {
+            Ok(a) => {
+                index.skip_journal_to(a[0].offset + 1);
+                Ok(found)
+            }
+            Err(e) => {
+                index.unrecall(key);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Saves the index's fire state if it changed since the last save. Blocking.
+    pub fn save_state(&self) -> BrokerResult<()> {
+        let (state, version) = {
+            let index = self.index.lock();
+            (index.state(), index.version())
+        };
+        if *self.saved_version.lock() == version {
+            return Ok(());
+        }
+        write_state(&self.state_path, &state)?;
+        *self.saved_version.lock() = version;
+        Ok(())
+    }
+}
+
+/// What a journal record is.
+#[derive(Debug)]
+pub enum Entry {
+    Timer(Key),
+    Recall(Key),
+}
+
+/// Classifies a journal record; `None` for one that is neither (skipped).
+pub fn entry_of(r: &Record) -> Option<Entry> {
+    let at = r.deliver_at_ms?;
+    match r.properties.iter().find(|(k, _)| k == RECALL_PROPERTY) {
+        Some((_, v)) => v.parse().ok().map(|seq| Entry::Recall((at, seq))),
+        None => Some(Entry::Timer((at, r.offset))),
+    }
+}
+
+/// Reads the saved fire state (`None`: never saved).
+pub fn read_state(path: &Path) -> BrokerResult<Option<FireState>> {
+    let framed = durable_file::read_framed(path, STATE_MAGIC)
+        .map_err(|e| BrokerError::internal("reading the timer fire state", e.to_string()))?;
+    let Some((_, bytes)) = framed else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        BrokerError::internal(
+            "reading the timer fire state",
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+fn write_state(path: &Path, state: &FireState) -> BrokerResult<()> {
+    let fail = |e: String| BrokerError::internal("saving the timer fire state", e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    }
+    let json = serde_json::to_vec(state).map_err(|e| fail(e.to_string()))?;
+    durable_file::write_framed(path, STATE_MAGIC, STATE_VERSION, &json)
+        .map_err(|e| fail(format!("{}: {e}", path.display())))
+}

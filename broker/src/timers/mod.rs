@@ -1,0 +1,192 @@
+//! Delay messages: kept out of their queue until due, then appended to it once.
+//!
+//! Local layout under `data_dir`:
+//! ```text
+//! timers/journal/{topic}/{queue}/...   the timer journal of each queue (a shale-hot log)
+//! timers/fired/{topic}/{queue}.json    the last saved FireState (framed, CRC, crash-safe)
+//! ```
+//!
+//! Life of a delay message: produce appends it to its queue's journal (at
+//! the topic's durability: the answer waits for the journal's fsync at
+//! SYNC) with an id from [`shale_hot::MessageId::scheduled`] (delivery time,
+//! queue, journal offset) and puts its key in the queue's [`TimerIndex`].
+//! The `timers` job ([`fire`]) appends due ones to the queue, in delivery
+//! order, keeping their id and adding the property [`TIMER_PROPERTY`] (the
+//! journal offset), waits for the queue's durability, then marks them fired.
+//! A recall ([`lookup`]) appends a recall record to the journal.
+//!
+//! Invariants:
+//! - a journal append and the index insert happen under the index lock, so
+//!   a saved [`index::FireState`] never names a journal offset the index
+//!   has not seen;
+//! - a timer is fired only by the queue's owner, holding a write permit;
+//! - the journal keeps every record from the lowest pending one on (older
+//!   segments are deleted by the job): retention does not apply to timers;
+//! - after a restart, [`recover`] rebuilds each index from the journal, the
+//!   saved state and the fires found in the queue beyond it, so no timer is
+//!   lost and none fires twice (see [`index`]).
+
+pub mod fire;
+pub mod index;
+#[cfg(test)]
+mod index_tests;
+pub mod journal;
+pub mod lookup;
+pub mod recover;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use shale_hot::{Clock, HotConfig, HotStore, QueueLog};
+
+use crate::dedup::DEDUP_PROPERTY;
+use crate::error::BrokerResult;
+pub use index::{FireState, Key, TimerIndex};
+
+/// Property a fired message carries: its timer journal offset.
+pub const TIMER_PROPERTY: &str = "shale.timer";
+/// Property of a recall record in the journal: the offset of the recalled timer.
+pub const RECALL_PROPERTY: &str = "shale.recall";
+
+/// One queue's timers.
+#[derive(Debug)]
+pub struct TimerQueue {
+    pub topic: String,
+    pub queue: u32,
+    pub journal: Arc<QueueLog>,
+    pub index: parking_lot::Mutex<TimerIndex>,
+    /// One fire batch at a time.
+    pub(crate) firing: tokio::sync::Mutex<()>,
+    /// The index version last saved.
+    pub(crate) saved_version: parking_lot::Mutex<u64>,
+    state_path: PathBuf,
+}
+
+/// Every queue's timers on this node.
+#[derive(Debug)]
+pub struct Timers {
+    journals: Arc<HotStore>,
+    dir: PathBuf,
+    queues: parking_lot::Mutex<HashMap<(String, u32), Arc<TimerQueue>>>,
+    /// Serializes recoveries (a queue is recovered once).
+    opening: tokio::sync::Mutex<()>,
+    /// When the job last saved states and trimmed journals.
+    pub(crate) housekept: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl Timers {
+    /// Opens the journals under `{data_dir}/timers`.
+    pub fn open(
+        data_dir: &Path,
+        segment_bytes: u64,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Timers> {
+        let dir = data_dir.join("timers");
+        let config = HotConfig {
+            segment_bytes,
+            indexed_properties: vec![DEDUP_PROPERTY.to_string()],
+            ..Default::default()
+        };
+        let root = dir.join("journal");
+        let journals = HotStore::open(&root, config, clock).map_err(|e| {
+            anyhow::Error::new(e)
+                .context(format!("opening the timer journals at {}", root.display()))
+        })?;
+        Ok(Timers {
+            journals,
+            dir,
+            queues: parking_lot::Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+            housekept: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// The timers of `topic`/`queue` if already open.
+    pub fn get(&self, topic: &str, queue: u32) -> Option<Arc<TimerQueue>> {
+        self.queues.lock().get(&(topic.to_string(), queue)).cloned()
+    }
+
+    /// Every open timer queue.
+    pub fn all(&self) -> Vec<Arc<TimerQueue>> {
+        self.queues.lock().values().cloned().collect()
+    }
+
+    /// Journals on disk (found at start), as `(topic, queue)`.
+    pub fn journals_on_disk(&self) -> Vec<(String, u32)> {
+        self.journals
+            .queues()
+            .iter()
+            .map(|q| (q.topic().to_string(), q.queue()))
+            .collect()
+    }
+
+    /// Whether `topic`/`queue` has a journal on this node.
+    pub fn has_journal(&self, topic: &str, queue: u32) -> bool {
+        self.journals.existing_queue(topic, queue).is_some()
+    }
+
+    /// Pending timers of `topic`, over its open queues.
+    pub fn pending_of(&self, topic: &str) -> u64 {
+        self.queues
+            .lock()
+            .iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|(_, q)| q.index.lock().pending_count() as u64)
+            .sum()
+    }
+
+    /// Deletes the journals of topics `keep` does not know (an interrupted delete).
+    pub fn remove_orphans(&self, keep: impl Fn(&str) -> bool) {
+        for topic in self.journals.topics() {
+            if keep(&topic) {
+                continue;
+            }
+            tracing::warn!(
+                topic,
+                "removing the timers of a topic without metadata (interrupted delete)"
+            );
+            if let Err(e) = self.remove_topic(&topic) {
+                tracing::error!(topic, error = %e, "cannot remove orphan timers");
+            }
+        }
+    }
+
+    /// Forgets and deletes every timer of `topic` (the topic is being deleted).
+    pub fn remove_topic(&self, topic: &str) -> anyhow::Result<()> {
+        self.queues.lock().retain(|(t, _), _| t != topic);
+        self.journals.remove_topic(topic)?;
+        let dir = self.dir.join("fired").join(topic);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("removing {}", dir.display()))),
+        }
+    }
+
+    fn state_path(&self, topic: &str, queue: u32) -> PathBuf {
+        self.dir
+            .join("fired")
+            .join(topic)
+            .join(format!("{queue}.json"))
+    }
+}
+
+impl crate::broker::Broker {
+    /// The timers of `topic`/`queue`, recovered from disk on first use.
+    pub async fn timer_queue(&self, topic: &str, queue: u32) -> BrokerResult<Arc<TimerQueue>> {
+        if let Some(q) = self.timers.get(topic, queue) {
+            return Ok(q);
+        }
+        let _one = self.timers.opening.lock().await;
+        if let Some(q) = self.timers.get(topic, queue) {
+            return Ok(q);
+        }
+        let q = Arc::new(recover::recover(self, topic, queue).await?);
+        self.timers
+            .queues
+            .lock()
+            .insert((topic.to_string(), queue), q.clone());
+        Ok(q)
+    }
+}

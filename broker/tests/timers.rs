@@ -1,0 +1,390 @@
+//! Delay messages through the broker's Rust API with an injected clock: out
+//! of their queue until due, then in it exactly once, across restarts; the
+//! timer list, the SCHEDULED state and recall.
+#![allow(clippy::unwrap_used)] // test setup helpers unwrap like the tests do
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use shale_broker::produce::{DelayInput, MessageInput, ProduceBatch, Produced};
+use shale_broker::read::ReadRequest;
+use shale_broker::topic_admin::NewTopic;
+use shale_broker::{
+    Broker, BrokerConfig, BrokerError, Durability, ErrorCode, ManualClock, MessageType, Record,
+};
+use shale_tiering::{Faults, Tier};
+
+const START_MS: i64 = 1_800_000_000_000;
+
+struct Node {
+    broker: Arc<Broker>,
+    clock: ManualClock,
+}
+
+fn config(dir: &Path) -> BrokerConfig {
+    BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        object_store: "memory://".parse().unwrap(),
+        segment_bytes: 1 << 20,
+        segment_ms: 600_000,
+        hot_bytes: None,
+        node_id: "n1".into(),
+        cluster: Default::default(),
+        object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
+    }
+}
+
+/// A node on `dir` over `tier` (shared across restarts, like a bucket).
+fn open(dir: &Path, tier: &Arc<Tier>, now_ms: i64) -> Node {
+    let clock = ManualClock::new(now_ms);
+    let broker = Broker::open_with(&config(dir), Arc::new(clock.clone()), tier.clone()).unwrap();
+    Node { broker, clock }
+}
+
+fn tier() -> Arc<Tier> {
+    Arc::new(Tier::in_memory_with_faults(&Faults::default(), 1 << 20))
+}
+
+async fn delay_topic(node: &Node, name: &str, queues: u32, durability: Durability) {
+    let new = NewTopic {
+        name: name.into(),
+        queues: Some(queues),
+        message_type: Some(MessageType::Delay),
+        durability: Some(durability),
+        ..Default::default()
+    };
+    node.broker.create_topic(new).await.unwrap();
+}
+
+fn delayed(body: &str, delay_ms: i64, queue: u32) -> MessageInput {
+    MessageInput {
+        body: Bytes::from(body.to_string()),
+        queue: Some(queue),
+        keys: vec![format!("k-{body}")],
+        delay: DelayInput {
+            delay_ms: Some(delay_ms),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+async fn produce(
+    node: &Node,
+    topic: &str,
+    messages: Vec<MessageInput>,
+) -> Result<Vec<Produced>, BrokerError> {
+    let batch = ProduceBatch {
+        messages,
+        transaction: false,
+    };
+    node.broker.producer(topic)?.produce(batch).await
+}
+
+/// Everything in `topic`'s queues, by queue.
+async fn queue_contents(node: &Node, topic: &str, queues: u32) -> BTreeMap<u32, Vec<Record>> {
+    let mut out = BTreeMap::new();
+    for q in 0..queues {
+        let req = ReadRequest {
+            max_messages: Some(1000),
+            ..Default::default()
+        };
+        let records = node.broker.read_queue(topic, q, req).await.unwrap().records;
+        out.insert(q, records);
+    }
+    out
+}
+
+fn bodies(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn delay_messages_stay_out_of_their_queue_until_due_then_enter_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), &tier(), START_MS);
+    delay_topic(&node, "later", 2, Durability::Sync).await;
+    let msgs = vec![
+        delayed("five", 5_000, 0),
+        delayed("one", 1_000, 0),
+        delayed("three", 3_000, 1),
+        delayed("now", 0, 0),
+    ];
+    let got = produce(&node, "later", msgs).await.unwrap();
+    assert!(got[..3].iter().all(|p| p.scheduled), "{got:?}");
+    assert!(!got[3].scheduled, "a delay of 0 is delivered at once");
+    assert_eq!(got[1].deliver_at_ms, Some(START_MS + 1_000));
+    assert!(got[..3].iter().all(|p| p.message_id.is_scheduled()));
+
+    let contents = queue_contents(&node, "later", 2).await;
+    assert_eq!(bodies(&contents[&0]), ["now"]);
+    assert!(contents[&1].is_empty());
+    assert_eq!(node.broker.timers.pending_of("later"), 3);
+
+    // Listed in delivery order; each SCHEDULED by id.
+    let (_, list, next) = node
+        .broker
+        .list_timers("later", None, None, None)
+        .await
+        .unwrap();
+    let order: Vec<i64> = list.iter().map(|t| t.deliver_at_ms).collect();
+    assert_eq!(
+        order,
+        [START_MS + 1_000, START_MS + 3_000, START_MS + 5_000]
+    );
+    assert!(next.is_none());
+    let id = got[0].message_id.to_string();
+    let (_, found) = node.broker.get_message("later", &id).await.unwrap();
+    assert!(found.scheduled);
+    assert_eq!(found.record.body, Bytes::from_static(b"five"));
+
+    // Not due yet: nothing moves.
+    node.clock.advance(999);
+    node.broker.fire_timers().await;
+    assert_eq!(
+        bodies(&queue_contents(&node, "later", 2).await[&0]),
+        ["now"]
+    );
+
+    node.clock.advance(1);
+    node.broker.fire_timers().await;
+    let q0 = queue_contents(&node, "later", 2).await[&0].clone();
+    assert_eq!(bodies(&q0), ["now", "one"]);
+    assert_eq!(
+        q0[1].message_id, got[1].message_id,
+        "a fired message keeps its id"
+    );
+    assert_eq!(q0[1].offset, 1);
+    assert!(q0[1].store_ms >= START_MS + 1_000);
+    assert_eq!(q0[1].deliver_at_ms, Some(START_MS + 1_000));
+
+    node.clock.advance(10_000);
+    node.broker.fire_timers().await;
+    node.broker.fire_timers().await;
+    let contents = queue_contents(&node, "later", 2).await;
+    assert_eq!(bodies(&contents[&0]), ["now", "one", "five"]);
+    assert_eq!(bodies(&contents[&1]), ["three"]);
+    assert_eq!(node.broker.timers.pending_of("later"), 0);
+    let (_, found) = node.broker.get_message("later", &id).await.unwrap();
+    assert!(!found.scheduled);
+    assert_eq!(found.record.offset, 2, "found in its queue once fired");
+    let (_, list, _) = node
+        .broker
+        .list_timers("later", None, None, None)
+        .await
+        .unwrap();
+    assert!(list.is_empty());
+}
+
+/// A restart at any point (here: after some fires were never recorded in the
+/// saved state) neither loses a timer nor fires one twice.
+#[tokio::test]
+async fn a_restart_loses_no_timer_and_fires_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = tier();
+    let node = open(dir.path(), &tier, START_MS);
+    delay_topic(&node, "later", 1, Durability::Sync).await;
+    let msgs: Vec<MessageInput> = (1..=20)
+        .map(|i| delayed(&format!("m{i:02}"), i * 100, 0))
+        .collect();
+    produce(&node, "later", msgs).await.unwrap();
+    // The first call saves the state; the fires after it are not in it.
+    node.broker.fire_timers().await;
+    node.clock.advance(500);
+    node.broker.fire_timers().await;
+    assert_eq!(queue_contents(&node, "later", 1).await[&0].len(), 5);
+    let now = shale_broker::Clock::now_ms(&node.clock);
+    drop(node);
+
+    let node = open(dir.path(), &tier, now);
+    node.broker.fire_timers().await;
+    assert_eq!(
+        queue_contents(&node, "later", 1).await[&0].len(),
+        5,
+        "nothing fired twice after the restart"
+    );
+    assert_eq!(node.broker.timers.pending_of("later"), 15);
+    node.clock.advance(2_000);
+    node.broker.fire_timers().await;
+    let all = bodies(&queue_contents(&node, "later", 1).await[&0]);
+    let want: Vec<String> = (1..=20).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(all, want, "each once, in delivery order");
+
+    // Once more, with everything fired and the state saved.
+    drop(node);
+    let node = open(dir.path(), &tier, now + 3_000);
+    node.broker.fire_timers().await;
+    assert_eq!(queue_contents(&node, "later", 1).await[&0].len(), 20);
+    assert_eq!(node.broker.timers.pending_of("later"), 0);
+}
+
+#[tokio::test]
+async fn recall_answers_204_while_pending_409_once_delivered_and_404_for_unknown_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = tier();
+    let node = open(dir.path(), &tier, START_MS);
+    delay_topic(&node, "later", 1, Durability::Sync).await;
+    let msgs = vec![
+        delayed("keep", 1_000, 0),
+        delayed("drop", 2_000, 0),
+        delayed("now", 0, 0),
+    ];
+    let got = produce(&node, "later", msgs).await.unwrap();
+    let (keep, drop_id, now_id) = (
+        got[0].message_id.to_string(),
+        got[1].message_id.to_string(),
+        got[2].message_id.to_string(),
+    );
+    node.broker.recall_timer("later", &drop_id).await.unwrap();
+    let code = |r: Result<String, BrokerError>| r.unwrap_err().code();
+    assert_eq!(
+        code(node.broker.recall_timer("later", &drop_id).await),
+        ErrorCode::MessageNotFound,
+        "recalled before"
+    );
+    assert_eq!(
+        code(node.broker.recall_timer("later", &now_id).await),
+        ErrorCode::MessageAlreadyDelivered,
+        "delivered at once"
+    );
+    let unknown = shale_broker::MessageId::scheduled(START_MS + 5, 0, 99, 7).to_string();
+    assert_eq!(
+        code(node.broker.recall_timer("later", &unknown).await),
+        ErrorCode::MessageNotFound
+    );
+    assert_eq!(
+        code(node.broker.recall_timer("later", "zz").await),
+        ErrorCode::InvalidArgument
+    );
+    let e = node
+        .broker
+        .get_message("later", &drop_id)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MessageNotFound);
+
+    node.clock.advance(1_000);
+    node.broker.fire_timers().await;
+    assert_eq!(
+        code(node.broker.recall_timer("later", &keep).await),
+        ErrorCode::MessageAlreadyDelivered
+    );
+
+    // The recall outlives a restart.
+    drop(node);
+    let node = open(dir.path(), &tier, START_MS + 10_000);
+    node.broker.fire_timers().await;
+    assert_eq!(
+        bodies(&queue_contents(&node, "later", 1).await[&0]),
+        ["now", "keep"]
+    );
+}
+
+#[tokio::test]
+async fn the_timer_list_pages_in_delivery_order_and_filters_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), &tier(), START_MS);
+    delay_topic(&node, "later", 3, Durability::Async).await;
+    let msgs: Vec<MessageInput> = (0..30)
+        .map(|i| {
+            delayed(
+                &format!("m{i}"),
+                1_000 + (i * 7919 % 30) * 10,
+                (i % 3) as u32,
+            )
+        })
+        .collect();
+    produce(&node, "later", msgs).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (_, page, next) = node
+            .broker
+            .list_timers("later", None, Some(7), after.clone())
+            .await
+            .unwrap();
+        assert!(page.len() <= 7);
+        seen.extend(page.iter().map(|t| (t.deliver_at_ms, t.queue)));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 30);
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    let (_, by_key, _) = node
+        .broker
+        .list_timers("later", Some("k-m4".into()), None, None)
+        .await
+        .unwrap();
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].keys, ["k-m4"]);
+    let e = node
+        .broker
+        .list_timers("later", None, Some(0), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let e = node
+        .broker
+        .list_timers("later", None, None, Some("nope".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn bad_delay_input_is_refused_and_a_deleted_topic_takes_its_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), &tier(), START_MS);
+    let new = NewTopic {
+        name: "obj".into(),
+        message_type: Some(MessageType::Delay),
+        durability: Some(Durability::Object),
+        ..Default::default()
+    };
+    let e = node.broker.create_topic(new).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let plain = NewTopic {
+        name: "plain".into(),
+        ..Default::default()
+    };
+    node.broker.create_topic(plain).await.unwrap();
+    let e = produce(&node, "plain", vec![delayed("x", 1_000, 0)])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MessageTypeMismatch);
+
+    delay_topic(&node, "later", 1, Durability::Sync).await;
+    let too_far = delayed("far", 41 * 24 * 3_600_000, 0);
+    let e = produce(&node, "later", vec![too_far]).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let object = node
+        .broker
+        .producer("later")
+        .unwrap()
+        .at_least(Durability::Object)
+        .unwrap();
+    let batch = ProduceBatch {
+        messages: vec![delayed("o", 1_000, 0)],
+        transaction: false,
+    };
+    let e = object.produce(batch).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+
+    produce(&node, "later", vec![delayed("gone", 1_000, 0)])
+        .await
+        .unwrap();
+    assert_eq!(node.broker.timers.pending_of("later"), 1);
+    node.broker.delete_topic("later").await.unwrap();
+    delay_topic(&node, "later", 1, Durability::Sync).await;
+    node.clock.advance(5_000);
+    node.broker.fire_timers().await;
+    assert!(queue_contents(&node, "later", 1).await[&0].is_empty());
+    assert_eq!(node.broker.timers.pending_of("later"), 0);
+}
