@@ -298,16 +298,17 @@ async fn a_draining_broker_refuses_produce_as_retryable() {
     assert!(e.is_retryable());
 }
 
-/// No timer store yet: a DELAY topic cannot be created, and one an earlier
-/// version created (its file loads) refuses produce calls instead of
-/// delivering delay messages at once; a NORMAL topic still answers delay
-/// fields with MESSAGE_TYPE_MISMATCH.
+/// The timer journal is on the node's disk: a DELAY topic at OBJECT cannot
+/// be created, and one whose file says so (written by hand or by an earlier
+/// version) refuses produce calls instead of promising what it does not
+/// keep; a NORMAL topic still answers delay fields with MESSAGE_TYPE_MISMATCH.
 #[tokio::test]
-async fn delay_topics_are_refused_until_timers_exist() {
+async fn delay_topics_at_object_durability_are_refused() {
     let node = open();
     let new = NewTopic {
         name: "later".into(),
         message_type: Some(MessageType::Delay),
+        durability: Some(Durability::Object),
         ..Default::default()
     };
     let e = node.broker.create_topic(new).await.unwrap_err();
@@ -319,7 +320,7 @@ async fn delay_topics_are_refused_until_timers_exist() {
         queues: 1,
         message_type: MessageType::Delay,
         retention_ms: 3_600_000,
-        durability: Durability::Sync,
+        durability: Durability::Object,
         created_ms: START_MS,
     };
     node.broker.topics.put_blocking(legacy).unwrap();

@@ -251,21 +251,41 @@ async fn type_rules() {
     n.topic("normal", json!({"queues": 2})).await;
     n.topic("fifo", json!({"queues": 4, "message_type": "FIFO"}))
         .await;
-    // No timer store yet: a DELAY topic would deliver its messages at once.
-    let delay = n
+    n.topic("delay", json!({"queues": 2, "message_type": "DELAY"}))
+        .await;
+    // The timer journal is on the node's disk: OBJECT is not offered for DELAY.
+    let object = n
         .post(
             "/v1/topics",
-            json!({"name": "delay", "queues": 2, "message_type": "DELAY"}),
+            json!({"name": "delay-object", "message_type": "DELAY", "durability": "OBJECT"}),
         )
         .await;
-    delay.assert_error(400, "INVALID_ARGUMENT");
-    assert!(
-        delay.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("DELAY")
-    );
+    object.assert_error(400, "INVALID_ARGUMENT");
     let mismatch = "MESSAGE_TYPE_MISMATCH";
+    rejected(
+        &n,
+        "delay",
+        json!({"messages": [{"body": "a"}]}),
+        400,
+        mismatch,
+    )
+    .await;
+    rejected(
+        &n,
+        "delay",
+        json!({"messages": [{"body": "a", "delay_ms": -1}]}),
+        400,
+        "INVALID_ARGUMENT",
+    )
+    .await;
+    rejected(
+        &n,
+        "delay",
+        json!({"messages": [{"body": "a", "delay_level": 19}]}),
+        400,
+        "INVALID_ARGUMENT",
+    )
+    .await;
     rejected(
         &n,
         "fifo",

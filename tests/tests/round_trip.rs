@@ -282,8 +282,7 @@ async fn raw_single_message_with_headers() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn fifo_groups_round_trip_and_delay_topics_are_refused_until_timers_exist()
--> anyhow::Result<()> {
+async fn fifo_groups_round_trip_and_delay_topics_at_object_are_refused() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let node = Node::start(dir.path(), &[])?;
     node.create_topic("rt-fifo", 8, "FIFO", "SYNC").await?;
@@ -316,12 +315,12 @@ async fn fifo_groups_round_trip_and_delay_topics_are_refused_until_timers_exist(
         assert_eq!(m["offset"], r.offset);
     }
 
-    // DELAY: refused (400) until the timer store exists, rather than
-    // delivering delay messages at once.
+    // DELAY at OBJECT: refused (400) while the timer journal is only on the
+    // node's disk, rather than promising what it does not keep.
     let r = node
         .post_json(
             "/v1/topics",
-            &json!({"name": "rt-delay", "queues": 1, "message_type": "DELAY"}),
+            &json!({"name": "rt-delay", "queues": 1, "message_type": "DELAY", "durability": "OBJECT"}),
         )
         .await?;
     expect_error(&r, 400, "INVALID_ARGUMENT");

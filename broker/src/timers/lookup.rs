@@ -96,6 +96,19 @@ impl Broker {
         self.timer_queue(topic, queue).await.map(Some)
     }
 
+    /// How many delay messages of `topic` are pending here (journals found
+    /// on disk and not opened yet are opened, so a restart does not show 0).
+    pub async fn pending_timers(&self, topic: &str) -> BrokerResult<u64> {
+        let t = self.topics.require(topic)?;
+        let mut n = 0u64;
+        for q in 0..t.queues() {
+            if let Some(tq) = self.timers_if_any(&t.name, q).await? {
+                n += tq.index.lock().pending_count() as u64;
+            }
+        }
+        Ok(n)
+    }
+
     /// Pending delay messages of `topic` in delivery order (with `key`: only
     /// those carrying it), `limit` per page after the cursor `after`; the
     /// next page's cursor when there may be more.

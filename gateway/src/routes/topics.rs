@@ -169,7 +169,7 @@ pub async fn get_topic(
         retention_ms: config.retention_ms,
         durability: config.durability.into(),
         created_ms: config.created_ms,
-        pending_timers: state.broker.timers.pending_of(&name),
+        pending_timers: state.broker.pending_timers(&name).await?,
     };
     let local =
         serde_json::to_value(detail).map_err(|e| ApiError::internal("encoding a topic", e))?;
