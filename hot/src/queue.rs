@@ -279,14 +279,7 @@ impl QueueLog {
     /// Appends the whole batch with contiguous offsets, or nothing. Blocking: it
     /// copies into the map and may create or seal a segment (with fsyncs).
     pub fn append(&self, batch: &[AppendRequest]) -> Result<Vec<Appended>> {
-        self.check_writable()?;
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (lens, total) = encoded_lens(batch)?;
-        let segs = self.lock_for_append(total)?;
-        let store_ms = self.clock.now_ms().max(segs.last_store_ms);
-        self.write_locked(segs, batch, &lens, Stamps::Fresh(store_ms))
+        self.append_new(batch, None)
     }
 
     /// Appends like [`Self::append`], with the ids made by `mint` from each
@@ -298,6 +291,15 @@ impl QueueLog {
         batch: &[AppendRequest],
         mint: &(dyn Fn(usize, u64) -> MessageId + Sync),
     ) -> Result<Vec<Appended>> {
+        self.append_new(batch, Some(mint))
+    }
+
+    /// New messages, stamped now: fresh ids, or minted by `mint`.
+    fn append_new(
+        &self,
+        batch: &[AppendRequest],
+        mint: Option<&(dyn Fn(usize, u64) -> MessageId + Sync)>,
+    ) -> Result<Vec<Appended>> {
         self.check_writable()?;
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -305,7 +307,11 @@ impl QueueLog {
         let (lens, total) = encoded_lens(batch)?;
         let segs = self.lock_for_append(total)?;
         let store_ms = self.clock.now_ms().max(segs.last_store_ms);
-        self.write_locked(segs, batch, &lens, Stamps::Minted(store_ms, mint))
+        let stamps = match mint {
+            Some(mint) => Stamps::Minted(store_ms, mint),
+            None => Stamps::Fresh(store_ms),
+        };
+        self.write_locked(segs, batch, &lens, stamps)
     }
 
     /// Appends records recovered from another copy of this queue (the object
