@@ -215,11 +215,27 @@ async fn a_restart_loses_no_timer_and_fires_none_twice() {
     let want: Vec<String> = (1..=20).map(|i| format!("m{i:02}")).collect();
     assert_eq!(all, want, "each once, in delivery order");
 
+    // A retry of a scheduled message after a restart is not scheduled twice.
+    let mut retried = delayed("dedup", 60_000, 0);
+    retried.dedup_id = Some("once".into());
+    let first = produce(&node, "later", vec![retried.clone()])
+        .await
+        .unwrap();
+    drop(node);
+    let node = open(dir.path(), &tier, now + 2_500);
+    node.broker.open_timers().await;
+    let again = produce(&node, "later", vec![retried]).await.unwrap();
+    assert_eq!(again[0].message_id, first[0].message_id);
+    assert!(again[0].scheduled);
+    assert_eq!(node.broker.timers.pending_of("later"), 1);
+    node.clock.advance(60_000);
+    node.broker.fire_timers().await;
+
     // Once more, with everything fired and the state saved.
     drop(node);
     let node = open(dir.path(), &tier, now + 3_000);
     node.broker.fire_timers().await;
-    assert_eq!(queue_contents(&node, "later", 1).await[&0].len(), 20);
+    assert_eq!(queue_contents(&node, "later", 1).await[&0].len(), 21);
     assert_eq!(node.broker.timers.pending_of("later"), 0);
 }
 

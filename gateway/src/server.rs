@@ -95,6 +95,8 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         .await
         .context("joining the cluster (writing this node's lease to the object store)")?;
     state.broker.rebalance().await;
+    // Pending delay messages, before the first produce can repeat a dedup id.
+    state.broker.open_timers().await;
 
     let background = Background::spawn(state.jobs(Duration::from_millis(config.flush_interval_ms)));
 

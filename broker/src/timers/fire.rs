@@ -41,14 +41,7 @@ impl Broker {
             }
             due
         };
-        for (topic, queue) in self.timers.journals_on_disk() {
-            if self.timers.get(&topic, queue).is_none()
-                && self.topics.get(&topic).is_some()
-                && let Err(e) = self.timer_queue(&topic, queue).await
-            {
-                tracing::warn!(topic, queue, error = %error_chain(&e), "cannot open timers; will retry");
-            }
-        }
+        self.open_timers().await;
         let now = self.clock.now_ms();
         let queues = self.timers.all();
         futures::future::join_all(queues.chunks(FIRE_CONCURRENCY).map(|chunk| async move {
@@ -65,6 +58,19 @@ impl Broker {
                 self.housekeep(&q).await;
             }
             crate::metrics::timers(self, now);
+        }
+    }
+
+    /// Recovers the timers of every journal found on disk not opened yet
+    /// (the node calls it before serving; the job again, for any that failed).
+    pub async fn open_timers(&self) {
+        for (topic, queue) in self.timers.journals_on_disk() {
+            if self.timers.get(&topic, queue).is_none()
+                && self.topics.get(&topic).is_some()
+                && let Err(e) = self.timer_queue(&topic, queue).await
+            {
+                tracing::warn!(topic, queue, error = %error_chain(&e), "cannot open timers; will retry");
+            }
         }
     }
 

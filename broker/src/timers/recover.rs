@@ -13,6 +13,7 @@ use super::index::{Key, TimerIndex};
 use super::journal::{Entry, entry_of, read_state};
 use super::{TIMER_PROPERTY, TimerQueue};
 use crate::broker::Broker;
+use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, dedup_id_of};
 use crate::error::{BrokerError, BrokerResult};
 use crate::queue_view::TieredQueue;
 
@@ -53,6 +54,7 @@ pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<Ti
         fired_after = fired_after.len(),
         "timers recovered"
     );
+    remember_dedup_ids(state, &journal);
     Ok(TimerQueue {
         topic: topic.to_string(),
         queue,
@@ -128,4 +130,26 @@ pub fn fired_key(r: &Record) -> Option<Key> {
         .parse()
         .ok()?;
     Some((r.deliver_at_ms?, seq))
+}
+
+/// Records the dedup ids of the journal's recent delay messages, so a retry
+/// after a restart answers the scheduled message instead of scheduling it
+/// again (the queue's own ids are rebuilt by the broker at open).
+fn remember_dedup_ids(state: &Broker, journal: &QueueLog) {
+    let since = state.clock.now_ms() - DEDUP_WINDOW_MS;
+    match journal.find_with_property(DEDUP_PROPERTY, since, i64::MAX, usize::MAX) {
+        Ok(records) => {
+            for r in records.iter().filter(|r| r.message_id.is_scheduled()) {
+                if let Some(id) = dedup_id_of(r) {
+                    let mut hit = DedupHit::of_record(journal.queue(), r);
+                    hit.scheduled = true;
+                    state.dedup.record(journal.topic(), id, hit);
+                }
+            }
+        }
+        Err(e) => tracing::error!(
+            topic = journal.topic(), queue = journal.queue(), error = %e,
+            "cannot rebuild the dedup ids of a timer journal; a retry may schedule a message twice"
+        ),
+    }
 }
