@@ -444,3 +444,30 @@ async fn a_short_poll_waits_for_another_receivers_read_instead_of_answering_empt
         "each receiver got one message, none twice"
     );
 }
+
+/// A delay message is not received before it is due; once fired it is
+/// received like any other message of its queue.
+#[tokio::test]
+async fn fired_delay_messages_are_received_like_any_other() {
+    let n = Node::new();
+    n.topic("later", 2, MessageType::Delay).await;
+    n.group("g", earliest(3, vec![1_000])).await;
+    let mut due_later = body("later");
+    due_later.delay.delay_ms = Some(2_000);
+    due_later.queue = Some(0);
+    let mut due_now = body("now");
+    due_now.delay.delay_ms = Some(0);
+    due_now.queue = Some(0);
+    n.produce("later", vec![due_later, due_now]).await;
+    let got = n.receive("g", "later", 10).await;
+    assert_eq!(bodies(&got), ["now"]);
+    assert!(n.ack("g", "later", &[&got[0]]).await.iter().all(is_ok));
+    assert!(n.receive("g", "later", 10).await.is_empty());
+
+    n.clock.advance(2_000);
+    n.broker.fire_timers().await;
+    let got = n.receive("g", "later", 10).await;
+    assert_eq!(bodies(&got), ["later"]);
+    assert_eq!(got[0].record.offset, 1);
+    assert!(n.ack("g", "later", &[&got[0]]).await.iter().all(is_ok));
+}
