@@ -66,6 +66,7 @@ fn main() {
             node_id: "n0".into(),
             cluster: Default::default(),
             object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
+            max_delay_ms: shale_broker::produce::plan::DEFAULT_MAX_DELAY_MS,
         };
         let broker = Broker::open_with(&config, Arc::new(SystemClock), tier).expect("broker");
         broker.cluster.join().await.expect("join");

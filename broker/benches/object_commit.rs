@@ -162,6 +162,7 @@ async fn bench_store(name: &str, store: Arc<dyn ObjectStore>, prefix: Path, o: &
             node_id: "bench".into(),
             cluster: Default::default(),
             object_commit_interval: Duration::from_millis(o.interval_ms),
+            max_delay_ms: shale_broker::produce::plan::DEFAULT_MAX_DELAY_MS,
         };
         let broker = Broker::open_with(&config, Arc::new(SystemClock), tier).expect("broker");
         broker.cluster.join().await.expect("join");

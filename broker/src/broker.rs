@@ -67,6 +67,8 @@ pub struct Broker {
     pub(crate) wal_sources: crate::wal::recover::Sources,
     /// Delay messages not yet due (see [`crate::timers`]).
     pub timers: crate::timers::Timers,
+    /// Furthest ahead a delay message may be due (ms).
+    pub max_delay_ms: i64,
     /// Writes to queues other nodes serve (set by the front-end).
     peer: std::sync::OnceLock<Arc<dyn crate::cluster::peer::Peer>>,
 }
@@ -128,7 +130,15 @@ impl Broker {
         let timers =
             crate::timers::Timers::open(&config.data_dir, config.segment_bytes, clock.clone())?;
         timers.remove_orphans(|t| topics.get(t).is_some());
+        if !(1..=crate::produce::plan::MAX_MAX_DELAY_MS).contains(&config.max_delay_ms) {
+            anyhow::bail!(
+                "max_delay_ms {} is outside 1..={} (one year)",
+                config.max_delay_ms,
+                crate::produce::plan::MAX_MAX_DELAY_MS
+            );
+        }
         Ok(Arc::new(Broker {
+            max_delay_ms: config.max_delay_ms,
             timers,
             cluster,
             data_dir: config.data_dir.clone(),

@@ -25,4 +25,8 @@ pub struct BrokerConfig {
     pub cluster: crate::cluster::ClusterConfig,
     /// Least time between the starts of two OBJECT group commits (see [`crate::wal`]).
     pub object_commit_interval: std::time::Duration,
+    /// Furthest ahead a delay message may be due, in ms (see
+    /// [`crate::produce::plan::DEFAULT_MAX_DELAY_MS`], at most
+    /// [`crate::produce::plan::MAX_MAX_DELAY_MS`]).
+    pub max_delay_ms: i64,
 }

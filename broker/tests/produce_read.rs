@@ -34,6 +34,7 @@ fn open() -> Node {
         node_id: "n1".into(),
         cluster: Default::default(),
         object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
+        max_delay_ms: shale_broker::produce::plan::DEFAULT_MAX_DELAY_MS,
     };
     let clock = ManualClock::new(START_MS);
     let tier = Arc::new(Tier::in_memory_with_faults(&Faults::default(), 1 << 20));

@@ -33,6 +33,7 @@ fn config(dir: &Path) -> BrokerConfig {
         node_id: "n1".into(),
         cluster: Default::default(),
         object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
+        max_delay_ms: shale_broker::produce::plan::DEFAULT_MAX_DELAY_MS,
     }
 }
 

@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_commit_interval_ms: Option<u64>,
 
+    /// Furthest ahead a delay message may be due, at most 365d [env: SHALE_MAX_DELAY_MS] [default: 40d]
+    #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_delay_ms: Option<u64>,
+
     /// On SIGTERM, how long in-flight requests may take to finish [env: SHALE_DRAIN_TIMEOUT_MS] [default: 30s]
     #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
     #[serde(skip_serializing_if = "Option::is_none")]

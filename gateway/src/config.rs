@@ -48,6 +48,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "cluster_heartbeat_ms",
     "cluster_lease_ms",
     "object_commit_interval_ms",
+    "max_delay_ms",
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
@@ -131,6 +132,10 @@ pub struct NodeConfig {
     /// 1000 / this many a second per node). 1 ms to 1 s.
     #[serde(deserialize_with = "units::duration_ms")]
     pub object_commit_interval_ms: u64,
+    /// Furthest ahead a delay message may be due (`delay_ms`,
+    /// `deliver_at_ms`); further is 400. 1 ms to 365 days, default 40 days.
+    #[serde(deserialize_with = "units::duration_ms")]
+    pub max_delay_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -152,6 +157,7 @@ impl Default for NodeConfig {
             cluster_heartbeat_ms: 2000,
             cluster_lease_ms: 10_000,
             object_commit_interval_ms: 10,
+            max_delay_ms: 40 * 24 * 3_600_000,
         }
     }
 }
@@ -339,6 +345,16 @@ impl NodeConfig {
             return Err(ConfigError::invalid(
                 "object_commit_interval_ms",
                 format!("{} is outside 1..=1000 ms", self.object_commit_interval_ms),
+            ));
+        }
+        let year = shale_broker::produce::plan::MAX_MAX_DELAY_MS as u64;
+        if !(1..=year).contains(&self.max_delay_ms) {
+            return Err(ConfigError::invalid(
+                "max_delay_ms",
+                format!(
+                    "{} is outside 1 ms..=365 days ({year} ms)",
+                    self.max_delay_ms
+                ),
             ));
         }
         match (&self.tls_cert, &self.tls_key) {

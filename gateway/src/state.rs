@@ -112,5 +112,6 @@ fn broker_config(config: &NodeConfig) -> anyhow::Result<BrokerConfig> {
         node_id: config.node_id.clone().unwrap_or_else(|| "local".into()),
         cluster: config.cluster_config(),
         object_commit_interval: std::time::Duration::from_millis(config.object_commit_interval_ms),
+        max_delay_ms: i64::try_from(config.max_delay_ms).unwrap_or(i64::MAX),
     })
 }

@@ -112,6 +112,7 @@ impl Producer {
             batch.messages,
             batch.transaction,
             self.born_ms,
+            self.broker.max_delay_ms,
             || self.broker.round_robin_queue(topic),
         )?;
         // After the type rules, so a NORMAL topic still answers a delay field

@@ -14,8 +14,10 @@ use crate::dedup::DEDUP_PROPERTY;
 use crate::error::BrokerError;
 use crate::topics::{MessageType, TopicConfig};
 
-/// Latest delivery time accepted, relative to the request's arrival (40 days).
-pub const MAX_DELAY_MS: i64 = 40 * 24 * 60 * 60 * 1000;
+/// Latest delivery time accepted by default, relative to the request's arrival (40 days).
+pub const DEFAULT_MAX_DELAY_MS: i64 = 40 * 24 * 60 * 60 * 1000;
+/// The furthest `max_delay_ms` may be set (one year).
+pub const MAX_MAX_DELAY_MS: i64 = 365 * 24 * 60 * 60 * 1000;
 
 /// RocketMQ 4 delay levels 1-18, in ms.
 pub const DELAY_LEVELS_MS: [i64; 18] = [
@@ -43,6 +45,7 @@ pub fn plan(
     inputs: Vec<MessageInput>,
     has_transaction: bool,
     born_ms: i64,
+    max_delay_ms: i64,
     round_robin: impl FnOnce() -> u32,
 ) -> Result<Vec<Planned>, BrokerError> {
     if has_transaction {
@@ -64,7 +67,8 @@ pub fn plan(
     let mut out = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
         check_type(topic, &input).map_err(|e| at(i, e))?;
-        let deliver_at_ms = deliver_at(&input.delay, born_ms).map_err(|e| at(i, e))?;
+        let deliver_at_ms =
+            deliver_at(&input.delay, born_ms, max_delay_ms).map_err(|e| at(i, e))?;
         let queue = match (input.queue, &input.message_group) {
             (Some(q), _) if q >= topic.queues => {
                 return Err(at(
@@ -147,8 +151,12 @@ fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), BrokerError> 
 }
 
 /// The delivery time asked for (exactly one of the three fields), at most
-/// [`MAX_DELAY_MS`] after `born_ms`. A time in the past is kept as given: it is due at once.
-fn deliver_at(delay: &DelayInput, born_ms: i64) -> Result<Option<i64>, BrokerError> {
+/// `max_delay_ms` after `born_ms`. A time in the past is kept as given: it is due at once.
+fn deliver_at(
+    delay: &DelayInput,
+    born_ms: i64,
+    max_delay_ms: i64,
+) -> Result<Option<i64>, BrokerError> {
     let given = [
         delay.delay_ms.is_some(),
         delay.deliver_at_ms.is_some(),
@@ -175,9 +183,9 @@ fn deliver_at(delay: &DelayInput, born_ms: i64) -> Result<Option<i64>, BrokerErr
     } else {
         return Ok(None);
     };
-    if at.saturating_sub(born_ms) > MAX_DELAY_MS {
+    if at.saturating_sub(born_ms) > max_delay_ms {
         return Err(BrokerError::invalid(format!(
-            "delivery time {at} is more than {MAX_DELAY_MS} ms (40 days) ahead"
+            "delivery time {at} is more than max_delay_ms ({max_delay_ms} ms) ahead"
         )));
     }
     Ok(Some(at))
@@ -229,27 +237,70 @@ mod tests {
         let fifo = topic(MessageType::Fifo, 4);
         let delay = topic(MessageType::Delay, 4);
         assert_eq!(
-            code(plan(&fifo, vec![msg()], false, 0, || 0)),
+            code(plan(
+                &fifo,
+                vec![msg()],
+                false,
+                0,
+                DEFAULT_MAX_DELAY_MS,
+                || 0
+            )),
             ErrorCode::MessageTypeMismatch
         );
         assert_eq!(
-            code(plan(&normal, vec![grouped.clone()], false, 0, || 0)),
+            code(plan(
+                &normal,
+                vec![grouped.clone()],
+                false,
+                0,
+                DEFAULT_MAX_DELAY_MS,
+                || 0
+            )),
             ErrorCode::MessageTypeMismatch
         );
         assert_eq!(
-            code(plan(&normal, vec![delayed.clone()], false, 0, || 0)),
+            code(plan(
+                &normal,
+                vec![delayed.clone()],
+                false,
+                0,
+                DEFAULT_MAX_DELAY_MS,
+                || 0
+            )),
             ErrorCode::MessageTypeMismatch
         );
         assert_eq!(
-            code(plan(&delay, vec![msg()], false, 0, || 0)),
+            code(plan(
+                &delay,
+                vec![msg()],
+                false,
+                0,
+                DEFAULT_MAX_DELAY_MS,
+                || 0
+            )),
             ErrorCode::MessageTypeMismatch
         );
         assert_eq!(
-            code(plan(&normal, vec![msg()], true, 0, || 0)),
+            code(plan(
+                &normal,
+                vec![msg()],
+                true,
+                0,
+                DEFAULT_MAX_DELAY_MS,
+                || 0
+            )),
             ErrorCode::MessageTypeMismatch
         );
-        assert!(plan(&fifo, vec![grouped], false, 0, || 0).is_ok());
-        let p = plan(&delay, vec![delayed], false, 100, || 0).unwrap();
+        assert!(plan(&fifo, vec![grouped], false, 0, DEFAULT_MAX_DELAY_MS, || 0).is_ok());
+        let p = plan(
+            &delay,
+            vec![delayed],
+            false,
+            100,
+            DEFAULT_MAX_DELAY_MS,
+            || 0,
+        )
+        .unwrap();
         assert_eq!(p[0].request.deliver_at_ms, Some(105));
     }
 
@@ -261,34 +312,55 @@ mod tests {
             delay_level,
         };
         assert_eq!(
-            deliver_at(&d(None, None, Some(1)), 10).unwrap(),
+            deliver_at(&d(None, None, Some(1)), 10, DEFAULT_MAX_DELAY_MS).unwrap(),
             Some(1_010)
         );
         assert_eq!(
-            deliver_at(&d(None, None, Some(18)), 0).unwrap(),
+            deliver_at(&d(None, None, Some(18)), 0, DEFAULT_MAX_DELAY_MS).unwrap(),
             Some(7_200_000)
         );
         assert!(crate::error::is_invalid(&deliver_at(
             &d(None, None, Some(0)),
-            0
+            0,
+            DEFAULT_MAX_DELAY_MS
         )));
         assert!(crate::error::is_invalid(&deliver_at(
             &d(None, None, Some(19)),
-            0
+            0,
+            DEFAULT_MAX_DELAY_MS
         )));
         assert!(crate::error::is_invalid(&deliver_at(
             &d(Some(1), Some(2), None),
-            0
+            0,
+            DEFAULT_MAX_DELAY_MS
         )));
-        assert!(deliver_at(&d(Some(MAX_DELAY_MS), None, None), 0).is_ok());
+        assert!(
+            deliver_at(
+                &d(Some(DEFAULT_MAX_DELAY_MS), None, None),
+                0,
+                DEFAULT_MAX_DELAY_MS
+            )
+            .is_ok()
+        );
         assert!(crate::error::is_invalid(&deliver_at(
-            &d(Some(MAX_DELAY_MS + 1), None, None),
-            0
+            &d(Some(DEFAULT_MAX_DELAY_MS + 1), None, None),
+            0,
+            DEFAULT_MAX_DELAY_MS
         )));
         assert!(crate::error::is_invalid(&deliver_at(
-            &d(None, Some(MAX_DELAY_MS + 11), None),
-            10
+            &d(None, Some(DEFAULT_MAX_DELAY_MS + 11), None),
+            10,
+            DEFAULT_MAX_DELAY_MS
         )));
+        // A node configured for a year takes what the default refuses.
+        assert!(
+            deliver_at(
+                &d(Some(DEFAULT_MAX_DELAY_MS + 1), None, None),
+                0,
+                MAX_MAX_DELAY_MS
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -307,6 +379,7 @@ mod tests {
             vec![msg(), pinned, msg(), with_id.clone(), with_id],
             false,
             0,
+            DEFAULT_MAX_DELAY_MS,
             || 6,
         )
         .unwrap();
@@ -324,7 +397,7 @@ mod tests {
             ..msg()
         };
         assert_eq!(
-            code(plan(&t, vec![bad], false, 0, || 0)),
+            code(plan(&t, vec![bad], false, 0, DEFAULT_MAX_DELAY_MS, || 0)),
             ErrorCode::InvalidArgument
         );
     }
@@ -333,7 +406,7 @@ mod tests {
         #[test]
         fn unpinned_messages_share_one_queue(n in 1usize..50, queues in 1u32..64, rr: u32) {
             let t = topic(MessageType::Normal, queues);
-            let p = plan(&t, vec![msg(); n], false, 0, || rr).unwrap();
+            let p = plan(&t, vec![msg(); n], false, 0, DEFAULT_MAX_DELAY_MS, || rr).unwrap();
             prop_assert!(p.iter().all(|m| m.queue == rr % queues));
         }
 
@@ -341,7 +414,7 @@ mod tests {
         fn fifo_groups_map_to_stable_queues(groups in proptest::collection::vec("[a-z]{1,8}", 1..20), queues in 1u32..64) {
             let t = topic(MessageType::Fifo, queues);
             let inputs: Vec<_> = groups.iter().map(|g| MessageInput { message_group: Some(g.clone()), ..msg() }).collect();
-            let p = plan(&t, inputs, false, 0, || 0).unwrap();
+            let p = plan(&t, inputs, false, 0, DEFAULT_MAX_DELAY_MS, || 0).unwrap();
             for (m, g) in p.iter().zip(&groups) {
                 prop_assert_eq!(m.queue, group_queue(g, queues));
             }

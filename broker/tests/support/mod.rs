@@ -41,6 +41,7 @@ pub fn config_as(dir: &std::path::Path, id: &str) -> BrokerConfig {
         node_id: id.into(),
         cluster: Default::default(),
         object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
+        max_delay_ms: shale_broker::produce::plan::DEFAULT_MAX_DELAY_MS,
     }
 }
 

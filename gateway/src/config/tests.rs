@@ -95,6 +95,11 @@ fn units_in_every_layer() {
             (config.segment_bytes, config.segment_ms, config.hot_bytes),
             (1 << 20, 10_000, Some(10 << 30))
         );
+        jail.set_env("SHALE_MAX_DELAY_MS", "365d");
+        assert_eq!(
+            loaded(Some(Path::new("shale.toml")), &no_flags()).max_delay_ms,
+            365 * 86_400_000
+        );
         jail.set_env("SHALE_SEGMENT_BYTES", "128 KiB");
         jail.set_env("SHALE_DRAIN_TIMEOUT_MS", "2m");
         let config = loaded(Some(Path::new("shale.toml")), &no_flags());
@@ -203,6 +208,11 @@ fn invalid_values_are_refused_with_their_origin() {
             "auth is not supported by this build yet",
         ),
         (json!({"flush_interval_ms": 0}), "invalid flush_interval_ms"),
+        (
+            json!({"max_delay_ms": 366u64 * 86_400_000}),
+            "invalid max_delay_ms (from --max-delay-ms)",
+        ),
+        (json!({"max_delay_ms": 0}), "invalid max_delay_ms"),
     ];
     jailed(|_| {
         for (flags, expected) in cases {
