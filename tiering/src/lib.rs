@@ -30,6 +30,7 @@ pub mod paths;
 pub mod retention;
 pub mod retry_store;
 pub mod tier;
+pub mod timer_run;
 pub mod uploader;
 pub mod wal;
 
@@ -44,3 +45,4 @@ pub use manifest::{FencedManifest, QueueManifest, QueueOwner, SegmentEntry};
 pub use object_url::{ObjectStoreUrl, open_object_store};
 pub use retry_store::{RetryPolicy, RetryStore};
 pub use tier::{Acquired, Tier};
+pub use timer_run::{BlockMeta, EncodedRun, RunEntry, RunFooter, RunSummary, RunWriter, TimerKey};

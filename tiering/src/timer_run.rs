@@ -1,0 +1,1309 @@
+//! Timer runs: immutable sorted files of a queue's pending delay timers in
+//! the object store, so that timers due far in the future cost no memory.
+//! A node keeps only each run's small footer (block index and filters) and
+//! loads the blocks just ahead of their due time.
+//!
+//! A run holds entries in strictly ascending [`TimerKey`] order
+//! `(deliver_at_ms, seq)`: pending timers (their journal record, in the hot
+//! tier's own encoding, CRC included) and tombstones (the timer with this key
+//! was recalled; it may live in another, older run). Runs live at
+//! `{prefix}/topics/{topic}/timers/{queue}/runs/{name}`
+//! ([`crate::paths::Layout::timer_run`]); which runs are live is the
+//! [`crate::timer_checkpoint::TimerCheckpoint`]'s business.
+//!
+//! Byte layout (integers little-endian):
+//!
+//! ```text
+//! header   "SHTR" | version u16
+//! block*   entries u32 |
+//!            per entry: kind u8 (0 timer, 1 tombstone) | deliver_at i64 | seq u64
+//!                       [timers only: record len u32 | hot-encoded record]
+//!          | crc32c u32 of the block's bytes before it
+//! footer   version u16 | blocks u32 |
+//!            per block: first (i64, u64) | last (i64, u64) | offset u64 | len u32
+//!                       | entries u32 | bloom len u32 | bloom bytes
+//!          | crc32c u32 of the footer's bytes before it
+//! trailer  footer offset u64 | footer len u32 | "SHTR"
+//! ```
+//!
+//! A block closes once it reaches the writer's target size, so it holds at
+//! least one entry. Blocks tile the bytes between the header and the footer,
+//! each starting where the one before ends. The footer's position is also in
+//! the run's [`RunSummary`] (kept in the checkpoint), so a reader needs one
+//! ranged GET for the footer (the trailer, fetched with it, must agree) and
+//! one per stretch of adjacent blocks.
+//!
+//! Each block's bloom filter holds the message keys (`Record::keys`) of its
+//! timers: about 10 bits per distinct key (at least 64), 7 probes by double
+//! hashing `h1 + i * h2` over the stable 64-bit FNV-1a of the key
+//! ([`shale_hot::fnv1a`]), `h2` being the FNV-1a of the key prefixed by
+//! byte `0x01`. The hash is persisted, so it must never depend on the build
+//! or the machine. A block without message keys has an empty filter, which
+//! matches nothing.
+//!
+//! Invariants: keys strictly ascend within a run (no key twice, so no timer
+//! and its tombstone in one run); a timer's record decodes, its offset is the
+//! key's seq and its `deliver_at_ms` the key's time. Any truncation or flipped
+//! byte in a block, the footer or the trailer decodes as an error (CRC32C,
+//! lengths, cross-checks), never as other entries and never as a panic.
+//! Runs are written create-only and never changed.
+
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TieringError};
+
+/// `(deliver_at_ms, seq)`: delivery order, ties by journal offset.
+pub type TimerKey = (i64, u64);
+
+const MAGIC: &[u8; 4] = b"SHTR";
+const VERSION: u16 = 1;
+const HEADER_LEN: usize = 4 + 2;
+const TRAILER_LEN: usize = 8 + 4 + 4;
+const KIND_TIMER: u8 = 0;
+const KIND_TOMBSTONE: u8 = 1;
+/// Kind, deliver_at and seq.
+const ENTRY_HEAD_LEN: usize = 1 + 8 + 8;
+/// Entry count and CRC.
+const BLOCK_FRAME_LEN: usize = 4 + 4;
+/// A block's index entry without its bloom bytes.
+const BLOCK_META_LEN: usize = 16 + 16 + 8 + 4 + 4 + 4;
+/// Version, block count and CRC.
+const FOOTER_FRAME_LEN: usize = 2 + 4 + 4;
+const BLOOM_BITS_PER_KEY: usize = 10;
+const BLOOM_MIN_BITS: usize = 64;
+const BLOOM_PROBES: u64 = 7;
+/// Largest block target: a block (at most this plus one record) must fit
+/// its `u32` length.
+const MAX_BLOCK_BYTES: usize = 1 << 30;
+
+/// One entry of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEntry {
+    /// A pending timer: `record` is the hot-encoded journal record (its
+    /// `offset` is the seq, its `deliver_at_ms` is `key.0`).
+    Timer { key: TimerKey, record: Bytes },
+    /// The timer `key` was recalled (it may live in another run).
+    Tombstone { key: TimerKey },
+}
+
+impl RunEntry {
+    /// The entry's place in the run.
+    pub fn key(&self) -> TimerKey {
+        match self {
+            RunEntry::Timer { key, .. } | RunEntry::Tombstone { key } => *key,
+        }
+    }
+}
+
+/// What a run holds, without reading it: kept in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub min_key: Option<TimerKey>,
+    pub max_key: Option<TimerKey>,
+    pub timers: u64,
+    pub tombstones: u64,
+    /// The whole object's size.
+    pub bytes: u64,
+    /// Where the footer is, so that a reader needs one ranged GET for it.
+    pub footer_offset: u64,
+    pub footer_len: u32,
+}
+
+impl RunSummary {
+    /// The summary's own consistency: keys present exactly when there are
+    /// entries, in order, and the footer and trailer inside the object.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let entries = self.timers.saturating_add(self.tombstones);
+        match (self.min_key, self.max_key) {
+            (Some(min), Some(max)) if entries > 0 => {
+                if min > max {
+                    return Err(format!("min_key {min:?} above max_key {max:?}"));
+                }
+            }
+            (None, None) if entries == 0 => {}
+            _ => {
+                return Err(format!(
+                    "{entries} entries with min_key {:?} and max_key {:?}",
+                    self.min_key, self.max_key
+                ));
+            }
+        }
+        let end = self
+            .footer_offset
+            .checked_add(u64::from(self.footer_len))
+            .and_then(|e| e.checked_add(TRAILER_LEN as u64));
+        if self.footer_offset < HEADER_LEN as u64 || end != Some(self.bytes) {
+            return Err(format!(
+                "a footer of {} bytes at {} does not end a run of {} bytes",
+                self.footer_len, self.footer_offset, self.bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A finished run: its bytes, its summary and its block index.
+#[derive(Debug, Clone)]
+pub struct EncodedRun {
+    pub bytes: Bytes,
+    pub summary: RunSummary,
+    /// The footer as written (what [`read_footer`] would return).
+    pub footer: RunFooter,
+}
+
+/// The index entry of one block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockMeta {
+    pub first: TimerKey,
+    pub last: TimerKey,
+    /// Where the block starts in the run.
+    pub offset: u64,
+    pub len: u32,
+    pub entries: u32,
+    /// Bloom filter of the message keys of the block's timers (empty: none).
+    bloom: Bytes,
+}
+
+impl BlockMeta {
+    /// Whether a timer of this block may carry message key `key` (never a
+    /// false negative; false positives about 1%).
+    pub fn may_contain_message_key(&self, key: &str) -> bool {
+        let bits = self.bloom.len() as u64 * 8;
+        if bits == 0 {
+            return false;
+        }
+        probes(key_hashes(key), bits)
+            .all(|bit| self.bloom[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+    }
+
+    /// Bytes of the block's bloom filter.
+    pub fn bloom_len(&self) -> usize {
+        self.bloom.len()
+    }
+
+    fn range(&self) -> std::result::Result<Range<u64>, String> {
+        let end = self
+            .offset
+            .checked_add(u64::from(self.len))
+            .ok_or_else(|| format!("block at {} overflows", self.offset))?;
+        Ok(self.offset..end)
+    }
+}
+
+/// A run's block index, in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFooter {
+    pub blocks: Vec<BlockMeta>,
+}
+
+impl RunFooter {
+    /// Blocks that may hold keys in `(after, through]`, in order (every
+    /// block overlapping that range).
+    pub fn blocks_between(&self, after: Option<TimerKey>, through: TimerKey) -> &[BlockMeta] {
+        let start = match after {
+            Some(after) => self.blocks.partition_point(|b| b.last <= after),
+            None => 0,
+        };
+        let end = self.blocks.partition_point(|b| b.first <= through);
+        &self.blocks[start..end.max(start)]
+    }
+
+    /// The block that would hold `key`, if any.
+    pub fn block_of(&self, key: TimerKey) -> Option<&BlockMeta> {
+        let i = self.blocks.partition_point(|b| b.last < key);
+        self.blocks.get(i).filter(|b| b.first <= key)
+    }
+
+    /// Entries of every block.
+    pub fn entries(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.entries)).sum()
+    }
+
+    /// Approximate in-memory size (bytes), for accounting.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.blocks.capacity() * std::mem::size_of::<BlockMeta>()
+            + self.blocks.iter().map(BlockMeta::bloom_len).sum::<usize>()
+    }
+}
+
+/// The block being filled.
+#[derive(Debug)]
+struct OpenBlock {
+    offset: usize,
+    first: TimerKey,
+    last: TimerKey,
+    entries: u32,
+    /// Hashes of the message keys of its timers.
+    hashes: Vec<(u64, u64)>,
+}
+
+/// Builds a run in memory; entries must be pushed in strictly ascending key
+/// order.
+#[derive(Debug)]
+pub struct RunWriter {
+    block_bytes: usize,
+    out: BytesMut,
+    blocks: Vec<BlockMeta>,
+    open: Option<OpenBlock>,
+    min_key: Option<TimerKey>,
+    last_key: Option<TimerKey>,
+    timers: u64,
+    tombstones: u64,
+}
+
+impl RunWriter {
+    /// A writer closing a block once it reaches `block_bytes` (e.g. 64 KiB;
+    /// at most 1 GiB). Smaller blocks mean smaller reads and a bigger footer.
+    pub fn new(block_bytes: usize) -> Self {
+        let mut out = BytesMut::new();
+        out.put_slice(MAGIC);
+        out.put_u16_le(VERSION);
+        Self {
+            block_bytes: block_bytes.min(MAX_BLOCK_BYTES),
+            out,
+            blocks: Vec::new(),
+            open: None,
+            min_key: None,
+            last_key: None,
+            timers: 0,
+            tombstones: 0,
+        }
+    }
+
+    /// Appends `entry`. Refused (nothing written) when its key is not above
+    /// the previous one, or when a timer's record does not decode or does not
+    /// match its key.
+    pub fn push(&mut self, entry: RunEntry) -> std::result::Result<(), String> {
+        let key = entry.key();
+        if let Some(last) = self.last_key.filter(|last| key <= *last) {
+            return Err(format!("key {key:?} does not follow {last:?}"));
+        }
+        let hashes = match &entry {
+            RunEntry::Timer { record, .. } => record_key_hashes(key, record)?,
+            RunEntry::Tombstone { .. } => Vec::new(),
+        };
+        let open = self.open.get_or_insert_with(|| {
+            let offset = self.out.len();
+            self.out.put_u32_le(0); // the entry count, set when the block closes
+            OpenBlock {
+                offset,
+                first: key,
+                last: key,
+                entries: 0,
+                hashes: Vec::new(),
+            }
+        });
+        match &entry {
+            RunEntry::Timer { record, .. } => {
+                self.out.put_u8(KIND_TIMER);
+                put_key(&mut self.out, key);
+                // At most shale_hot::MAX_RECORD_BYTES: decoded above.
+                self.out.put_u32_le(record.len() as u32);
+                self.out.put_slice(record);
+                self.timers += 1;
+            }
+            RunEntry::Tombstone { .. } => {
+                self.out.put_u8(KIND_TOMBSTONE);
+                put_key(&mut self.out, key);
+                self.tombstones += 1;
+            }
+        }
+        open.last = key;
+        open.entries += 1;
+        open.hashes.extend(hashes);
+        self.min_key.get_or_insert(key);
+        self.last_key = Some(key);
+        if self.out.len() - open.offset >= self.block_bytes {
+            self.close_block();
+        }
+        Ok(())
+    }
+
+    /// True before the first entry.
+    pub fn is_empty(&self) -> bool {
+        self.last_key.is_none()
+    }
+
+    fn close_block(&mut self) {
+        let Some(mut open) = self.open.take() else {
+            return;
+        };
+        let start = open.offset;
+        self.out[start..start + 4].copy_from_slice(&open.entries.to_le_bytes());
+        let crc = crc32c::crc32c(&self.out[start..]);
+        self.out.put_u32_le(crc);
+        open.hashes.sort_unstable();
+        open.hashes.dedup();
+        self.blocks.push(BlockMeta {
+            first: open.first,
+            last: open.last,
+            offset: start as u64,
+            len: u32::try_from(self.out.len() - start).expect("a block stays under 4 GiB"),
+            entries: open.entries,
+            bloom: build_bloom(&open.hashes),
+        });
+    }
+
+    /// Closes the last block and writes the footer and trailer. An empty run
+    /// (no blocks) is valid.
+    pub fn finish(mut self) -> EncodedRun {
+        self.close_block();
+        let footer_offset = self.out.len();
+        let footer = RunFooter {
+            blocks: std::mem::take(&mut self.blocks),
+        };
+        encode_footer(&mut self.out, &footer);
+        let footer_len = self.out.len() - footer_offset;
+        self.out.put_u64_le(footer_offset as u64);
+        self.out.put_u32_le(footer_len as u32);
+        self.out.put_slice(MAGIC);
+        let summary = RunSummary {
+            min_key: self.min_key,
+            max_key: self.last_key,
+            timers: self.timers,
+            tombstones: self.tombstones,
+            bytes: self.out.len() as u64,
+            footer_offset: footer_offset as u64,
+            footer_len: footer_len as u32,
+        };
+        debug_assert_eq!(summary.check(), Ok(()));
+        EncodedRun {
+            bytes: self.out.freeze(),
+            summary,
+            footer,
+        }
+    }
+}
+
+fn put_key(out: &mut BytesMut, key: TimerKey) {
+    out.put_i64_le(key.0);
+    out.put_u64_le(key.1);
+}
+
+/// Checks that `record` is the journal record of timer `key` and returns the
+/// hashes of its message keys.
+fn record_key_hashes(key: TimerKey, record: &[u8]) -> std::result::Result<Vec<(u64, u64)>, String> {
+    let r = shale_hot::decode(record).map_err(|e| format!("timer {key:?}: {e}"))?;
+    if r.encoded_len() != record.len() {
+        return Err(format!(
+            "timer {key:?}: {} bytes after its record",
+            record.len() - r.encoded_len()
+        ));
+    }
+    if r.offset != key.1 || r.deliver_at_ms != Some(key.0) {
+        return Err(format!(
+            "timer {key:?} holds the record of offset {} due at {:?}",
+            r.offset, r.deliver_at_ms
+        ));
+    }
+    Ok(r.keys.iter().map(|k| key_hashes(k)).collect())
+}
+
+fn encode_footer(out: &mut BytesMut, footer: &RunFooter) {
+    let start = out.len();
+    out.put_u16_le(VERSION);
+    out.put_u32_le(footer.blocks.len() as u32);
+    for b in &footer.blocks {
+        put_key(out, b.first);
+        put_key(out, b.last);
+        out.put_u64_le(b.offset);
+        out.put_u32_le(b.len);
+        out.put_u32_le(b.entries);
+        out.put_u32_le(b.bloom.len() as u32);
+        out.put_slice(&b.bloom);
+    }
+    let crc = crc32c::crc32c(&out[start..]);
+    out.put_u32_le(crc);
+}
+
+/// The two stable hashes probes are derived from.
+fn key_hashes(key: &str) -> (u64, u64) {
+    let bytes = key.as_bytes();
+    (
+        shale_hot::fnv1a(&[bytes]),
+        shale_hot::fnv1a(&[&[0x01], bytes]),
+    )
+}
+
+/// The `BLOOM_PROBES` bit positions of a key in a filter of `bits` bits.
+fn probes((h1, h2): (u64, u64), bits: u64) -> impl Iterator<Item = u64> {
+    (0..BLOOM_PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % bits)
+}
+
+fn build_bloom(hashes: &[(u64, u64)]) -> Bytes {
+    if hashes.is_empty() {
+        return Bytes::new();
+    }
+    let bits = (hashes.len() * BLOOM_BITS_PER_KEY).max(BLOOM_MIN_BITS);
+    let mut bloom = vec![0u8; bits.div_ceil(8)];
+    let bits = bloom.len() as u64 * 8;
+    for h in hashes {
+        for bit in probes(*h, bits) {
+            bloom[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+    }
+    Bytes::from(bloom)
+}
+
+/// Bounds-checked little-endian reads; running short is an error.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.buf.len())
+            .ok_or_else(|| format!("truncated at byte {} (wanted {n} more)", self.pos))?;
+        let got = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(got)
+    }
+
+    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    fn u8(&mut self) -> std::result::Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> std::result::Result<u16, String> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> std::result::Result<u64, String> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn key(&mut self) -> std::result::Result<TimerKey, String> {
+        Ok((i64::from_le_bytes(self.array()?), self.u64()?))
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+}
+
+/// Splits off a trailing CRC32C and checks it; the bytes it covers.
+fn checked_body<'a>(bytes: &'a [u8], what: &str) -> std::result::Result<&'a [u8], String> {
+    if bytes.len() < 4 {
+        return Err(format!("{} bytes is too short for a {what}", bytes.len()));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    let computed = crc32c::crc32c(body);
+    if stored != computed {
+        return Err(format!(
+            "{what} checksum mismatch: stored {stored:08x}, computed {computed:08x}"
+        ));
+    }
+    Ok(body)
+}
+
+/// Decodes a footer (from its version to its CRC included), checking its
+/// CRC and that its blocks are ordered, non-empty and tile the run from the
+/// header on.
+pub fn decode_footer(bytes: &[u8]) -> std::result::Result<RunFooter, String> {
+    if bytes.len() < FOOTER_FRAME_LEN {
+        return Err(format!("{} bytes is too short for a footer", bytes.len()));
+    }
+    let mut r = Reader::new(checked_body(bytes, "footer")?);
+    let version = r.u16()?;
+    if version != VERSION {
+        return Err(format!("unknown run version {version}"));
+    }
+    let n = r.u32()? as usize;
+    let mut blocks: Vec<BlockMeta> = Vec::with_capacity(n.min(r.remaining() / BLOCK_META_LEN));
+    let mut next_offset = HEADER_LEN as u64;
+    for i in 0..n {
+        let first = r.key()?;
+        let last = r.key()?;
+        let offset = r.u64()?;
+        let len = r.u32()?;
+        let entries = r.u32()?;
+        let bloom_len = r.u32()? as usize;
+        let bloom = Bytes::copy_from_slice(r.take(bloom_len)?);
+        if first > last || blocks.last().is_some_and(|p| p.last >= first) {
+            return Err(format!("block {i}: keys {first:?}..{last:?} out of order"));
+        }
+        if entries == 0 || (len as usize) < BLOCK_FRAME_LEN + ENTRY_HEAD_LEN {
+            return Err(format!("block {i}: {entries} entries in {len} bytes"));
+        }
+        if offset != next_offset {
+            return Err(format!(
+                "block {i} starts at {offset}, the previous one ends at {next_offset}"
+            ));
+        }
+        let block = BlockMeta {
+            first,
+            last,
+            offset,
+            len,
+            entries,
+            bloom,
+        };
+        next_offset = block.range()?.end;
+        blocks.push(block);
+    }
+    if r.remaining() != 0 {
+        return Err(format!("{} bytes after the last block", r.remaining()));
+    }
+    Ok(RunFooter { blocks })
+}
+
+/// Decodes a block, checking its CRC32C; its entries in key order.
+pub fn decode_block(bytes: &[u8]) -> std::result::Result<Vec<RunEntry>, String> {
+    decode_block_bytes(&Bytes::copy_from_slice(bytes))
+}
+
+/// [`decode_block`] over shared bytes: records are slices of `bytes`, not copies.
+fn decode_block_bytes(bytes: &Bytes) -> std::result::Result<Vec<RunEntry>, String> {
+    if bytes.len() < BLOCK_FRAME_LEN {
+        return Err(format!("{} bytes is too short for a block", bytes.len()));
+    }
+    let body = checked_body(bytes, "block")?;
+    let mut r = Reader::new(body);
+    let n = r.u32()? as usize;
+    let mut entries: Vec<RunEntry> = Vec::with_capacity(n.min(r.remaining() / ENTRY_HEAD_LEN));
+    for i in 0..n {
+        let kind = r.u8()?;
+        let key = r.key()?;
+        if let Some(prev) = entries.last().map(RunEntry::key).filter(|p| *p >= key) {
+            return Err(format!("entry {i}: key {key:?} does not follow {prev:?}"));
+        }
+        let entry = match kind {
+            KIND_TIMER => {
+                let len = r.u32()? as usize;
+                let start = r.pos;
+                r.take(len)?;
+                RunEntry::Timer {
+                    key,
+                    record: bytes.slice(start..start + len),
+                }
+            }
+            KIND_TOMBSTONE => RunEntry::Tombstone { key },
+            other => return Err(format!("entry {i}: unknown kind {other}")),
+        };
+        entries.push(entry);
+    }
+    if r.remaining() != 0 {
+        return Err(format!("{} bytes after the last entry", r.remaining()));
+    }
+    Ok(entries)
+}
+
+/// The trailer's `(footer offset, footer len)` of a whole run.
+fn decode_trailer(run: &[u8]) -> std::result::Result<(u64, u32), String> {
+    if run.len() < TRAILER_LEN {
+        return Err(format!("{} bytes is too short for a trailer", run.len()));
+    }
+    let mut r = Reader::new(&run[run.len() - TRAILER_LEN..]);
+    let footer_offset = r.u64()?;
+    let footer_len = r.u32()?;
+    if r.take(4)? != MAGIC {
+        return Err("not a timer run (bad trailer magic)".into());
+    }
+    let ends_run = footer_offset
+        .checked_add(u64::from(footer_len))
+        .and_then(|e| e.checked_add(TRAILER_LEN as u64))
+        == Some(run.len() as u64);
+    if !ends_run {
+        return Err(format!(
+            "the trailer's footer ({footer_len} bytes at {footer_offset}) does not end the run"
+        ));
+    }
+    Ok((footer_offset, footer_len))
+}
+
+/// Decodes and checks a whole run (header, trailer, footer, every block and
+/// the footer's account of each): every entry in key order. For tools and
+/// tests; nodes read footers and blocks with ranged GETs instead.
+pub fn decode_run(run: &[u8]) -> std::result::Result<(RunFooter, Vec<RunEntry>), String> {
+    let mut r = Reader::new(run);
+    if r.take(4)? != MAGIC {
+        return Err("not a timer run (bad magic)".into());
+    }
+    let version = r.u16()?;
+    if version != VERSION {
+        return Err(format!("unknown run version {version}"));
+    }
+    let (footer_offset, footer_len) = decode_trailer(run)?;
+    if footer_offset < HEADER_LEN as u64 {
+        return Err(format!(
+            "the footer starts at {footer_offset}, in the header"
+        ));
+    }
+    let footer_range = footer_offset as usize..footer_offset as usize + footer_len as usize;
+    let footer = decode_footer(&run[footer_range])?;
+    let blocks_end = footer
+        .blocks
+        .last()
+        .map_or(Ok(HEADER_LEN as u64), |b| b.range().map(|r| r.end))?;
+    if blocks_end != footer_offset {
+        return Err(format!(
+            "the blocks end at {blocks_end}, the footer starts at {footer_offset}"
+        ));
+    }
+    let mut entries = Vec::new();
+    for (i, meta) in footer.blocks.iter().enumerate() {
+        let range = meta.range()?;
+        let block = decode_block(&run[range.start as usize..range.end as usize])
+            .map_err(|e| format!("block {i}: {e}"))?;
+        check_block_against(meta, &block).map_err(|e| format!("block {i}: {e}"))?;
+        entries.extend(block);
+    }
+    Ok((footer, entries))
+}
+
+/// Checks that a decoded block is the one its index entry describes.
+fn check_block_against(meta: &BlockMeta, block: &[RunEntry]) -> std::result::Result<(), String> {
+    let first = block.first().map(RunEntry::key);
+    let last = block.last().map(RunEntry::key);
+    if block.len() != meta.entries as usize || first != Some(meta.first) || last != Some(meta.last)
+    {
+        return Err(format!(
+            "{} entries {first:?}..{last:?} where the footer says {} entries {:?}..{:?}",
+            block.len(),
+            meta.entries,
+            meta.first,
+            meta.last
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> TieringError {
+    TieringError::Invalid {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Writes a run (create-only). A run already there with the same length is
+/// this writer's own earlier attempt (a retried PUT whose answer was lost):
+/// run names are never reused.
+pub async fn put_run(store: &dyn ObjectStore, path: &Path, bytes: Bytes) -> Result<()> {
+    let len = bytes.len() as u64;
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_opts(path, PutPayload::from(bytes), opts).await {
+        Ok(_) => Ok(()),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => {
+            let there = store
+                .head(path)
+                .await
+                .map_err(|e| TieringError::store(format!("checking {path}"), e))?;
+            if there.size == len {
+                return Ok(());
+            }
+            Err(invalid(
+                path,
+                format!(
+                    "a run of {} bytes is already there (writing {len})",
+                    there.size
+                ),
+            ))
+        }
+        Err(e) => Err(TieringError::store(format!("writing {path}"), e)),
+    }
+}
+
+/// Reads a run's footer with one ranged GET (footer and trailer), checking
+/// the trailer against `summary`.
+pub async fn read_footer(
+    store: &dyn ObjectStore,
+    path: &Path,
+    summary: &RunSummary,
+) -> Result<RunFooter> {
+    summary.check().map_err(|e| invalid(path, e))?;
+    let range = summary.footer_offset..summary.bytes;
+    let got = store
+        .get_range(path, range.clone())
+        .await
+        .map_err(|e| TieringError::store(format!("reading the footer of {path}"), e))?;
+    if got.len() as u64 != range.end - range.start {
+        return Err(invalid(
+            path,
+            format!(
+                "{} bytes where the footer and trailer take {}",
+                got.len(),
+                range.end - range.start
+            ),
+        ));
+    }
+    let footer_len = summary.footer_len as usize;
+    let mut trailer = Reader::new(&got[footer_len..]);
+    let at = trailer.u64().map_err(|e| invalid(path, e))?;
+    let len = trailer.u32().map_err(|e| invalid(path, e))?;
+    let magic = trailer.take(4).map_err(|e| invalid(path, e))?;
+    if magic != MAGIC || at != summary.footer_offset || len != summary.footer_len {
+        return Err(invalid(
+            path,
+            format!(
+                "the trailer (footer of {len} bytes at {at}) disagrees with the summary ({} at {})",
+                summary.footer_len, summary.footer_offset
+            ),
+        ));
+    }
+    let footer = decode_footer(&got[..footer_len]).map_err(|e| invalid(path, e))?;
+    let blocks_end = match footer.blocks.last() {
+        Some(b) => b.range().map_err(|e| invalid(path, e))?.end,
+        None => HEADER_LEN as u64,
+    };
+    if blocks_end != summary.footer_offset
+        || footer.entries() != summary.timers + summary.tombstones
+    {
+        return Err(invalid(
+            path,
+            format!(
+                "the footer's {} entries ending at {blocks_end} disagree with the summary",
+                footer.entries()
+            ),
+        ));
+    }
+    Ok(footer)
+}
+
+/// Reads and decodes `blocks` of a run: one result per block, in the order
+/// given. Blocks adjacent in the run (and in `blocks`) are fetched with one
+/// ranged GET.
+pub async fn read_blocks(
+    store: &dyn ObjectStore,
+    path: &Path,
+    blocks: &[BlockMeta],
+) -> Result<Vec<Vec<RunEntry>>> {
+    // Stretches of adjacent blocks: (range, how many blocks).
+    let mut stretches: Vec<(Range<u64>, usize)> = Vec::new();
+    for b in blocks {
+        let range = b.range().map_err(|e| invalid(path, e))?;
+        match stretches.last_mut() {
+            Some((r, n)) if r.end == range.start => {
+                r.end = range.end;
+                *n += 1;
+            }
+            _ => stretches.push((range, 1)),
+        }
+    }
+    if stretches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ranges: Vec<Range<u64>> = stretches.iter().map(|(r, _)| r.clone()).collect();
+    let got = store
+        .get_ranges(path, &ranges)
+        .await
+        .map_err(|e| TieringError::store(format!("reading blocks of {path}"), e))?;
+    if got.len() != ranges.len() {
+        return Err(invalid(
+            path,
+            "the store answered the wrong number of ranges",
+        ));
+    }
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut metas = blocks.iter();
+    for ((range, n), bytes) in stretches.iter().zip(got) {
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(invalid(
+                path,
+                format!("{} bytes for the range {range:?}", bytes.len()),
+            ));
+        }
+        for meta in metas.by_ref().take(*n) {
+            let start = (meta.offset - range.start) as usize;
+            let block = bytes.slice(start..start + meta.len as usize);
+            let what = |e: String| invalid(path, format!("block at {}: {e}", meta.offset));
+            let entries = decode_block_bytes(&block).map_err(what)?;
+            check_block_against(meta, &entries).map_err(what)?;
+            out.push(entries);
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes a run (a missing one is fine).
+pub async fn delete_run(store: &dyn ObjectStore, path: &Path) -> Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(TieringError::store(format!("deleting {path}"), e)),
+    }
+}
+
+/// Every object under `dir` (a queue's runs directory holds nothing but
+/// runs), sorted: what the checkpoint does not list is an orphan.
+pub async fn list_runs(store: &dyn ObjectStore, dir: &Path) -> Result<Vec<Path>> {
+    let metas: Vec<_> = store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| TieringError::store(format!("listing {dir}"), e))?;
+    let mut paths: Vec<Path> = metas.into_iter().map(|m| m.location).collect();
+    paths.sort();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+    use proptest::prelude::*;
+    use shale_hot::{MessageId, Record};
+
+    use super::*;
+    use crate::fault_store::{FaultStore, Faults};
+
+    fn record(key: TimerKey, keys: &[&str], body: &str) -> Bytes {
+        Bytes::from(
+            Record {
+                offset: key.1,
+                store_ms: 1_000,
+                born_ms: 900,
+                deliver_at_ms: Some(key.0),
+                message_id: MessageId::new(1_000, 3, key.1, 7),
+                tag: Some("t".into()),
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                properties: vec![("p".into(), "v".into())],
+                message_group: None,
+                body: Bytes::from(body.to_string()),
+            }
+            .encode(),
+        )
+    }
+
+    fn timer(key: TimerKey, keys: &[&str]) -> RunEntry {
+        RunEntry::Timer {
+            key,
+            record: record(key, keys, "body"),
+        }
+    }
+
+    fn tombstone(key: TimerKey) -> RunEntry {
+        RunEntry::Tombstone { key }
+    }
+
+    fn encode(entries: &[RunEntry], block_bytes: usize) -> EncodedRun {
+        let mut w = RunWriter::new(block_bytes);
+        for e in entries {
+            w.push(e.clone()).unwrap();
+        }
+        w.finish()
+    }
+
+    /// A few entries in three blocks (block size 1: one entry per block).
+    fn small_run() -> EncodedRun {
+        let entries = [
+            timer((10, 1), &["a"]),
+            tombstone((10, 2)),
+            timer((11, 0), &[]),
+        ];
+        encode(&entries, 1)
+    }
+
+    fn footer_bytes(run: &EncodedRun) -> &[u8] {
+        let s = &run.summary;
+        &run.bytes[s.footer_offset as usize..(s.footer_offset + u64::from(s.footer_len)) as usize]
+    }
+
+    fn block_bytes<'a>(run: &'a EncodedRun, b: &BlockMeta) -> &'a [u8] {
+        &run.bytes[b.offset as usize..(b.offset + u64::from(b.len)) as usize]
+    }
+
+    #[test]
+    fn an_empty_run_is_valid() {
+        let w = RunWriter::new(64);
+        assert!(w.is_empty());
+        let run = w.finish();
+        assert_eq!(
+            run.summary,
+            RunSummary {
+                min_key: None,
+                max_key: None,
+                timers: 0,
+                tombstones: 0,
+                bytes: 32,
+                footer_offset: 6,
+                footer_len: 10,
+            }
+        );
+        assert_eq!(run.footer.blocks, vec![]);
+        assert_eq!(decode_footer(footer_bytes(&run)).unwrap(), run.footer);
+        assert_eq!(
+            decode_run(&run.bytes).unwrap(),
+            (run.footer.clone(), vec![])
+        );
+        assert!(
+            run.footer
+                .blocks_between(None, (i64::MAX, u64::MAX))
+                .is_empty()
+        );
+        assert_eq!(run.footer.block_of((0, 0)), None);
+    }
+
+    /// The format is persisted: its bytes must not change by accident.
+    #[test]
+    fn the_bytes_of_a_run_are_pinned() {
+        let run = encode(&[tombstone((-1, 2)), tombstone((5, 0))], 1);
+        assert_eq!(
+            hex::encode(&run.bytes),
+            concat!(
+                "53485452",
+                "0100", // header: magic, version
+                // block 0 at 6: one entry, a tombstone (-1, 2), CRC
+                "01000000",
+                "01",
+                "ffffffffffffffff",
+                "0200000000000000",
+                "da14dc67",
+                // block 1 at 31: one entry, a tombstone (5, 0), CRC
+                "01000000",
+                "01",
+                "0500000000000000",
+                "0000000000000000",
+                "3660bca8",
+                // footer at 56: version, 2 blocks
+                "0100",
+                "02000000",
+                // first, last, offset 6, len 25, 1 entry, no bloom
+                "ffffffffffffffff0200000000000000",
+                "ffffffffffffffff0200000000000000",
+                "0600000000000000",
+                "19000000",
+                "01000000",
+                "00000000",
+                // first, last, offset 31, len 25, 1 entry, no bloom
+                "05000000000000000000000000000000",
+                "05000000000000000000000000000000",
+                "1f00000000000000",
+                "19000000",
+                "01000000",
+                "00000000",
+                "70542116", // footer CRC
+                // trailer: footer at 56, 114 bytes, magic
+                "3800000000000000",
+                "72000000",
+                "53485452",
+            )
+        );
+    }
+
+    #[test]
+    fn bloom_hashes_are_pinned() {
+        // FNV-1a of "a", and of "\x01a".
+        assert_eq!(key_hashes("a").0, 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(key_hashes("a").1, shale_hot::fnv1a(&[b"\x01a"]));
+        let run = encode(&[timer((1, 1), &["order-1"])], 64);
+        // 64 bits (the minimum), 7 of them set.
+        assert_eq!(hex::encode(&run.footer.blocks[0].bloom), "0202080820208000");
+    }
+
+    #[test]
+    fn a_block_without_message_keys_matches_nothing() {
+        let run = encode(&[timer((1, 1), &[]), tombstone((2, 2))], 1 << 16);
+        let b = &run.footer.blocks[0];
+        assert_eq!(b.bloom_len(), 0);
+        assert!(!b.may_contain_message_key(""));
+        assert!(!b.may_contain_message_key("a"));
+    }
+
+    #[test]
+    fn blooms_have_few_false_positives() {
+        let keys: Vec<String> = (0..1_000).map(|i| format!("order-{i}")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let run = encode(&[timer((1, 1), &refs)], 1 << 20);
+        let b = &run.footer.blocks[0];
+        assert_eq!(b.bloom_len(), 1_250);
+        assert!(refs.iter().all(|k| b.may_contain_message_key(k)));
+        let false_positives = (0..10_000)
+            .filter(|i| b.may_contain_message_key(&format!("other-{i}")))
+            .count();
+        // About 0.8% expected at 10 bits per key and 7 probes.
+        assert!(
+            false_positives < 150,
+            "{false_positives} false positives in 10000"
+        );
+    }
+
+    #[test]
+    fn push_refuses_keys_out_of_order_and_records_not_of_their_key() {
+        let mut w = RunWriter::new(64);
+        w.push(tombstone((5, 5))).unwrap();
+        for key in [(5, 5), (5, 4), (4, 9)] {
+            assert!(w.push(tombstone(key)).is_err(), "{key:?}");
+            assert!(w.push(timer(key, &[])).is_err(), "{key:?}");
+        }
+        let wrong = [
+            // another offset, another time, no time
+            RunEntry::Timer {
+                key: (6, 1),
+                record: record((6, 2), &[], ""),
+            },
+            RunEntry::Timer {
+                key: (6, 1),
+                record: record((7, 1), &[], ""),
+            },
+            RunEntry::Timer {
+                key: (6, 1),
+                record: Bytes::from(
+                    Record {
+                        deliver_at_ms: None,
+                        ..shale_hot::decode(&record((6, 1), &[], "")).unwrap()
+                    }
+                    .encode(),
+                ),
+            },
+            RunEntry::Timer {
+                key: (6, 1),
+                record: Bytes::from_static(b"not a record"),
+            },
+            RunEntry::Timer {
+                key: (6, 1),
+                record: [record((6, 1), &[], "").as_ref(), b"x"].concat().into(),
+            },
+        ];
+        for e in wrong {
+            assert!(w.push(e.clone()).is_err(), "{e:?}");
+        }
+        let run = w.finish();
+        assert_eq!(decode_run(&run.bytes).unwrap().1, vec![tombstone((5, 5))]);
+    }
+
+    #[test]
+    fn every_truncation_and_flipped_byte_is_an_error() {
+        let run = small_run();
+        assert_eq!(run.footer.blocks.len(), 3);
+        let bytes = run.bytes.to_vec();
+        for i in 0..bytes.len() {
+            assert!(decode_run(&bytes[..i]).is_err(), "truncation at {i}");
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x10;
+            assert!(decode_run(&bad).is_err(), "flipped byte {i}");
+        }
+        let footer = footer_bytes(&run);
+        for i in 0..footer.len() {
+            assert!(decode_footer(&footer[..i]).is_err(), "footer cut at {i}");
+            let mut bad = footer.to_vec();
+            bad[i] ^= 0x01;
+            assert!(decode_footer(&bad).is_err(), "footer byte {i}");
+        }
+        for b in &run.footer.blocks {
+            let block = block_bytes(&run, b);
+            for i in 0..block.len() {
+                assert!(decode_block(&block[..i]).is_err(), "block cut at {i}");
+                let mut bad = block.to_vec();
+                bad[i] ^= 0x80;
+                assert!(decode_block(&bad).is_err(), "block byte {i}");
+            }
+        }
+    }
+
+    /// Sorted, deduplicated random entries: some tombstones, timers with
+    /// random message keys, properties and bodies.
+    fn arb_entries() -> impl Strategy<Value = Vec<RunEntry>> {
+        let entry = (
+            -3i64..30,
+            0u64..40,
+            any::<bool>(),
+            proptest::collection::vec("[a-z]{0,6}", 0..4),
+            proptest::collection::vec(("[a-z]{1,4}", "[ -~]{0,8}"), 0..3),
+            proptest::collection::vec(any::<u8>(), 0..200),
+        );
+        proptest::collection::vec(entry, 0..60).prop_map(|raw| {
+            let mut entries: Vec<RunEntry> = raw
+                .into_iter()
+                .map(|(at, seq, dead, keys, properties, body)| {
+                    if dead {
+                        return RunEntry::Tombstone { key: (at, seq) };
+                    }
+                    let record = Record {
+                        offset: seq,
+                        store_ms: 5,
+                        born_ms: 4,
+                        deliver_at_ms: Some(at),
+                        message_id: MessageId::new(5, 0, seq, 1),
+                        tag: None,
+                        keys,
+                        properties,
+                        message_group: Some("g".into()),
+                        body: Bytes::from(body),
+                    };
+                    RunEntry::Timer {
+                        key: (at, seq),
+                        record: Bytes::from(record.encode()),
+                    }
+                })
+                .collect();
+            entries.sort_by_key(RunEntry::key);
+            entries.dedup_by_key(|e| e.key());
+            entries
+        })
+    }
+
+    fn arb_key() -> impl Strategy<Value = TimerKey> {
+        (-5i64..33, 0u64..42)
+    }
+
+    proptest! {
+        #[test]
+        fn runs_round_trip_and_their_index_finds_every_entry(
+            entries in arb_entries(),
+            block_size in 1usize..600,
+            probes in proptest::collection::vec((proptest::option::of(arb_key()), arb_key()), 20),
+        ) {
+            let run = encode(&entries, block_size);
+            let s = &run.summary;
+            prop_assert_eq!(s.min_key, entries.first().map(RunEntry::key));
+            prop_assert_eq!(s.max_key, entries.last().map(RunEntry::key));
+            let timers = entries.iter().filter(|e| matches!(e, RunEntry::Timer { .. })).count();
+            prop_assert_eq!(s.timers as usize, timers);
+            prop_assert_eq!((s.timers + s.tombstones) as usize, entries.len());
+            prop_assert_eq!(s.bytes as usize, run.bytes.len());
+            prop_assert_eq!(decode_footer(footer_bytes(&run)).unwrap(), run.footer.clone());
+            let mut all = Vec::new();
+            for b in &run.footer.blocks {
+                let block = decode_block(block_bytes(&run, b)).unwrap();
+                prop_assert_eq!(block.len(), b.entries as usize);
+                prop_assert_eq!(block.first().map(RunEntry::key), Some(b.first));
+                prop_assert_eq!(block.last().map(RunEntry::key), Some(b.last));
+                for e in &block {
+                    prop_assert_eq!(run.footer.block_of(e.key()), Some(b));
+                    if let RunEntry::Timer { record, .. } = e {
+                        for k in shale_hot::decode(record).unwrap().keys {
+                            prop_assert!(b.may_contain_message_key(&k), "{k:?} missed");
+                        }
+                    }
+                }
+                all.extend(block);
+            }
+            prop_assert_eq!(&all, &entries);
+            prop_assert_eq!(decode_run(&run.bytes).unwrap(), (run.footer.clone(), entries.clone()));
+            for (after, through) in probes {
+                let want: Vec<&BlockMeta> = run
+                    .footer
+                    .blocks
+                    .iter()
+                    .filter(|b| after.is_none_or(|a| b.last > a) && b.first <= through)
+                    .collect();
+                let got: Vec<&BlockMeta> = run.footer.blocks_between(after, through).iter().collect();
+                prop_assert_eq!(got, want);
+                let holding = run.footer.blocks.iter().find(|b| b.first <= through && through <= b.last);
+                prop_assert_eq!(run.footer.block_of(through), holding);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_are_put_once_read_by_ranges_listed_and_deleted() {
+        let faults = Faults::default();
+        let store = FaultStore::new(Arc::new(InMemory::new()), faults.clone());
+        let dir = Path::from("p/runs");
+        let path = dir.child("00000000000000000001-00000000000000000000.run");
+        let entries: Vec<RunEntry> = (0..6).map(|i| timer((i, i as u64), &["k"])).collect();
+        let run = encode(&entries, 1);
+        assert_eq!(run.footer.blocks.len(), 6);
+
+        // A put whose answer was lost, retried: fine.
+        faults.lose_next_put_acks(1);
+        assert!(put_run(&store, &path, run.bytes.clone()).await.is_err());
+        put_run(&store, &path, run.bytes.clone()).await.unwrap();
+        put_run(&store, &path, run.bytes.clone()).await.unwrap();
+        // A different run under the same name is not.
+        let other = encode(&entries[..2], 1);
+        let err = put_run(&store, &path, other.bytes).await.unwrap_err();
+        assert!(matches!(err, TieringError::Invalid { .. }), "{err:?}");
+
+        faults.reset_counts();
+        let footer = read_footer(&store, &path, &run.summary).await.unwrap();
+        assert_eq!(footer, run.footer);
+        assert_eq!(faults.counts().gets, 1);
+
+        let blocks = &footer.blocks;
+        let adjacent = read_blocks(&store, &path, &blocks[1..4]).await.unwrap();
+        assert_eq!(
+            adjacent,
+            vec![
+                vec![entries[1].clone()],
+                vec![entries[2].clone()],
+                vec![entries[3].clone()]
+            ]
+        );
+        assert_eq!(faults.counts().gets, 2, "three adjacent blocks in one GET");
+        let apart = [blocks[0].clone(), blocks[2].clone(), blocks[5].clone()];
+        let got = read_blocks(&store, &path, &apart).await.unwrap();
+        assert_eq!(
+            got,
+            vec![
+                vec![entries[0].clone()],
+                vec![entries[2].clone()],
+                vec![entries[5].clone()]
+            ]
+        );
+        assert_eq!(
+            read_blocks(&store, &path, &[]).await.unwrap(),
+            Vec::<Vec<RunEntry>>::new()
+        );
+
+        // A summary or block index that does not describe the object is an error.
+        let mut wrong = run.summary.clone();
+        wrong.footer_offset -= 1;
+        wrong.footer_len += 1;
+        assert!(read_footer(&store, &path, &wrong).await.is_err());
+        let mut shifted = blocks[1].clone();
+        shifted.offset = blocks[2].offset;
+        assert!(read_blocks(&store, &path, &[shifted]).await.is_err());
+
+        let other_path = dir.child("00000000000000000001-00000000000000000001.run");
+        put_run(&store, &other_path, run.bytes.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            list_runs(&store, &dir).await.unwrap(),
+            vec![path.clone(), other_path.clone()]
+        );
+        delete_run(&store, &path).await.unwrap();
+        delete_run(&store, &path).await.unwrap();
+        assert_eq!(list_runs(&store, &dir).await.unwrap(), vec![other_path]);
+        let gone = read_footer(&store, &path, &run.summary).await.unwrap_err();
+        assert!(gone.is_store_failure(), "{gone:?}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_object_is_invalid_not_a_wrong_answer() {
+        let store = InMemory::new();
+        let path = Path::from("r.run");
+        let run = small_run();
+        let mut bad = run.bytes.to_vec();
+        let b = &run.footer.blocks[1];
+        bad[b.offset as usize + 5] ^= 1;
+        let last = bad.len() - 1;
+        bad[last - 8] ^= 1; // the trailer's footer length
+        put_run(&store, &path, Bytes::from(bad)).await.unwrap();
+        let err = read_footer(&store, &path, &run.summary).await.unwrap_err();
+        assert!(matches!(err, TieringError::Invalid { .. }), "{err:?}");
+        let err = read_blocks(&store, &path, &run.footer.blocks)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TieringError::Invalid { .. }), "{err:?}");
+    }
+}
