@@ -5,6 +5,8 @@
 //! {prefix}/topics/{topic}/queues/{queue}/staging/{epoch:020}-{base_offset:020}.parquet   internal, an upload not yet published
 //! {prefix}/topics/{topic}/queues/{queue}/manifest/{seq:020}.json            internal, versioned, create-only
 //! {prefix}/topics/{topic}/queues/{queue}/dedup/{epoch:020}.json              internal, the dedup ids a hand-over under that epoch passed on
+//! {prefix}/topics/{topic}/timers/{queue}/checkpoint/{seq:020}.json            internal, versioned (FencedObject), the queue's timer checkpoint
+//! {prefix}/topics/{topic}/timers/{queue}/runs/{epoch:020}-{n:020}.run       internal, immutable sorted runs of pending timers, create-only
 //! {prefix}/topics/{topic}/topic.json                                          internal, versioned
 //! {prefix}/groups/{group}/group.json                                          internal, versioned (group settings)
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/checkpoint/{seq:020}.json                        CLUSTERING
@@ -21,6 +23,12 @@
 //! key only once the manifest lists it (see [`crate::uploader`]). A stale
 //! owner's upload therefore stays under its own epoch's staging key, which no
 //! other owner writes, and never reaches `segments/`.
+//!
+//! A queue's delay timers due far ahead live in `timers/{queue}/runs/`
+//! ([`crate::timer_run`]); the checkpoint ([`crate::timer_checkpoint`])
+//! lists the live ones, so a run it does not list is an orphan to collect.
+//! Like everything of a topic, they are under `{prefix}/topics/{topic}/`,
+//! which deleting the topic deletes.
 //!
 //! Group checkpoints are internal, versioned and create-only like manifests.
 //! Everything of a group lives under `{prefix}/groups/{group}/`, so deleting
@@ -89,6 +97,28 @@ impl Layout {
     /// The directory of the queue's manifest versions.
     pub fn manifest_dir(&self, topic: &str, queue: u32) -> Path {
         self.queue_dir(topic, queue).child("manifest")
+    }
+
+    fn timers_dir(&self, topic: &str, queue: u32) -> Path {
+        self.topic_dir(topic)
+            .child("timers")
+            .child(queue.to_string())
+    }
+
+    /// The directory of the versions of a queue's timer checkpoint.
+    pub fn timer_checkpoint_dir(&self, topic: &str, queue: u32) -> Path {
+        self.timers_dir(topic, queue).child("checkpoint")
+    }
+
+    /// The directory of a queue's timer runs.
+    pub fn timer_runs_dir(&self, topic: &str, queue: u32) -> Path {
+        self.timers_dir(topic, queue).child("runs")
+    }
+
+    /// The timer run `name` of a queue (see
+    /// [`crate::timer_checkpoint::run_name`]).
+    pub fn timer_run(&self, topic: &str, queue: u32, name: &str) -> Path {
+        self.timer_runs_dir(topic, queue).child(name)
     }
 
     /// Everything of one consumer group.
@@ -230,6 +260,23 @@ mod tests {
                 .as_ref(),
             "groups/%25RETRY%25g/topics/t/queues/0/consumers/a%2Fb/checkpoint"
         );
+        assert_eq!(
+            l.timer_checkpoint_dir("orders", 3).as_ref(),
+            "tenant/a/topics/orders/timers/3/checkpoint"
+        );
+        assert_eq!(
+            l.timer_runs_dir("orders", 3).as_ref(),
+            "tenant/a/topics/orders/timers/3/runs"
+        );
+        let run = l.timer_run("orders", 3, "00000000000000000002-00000000000000000005.run");
+        assert_eq!(
+            run.as_ref(),
+            "tenant/a/topics/orders/timers/3/runs/00000000000000000002-00000000000000000005.run"
+        );
+        // Deleting the topic (its whole prefix) deletes its timers.
+        for p in [run, l.timer_checkpoint_dir("orders", 3)] {
+            assert!(p.prefix_matches(&l.topic_dir("orders")), "{p}");
+        }
         assert_eq!(l.group_meta("g").as_ref(), "tenant/a/groups/g/group.json");
         assert_eq!(
             l.receipt_handle_key().as_ref(),
