@@ -31,7 +31,8 @@
 //! each starting where the one before ends. The footer's position is also in
 //! the run's [`RunSummary`] (kept in the checkpoint), so a reader needs one
 //! ranged GET for the footer (the trailer, fetched with it, must agree) and
-//! one per stretch of adjacent blocks.
+//! at most one per stretch of adjacent blocks (`ObjectStore::get_ranges` may
+//! merge nearby stretches too).
 //!
 //! Each block's bloom filter holds the message keys (`Record::keys`) of its
 //! timers: about 10 bits per distinct key (at least 64), 7 probes by double
@@ -43,7 +44,9 @@
 //!
 //! Invariants: keys strictly ascend within a run (no key twice, so no timer
 //! and its tombstone in one run); a timer's record decodes, its offset is the
-//! key's seq and its `deliver_at_ms` the key's time. Any truncation or flipped
+//! key's seq and its `deliver_at_ms` the key's time (checked when pushed;
+//! readers rely on the block CRC and hand records out undecoded, as slices of
+//! what was read). Any truncation or flipped
 //! byte in a block, the footer or the trailer decodes as an error (CRC32C,
 //! lengths, cross-checks), never as other entries and never as a panic.
 //! Runs are written create-only and never changed.
