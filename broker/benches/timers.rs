@@ -26,6 +26,9 @@
 //!   same millisecond. Lateness = `store_ms - deliver_at_ms` of each fired
 //!   message read back from its queue: p50/p99/max, and the burst's drain
 //!   time (last `store_ms` - due time).
+//! - `fire-loaded`: `fire` with `--background` (10,000,000) far-future
+//!   timers pending in the steady topic's queues meanwhile (the job's
+//!   housekeeping walks every pending timer once a second).
 //!
 //! Medians over `--runs` (3) runs are printed at the end of each scenario.
 //! Nothing is asserted: read medians.
@@ -72,6 +75,8 @@ struct Options {
     steady_rate: u64,
     steady_seconds: u64,
     burst: u64,
+    /// `fire-loaded`: far-future timers pending in the steady topic meanwhile.
+    background: u64,
     /// Where the per-run temporary directories go.
     dir: PathBuf,
     /// Internal: run one step of `pending` in this process (`fill` or `restart`).
@@ -84,7 +89,9 @@ struct Options {
 
 fn options() -> Options {
     let mut o = Options {
-        scenarios: vec!["produce".into(), "pending".into(), "fire".into()],
+        scenarios: ["produce", "pending", "fire", "fire-loaded"]
+            .map(String::from)
+            .to_vec(),
         runs: 3,
         messages: 1_000_000,
         pending: 10_000_000,
@@ -95,6 +102,7 @@ fn options() -> Options {
         steady_rate: 10_000,
         steady_seconds: 10,
         burst: 100_000,
+        background: 10_000_000,
         dir: std::env::temp_dir(),
         child: None,
         child_dir: None,
@@ -116,6 +124,7 @@ fn options() -> Options {
             "--steady-rate" => o.steady_rate = v.parse().expect("--steady-rate PER_S"),
             "--steady-seconds" => o.steady_seconds = v.parse().expect("--steady-seconds S"),
             "--burst" => o.burst = v.parse().expect("--burst N"),
+            "--background" => o.background = v.parse().expect("--background N"),
             "--dir" => o.dir = PathBuf::from(v),
             "--child" => o.child = Some(v),
             "--child-dir" => o.child_dir = Some(PathBuf::from(v)),
@@ -591,7 +600,7 @@ fn split_recovery(dir: &Path) -> (f64, f64) {
         }
         read += t.elapsed();
         let t = Instant::now();
-        let index = TimerIndex::restore(keys, Vec::new(), &FireState::default(), &[], end, 0);
+        let index = TimerIndex::restore(keys, Vec::new(), &FireState::default(), &[], 0, end, 0, 0);
         build += t.elapsed();
         assert!(index.pending_count() as u64 <= end);
     }
@@ -779,10 +788,10 @@ async fn read_fired(broker: &Arc<Broker>, topic: &str, queues: u32) -> Fired {
     }
 }
 
-/// Waits until `topic` has nothing pending, at most until `deadline`; whether it drained.
-async fn wait_drained(broker: &Arc<Broker>, topic: &str, deadline: Instant) -> bool {
+/// Waits until `topic` has at most `left` pending, at most until `deadline`; whether it drained.
+async fn wait_drained(broker: &Arc<Broker>, topic: &str, left: u64, deadline: Instant) -> bool {
     loop {
-        if broker.pending_timers(topic).await.expect("pending") == 0 {
+        if broker.pending_timers(topic).await.expect("pending") <= left {
             return true;
         }
         if Instant::now() >= deadline {
@@ -829,7 +838,9 @@ async fn schedule(
     first_due - SystemClock.now_ms()
 }
 
-async fn fire_once(o: &Options, run: usize) -> FireRun {
+/// One run; `background` far-future timers are scheduled in the steady
+/// topic first (they stay pending throughout).
+async fn fire_once(o: &Options, run: usize, background: u64) -> FireRun {
     let dir = tempdir(o);
     let broker = open(dir.path());
     let jobs = node_jobs(&broker);
@@ -846,6 +857,12 @@ async fn fire_once(o: &Options, run: usize) -> FireRun {
         produce_load(&broker, NORMAL, 200 * o.batch, &one, Arc::new(|_| None)).await
     };
 
+    if background > 0 {
+        eprintln!("fire run {run}: scheduling {background} background timers");
+        produce_load(&broker, "steady", background, o, uniform_delays()).await;
+    }
+    let background = broker.pending_timers("steady").await.expect("pending");
+
     // Steady: evenly spaced over the window, starting 3 s from now.
     let n = o.steady_rate * o.steady_seconds;
     let window_ms = (o.steady_seconds * 1000) as i64;
@@ -861,7 +878,13 @@ async fn fire_once(o: &Options, run: usize) -> FireRun {
     .await;
     eprintln!("fire run {run}: steady: {n} scheduled {ahead} ms before the first is due");
     let deadline = Instant::now() + Duration::from_millis((ahead.max(0) + window_ms) as u64);
-    let drained = wait_drained(&broker, "steady", deadline + Duration::from_secs(60)).await;
+    let drained = wait_drained(
+        &broker,
+        "steady",
+        background,
+        deadline + Duration::from_secs(60),
+    )
+    .await;
     let steady = read_fired(&broker, "steady", o.queues).await;
     eprintln!(
         "fire run {run}: steady: {} fired{}",
@@ -881,7 +904,7 @@ async fn fire_once(o: &Options, run: usize) -> FireRun {
         o.burst
     );
     let deadline = Instant::now() + Duration::from_millis(ahead.max(0) as u64);
-    let drained = wait_drained(&broker, "burst", deadline + Duration::from_secs(60)).await;
+    let drained = wait_drained(&broker, "burst", 0, deadline + Duration::from_secs(60)).await;
     let burst = read_fired(&broker, "burst", o.queues).await;
     let spans: Vec<String> = burst
         .spans
@@ -914,9 +937,9 @@ async fn fire_once(o: &Options, run: usize) -> FireRun {
     }
 }
 
-async fn scenario_fire(o: &Options) {
+async fn scenario_fire(o: &Options, background: u64) {
     println!(
-        "\n### fire: SystemClock, the node's `timers` job (every 5 ms); {} queues, SYNC, {} B bodies; steady {}/s for {} s, burst {} in one ms\n",
+        "\n### fire: SystemClock, the node's `timers` job (every 5 ms); {} queues, SYNC, {} B bodies; steady {}/s for {} s, burst {} in one ms; {background} other timers pending (due in [1 h, 40 d]) in the steady topic\n",
         o.queues, o.body, o.steady_rate, o.steady_seconds, o.burst
     );
     println!(
@@ -926,7 +949,7 @@ async fn scenario_fire(o: &Options) {
     println!("|---|---:|---:|---:|---:|---:|");
     let mut runs = Vec::new();
     for run in 0..o.runs {
-        let r = Box::pin(fire_once(o, run)).await;
+        let r = Box::pin(fire_once(o, run, background)).await;
         println!(
             "| {run} | {:.2} / {:.2} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {:.0} | {:.1} |",
             r.base_p50,
@@ -983,8 +1006,9 @@ fn main() {
         match s.as_str() {
             "produce" => rt.block_on(Box::pin(scenario_produce(&o))),
             "pending" => scenario_pending(&o),
-            "fire" => rt.block_on(Box::pin(scenario_fire(&o))),
-            other => panic!("unknown scenario {other} (produce, pending, fire)"),
+            "fire" => rt.block_on(Box::pin(scenario_fire(&o, 0))),
+            "fire-loaded" => rt.block_on(Box::pin(scenario_fire(&o, o.background))),
+            other => panic!("unknown scenario {other} (produce, pending, fire, fire-loaded)"),
         }
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! - `shale_timers_pending{topic}`, `shale_timers_due_next_minute{topic}` gauges,
 //!   `shale_timer_fire_lateness_seconds{topic}` (visible in its queue minus `deliver_at_ms`),
-//!   `shale_timers_fired_total{topic}`
+//!   `shale_timers_fired_total{topic}`, `shale_timer_index_objects_total{op}` (timer runs
+//!   `read` — blocks — and `written` in the object store)
 //!
 //! [`describe`] registers their help texts; call it once after installing a recorder.
 
@@ -43,6 +44,10 @@ pub fn describe() {
     metrics::describe_counter!(
         "shale_timers_fired_total",
         "Delay messages appended to their queue when due."
+    );
+    metrics::describe_counter!(
+        "shale_timer_index_objects_total",
+        "Timer index objects in the object store: run blocks read (op=read), runs written (op=written)."
     );
     metrics::describe_counter!(
         "shale_produce_messages_total",
@@ -179,6 +184,11 @@ pub fn timer_fired(topic: &str, lateness_ms: i64) {
     metrics::counter!("shale_timers_fired_total", "topic" => topic.clone()).increment(1);
     metrics::histogram!("shale_timer_fire_lateness_seconds", "topic" => topic)
         .record(lateness_ms.max(0) as f64 / 1000.0);
+}
+
+/// Timer index objects read (run blocks) or written (runs).
+pub fn timer_index_objects(op: &'static str, n: u64) {
+    metrics::counter!("shale_timer_index_objects_total", "op" => op).increment(n);
 }
 
 /// Refreshes the timer gauges of every topic with timers on this node.

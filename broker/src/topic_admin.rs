@@ -80,13 +80,6 @@ impl Broker {
         };
         wanted.validate()?;
         crate::topics::check_creatable(wanted.message_type, wanted.durability)?;
-        if wanted.message_type == MessageType::Delay && self.cluster.members().len() > 1 {
-            // Timers stay on the disk of the node that took them; a queue handed
-            // over would leave its pending timers behind.
-            return Err(BrokerError::invalid(
-                "DELAY topics are not supported on a cluster of several nodes yet: pending delay messages do not move with their queue",
-            ));
-        }
         let _admin = self.topics.admin.lock().await;
         if let Some(existing) = self.topics.get(&wanted.name) {
             let existing = existing.config();

@@ -24,13 +24,17 @@ struct Node {
 }
 
 fn config(dir: &Path) -> BrokerConfig {
+    config_as(dir, "n1")
+}
+
+fn config_as(dir: &Path, node_id: &str) -> BrokerConfig {
     BrokerConfig {
         data_dir: dir.to_path_buf(),
         object_store: "memory://".parse().unwrap(),
         segment_bytes: 1 << 20,
         segment_ms: 600_000,
         hot_bytes: None,
-        node_id: "n1".into(),
+        node_id: node_id.into(),
         cluster: Default::default(),
         object_commit_interval: shale_broker::wal::DEFAULT_INTERVAL,
         max_delay_ms: shale_broker::produce::plan::DEFAULT_MAX_DELAY_MS,
@@ -41,6 +45,15 @@ fn config(dir: &Path) -> BrokerConfig {
 fn open(dir: &Path, tier: &Arc<Tier>, now_ms: i64) -> Node {
     let clock = ManualClock::new(now_ms);
     let broker = Broker::open_with(&config(dir), Arc::new(clock.clone()), tier.clone()).unwrap();
+    Node { broker, clock }
+}
+
+/// Node `node_id` on `dir` over `tier`.
+fn open_as(dir: &Path, tier: &Arc<Tier>, now_ms: i64, node_id: &str) -> Node {
+    let clock = ManualClock::new(now_ms);
+    let mut config = config_as(dir, node_id);
+    config.max_delay_ms = 365 * DAY_MS;
+    let broker = Broker::open_with(&config, Arc::new(clock.clone()), tier.clone()).unwrap();
     Node { broker, clock }
 }
 
@@ -404,4 +417,185 @@ async fn bad_delay_input_is_refused_and_a_deleted_topic_takes_its_timers() {
     node.broker.fire_timers().await;
     assert!(queue_contents(&node, "later", 1).await[&0].is_empty());
     assert_eq!(node.broker.timers.pending_of("later"), 0);
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// `n` delay messages over `queues` queues, due from 1 minute to ~300 days
+/// ahead (a few in the same millisecond); `(body, queue, delay)`.
+fn far_messages(n: usize, queues: u32) -> Vec<(String, u32, i64)> {
+    (0..n)
+        .map(|i| {
+            let delay = 60_000 + ((i as i64 * 7919) % 300) * DAY_MS + (i as i64 % 3);
+            (format!("far-{i}"), i as u32 % queues, delay)
+        })
+        .collect()
+}
+
+async fn schedule_all(node: &Node, topic: &str, msgs: &[(String, u32, i64)]) -> Vec<Produced> {
+    let mut out = Vec::new();
+    for chunk in msgs.chunks(50) {
+        let batch = chunk.iter().map(|(b, q, d)| delayed(b, *d, *q)).collect();
+        out.extend(produce(node, topic, batch).await.unwrap());
+    }
+    out
+}
+
+/// Takes every queue of `topic` (as the first request to each would).
+async fn serve_all(node: &Node, topic: &str, queues: u32) {
+    // Finds topics created through other nodes.
+    node.broker.cluster_tick().await;
+    for q in 0..queues {
+        node.broker.serve_queue(topic, q).await.unwrap();
+    }
+}
+
+fn in_memory(node: &Node, topic: &str, queues: u32) -> usize {
+    (0..queues)
+        .map(|q| {
+            node.broker
+                .timers
+                .get(topic, q)
+                .map_or(0, |t| t.index.lock().in_memory())
+        })
+        .sum()
+}
+
+/// Fires until nothing is pending (bounded), then checks each queue: every
+/// expected body once, in delivery order.
+async fn fire_all_and_check(
+    node: &Node,
+    topic: &str,
+    queues: u32,
+    expected: &BTreeMap<String, i64>,
+) {
+    for _ in 0..200 {
+        node.broker.fire_timers().await;
+        if node.broker.pending_timers(topic).await.unwrap() == 0 {
+            break;
+        }
+    }
+    assert_eq!(node.broker.pending_timers(topic).await.unwrap(), 0);
+    let mut seen = BTreeMap::new();
+    for (q, records) in queue_contents(node, topic, queues).await {
+        let due: Vec<i64> = records.iter().map(|r| r.deliver_at_ms.unwrap()).collect();
+        assert!(
+            due.windows(2).all(|w| w[0] <= w[1]),
+            "queue {q} out of delivery order"
+        );
+        for b in bodies(&records) {
+            assert!(seen.insert(b.clone(), ()).is_none(), "{b} delivered twice");
+        }
+    }
+    let want: Vec<&String> = expected.keys().collect();
+    let got: Vec<&String> = seen.keys().collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn far_timers_live_in_the_object_store_and_move_with_the_queue_to_an_empty_node() {
+    let tier = tier();
+    let dir = tempfile::tempdir().unwrap();
+    let node = open_as(dir.path(), &tier, START_MS, "n1");
+    delay_topic(&node, "far", 2, Durability::Sync).await;
+    let msgs = far_messages(300, 2);
+    let produced = schedule_all(&node, "far", &msgs).await;
+    assert!(produced.iter().all(|p| p.scheduled));
+    // A clean leave hands the queues over: every timer goes up in runs.
+    node.broker
+        .leave_cluster(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    drop(node);
+
+    // Another node, empty disk, same bucket.
+    let dir2 = tempfile::tempdir().unwrap();
+    let node2 = open_as(dir2.path(), &tier, START_MS + 1_000, "n2");
+    serve_all(&node2, "far", 2).await;
+    assert_eq!(node2.broker.pending_timers("far").await.unwrap(), 300);
+    assert!(
+        in_memory(&node2, "far", 2) < 10,
+        "only timers due within the load horizon are in memory, not {}",
+        in_memory(&node2, "far", 2)
+    );
+    // Listing pages in delivery order over the runs.
+    let mut listed = Vec::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let (_, page, next) = node2
+            .broker
+            .list_timers("far", None, Some(70), after.clone())
+            .await
+            .unwrap();
+        listed.extend(page);
+        after = next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed.len(), 300);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].deliver_at_ms <= w[1].deliver_at_ms)
+    );
+    let by_key = node2
+        .broker
+        .list_timers("far", Some("k-far-7".into()), None, None)
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].message_id, produced[7].message_id);
+
+    // A far timer: SCHEDULED from its run, then recalled (404 after).
+    let id = produced[5].message_id.to_string();
+    node2.broker.recall_timer("far", &id).await.unwrap();
+    let again = node2.broker.recall_timer("far", &id).await.unwrap_err();
+    assert_eq!(again.code(), ErrorCode::MessageNotFound);
+    assert_eq!(node2.broker.pending_timers("far").await.unwrap(), 299);
+
+    // Down for a year: everything fires at once, in delivery order, once.
+    node2.clock.advance(365 * DAY_MS);
+    let expected: BTreeMap<String, i64> = msgs
+        .iter()
+        .filter(|(b, _, _)| b != "far-5")
+        .map(|(b, _, d)| (b.clone(), *d))
+        .collect();
+    fire_all_and_check(&node2, "far", 2, &expected).await;
+}
+
+#[tokio::test]
+async fn a_crash_after_a_spill_keeps_the_runs_and_the_unspilled_journal() {
+    let tier = tier();
+    let dir = tempfile::tempdir().unwrap();
+    let node = open_as(dir.path(), &tier, START_MS, "n1");
+    delay_topic(&node, "mix", 2, Durability::Sync).await;
+    let first = far_messages(100, 2);
+    schedule_all(&node, "mix", &first).await;
+    node.broker
+        .leave_cluster(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    drop(node);
+    // The same node (its disk kept) comes back, schedules more, and dies.
+    let node = open_as(dir.path(), &tier, START_MS + 1_000, "n1");
+    serve_all(&node, "mix", 2).await;
+    let more: Vec<(String, u32, i64)> = far_messages(60, 2)
+        .into_iter()
+        .map(|(b, q, d)| (b.replace("far", "more"), q, d + 1))
+        .collect();
+    schedule_all(&node, "mix", &more).await;
+    node.broker.fire_timers().await;
+    drop(node);
+    let node = open_as(dir.path(), &tier, START_MS + 2_000, "n1");
+    serve_all(&node, "mix", 2).await;
+    assert_eq!(node.broker.pending_timers("mix").await.unwrap(), 160);
+    node.clock.advance(365 * DAY_MS);
+    let expected: BTreeMap<String, i64> = first
+        .iter()
+        .chain(&more)
+        .map(|(b, _, d)| (b.clone(), *d))
+        .collect();
+    fire_all_and_check(&node, "mix", 2, &expected).await;
 }

@@ -192,6 +192,16 @@ impl Broker {
         self.recover_queue(topic, queue, &acquired).await?;
         self.take_over_dedup(topic, queue, &acquired).await;
         self.groups.cursors.remove_queue(topic, queue);
+        if self
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.config().message_type == crate::topics::MessageType::Delay)
+        {
+            // Before the gate opens: timers from the object store (and this
+            // node's journal if it wrote them last) fire only once.
+            self.timers.forget(topic, queue);
+            self.open_held_timers(topic, queue).await?;
+        }
         gate.open.store(true, Ordering::SeqCst);
         crate::metrics::queue_taken(acquired.previous_owner.is_some());
         tracing::info!(topic, queue, epoch = acquired.epoch, previous = ?acquired.previous_owner, "took the queue");
@@ -347,6 +357,7 @@ impl Broker {
             crate::groups::durable::checkpoint_queue(self, topic, queue).await?;
             self.tier.upload(&log).await?;
         }
+        self.hand_over_timers(topic, queue).await?;
         let uploaded = self.tier.held_end(topic, queue).await.unwrap_or(0);
         self.pass_on_dedup(topic, queue).await;
         self.tier.release(topic, queue).await?;
@@ -381,6 +392,7 @@ impl Broker {
             .remove(&(topic.to_string(), queue));
         self.tier.abandon(topic, queue).await;
         self.groups.cursors.remove_queue(topic, queue);
+        self.timers.forget(topic, queue);
     }
 
     /// Job `cluster`: one heartbeat, then the ownership pass — take the

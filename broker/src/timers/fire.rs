@@ -1,5 +1,6 @@
 //! The `timers` job: fires due timers into their queues, saves fire states,
-//! deletes journal segments no pending timer needs.
+//! loads, spills, merges and collects runs ([`super::store`]), deletes
+//! journal segments no pending timer needs.
 //!
 //! A fire batch: take the due keys (in delivery order, marked in flight),
 //! read their journal records, append them to the queue in one append (each
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use shale_hot::{AppendRequest, MessageId};
 
-use super::index::Key;
+use super::index::{Key, Source};
 use super::{TIMER_PROPERTY, TimerQueue};
 use crate::broker::Broker;
 use crate::error::{BrokerError, BrokerResult, error_chain};
@@ -46,6 +47,13 @@ impl Broker {
         let queues = self.timers.all();
         futures::future::join_all(queues.chunks(FIRE_CONCURRENCY).map(|chunk| async move {
             for q in chunk {
+                let horizon = now.saturating_add(super::store::LOAD_HORIZON_MS / 2);
+                if q.index.lock().wants_load(horizon)
+                    && let Ok(mut set) = q.runs.try_lock()
+                    && let Err(e) = q.load_ahead(&self.tier, &mut set, now).await
+                {
+                    tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "loading timers from the object store failed; will retry");
+                }
                 let due = q.index.lock().next_due().is_some_and(|at| at <= now);
                 if due && let Err(e) = self.fire_due(q, now).await {
                     tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "firing timers failed; will retry");
@@ -55,21 +63,37 @@ impl Broker {
         .await;
         if housekeep {
             for q in self.timers.all() {
-                self.housekeep(&q).await;
+                self.housekeep(&q, now).await;
             }
             crate::metrics::timers(self, now);
         }
     }
 
-    /// Recovers the timers of every journal found on disk not opened yet
-    /// (the node calls it before serving; the job again, for any that failed).
+    /// Opens the timers of every journal found on disk not opened yet and
+    /// of every DELAY queue this node holds (the node calls it before
+    /// serving; the job again, for any that failed). A queue another node
+    /// serves is left to it.
     pub async fn open_timers(&self) {
-        for (topic, queue) in self.timers.journals_on_disk() {
-            if self.timers.get(&topic, queue).is_none()
-                && self.topics.get(&topic).is_some()
-                && let Err(e) = self.timer_queue(&topic, queue).await
+        let mut wanted = self.timers.journals_on_disk();
+        for (topic, queue) in self.cluster.held() {
+            if self
+                .topics
+                .get(&topic)
+                .is_some_and(|t| t.config().message_type == MessageType::Delay)
             {
-                tracing::warn!(topic, queue, error = %error_chain(&e), "cannot open timers; will retry");
+                wanted.push((topic, queue));
+            }
+        }
+        for (topic, queue) in wanted {
+            if self.timers.get(&topic, queue).is_some() || self.topics.get(&topic).is_none() {
+                continue;
+            }
+            match self.timer_queue(&topic, queue).await {
+                Ok(_) => {}
+                Err(e) if e.elsewhere().is_some() => {}
+                Err(e) => {
+                    tracing::warn!(topic, queue, error = %error_chain(&e), "cannot open timers; will retry")
+                }
             }
         }
     }
@@ -92,12 +116,13 @@ impl Broker {
                 Err(e) if e.elsewhere().is_some() => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let keys = q.index.lock().take_due(now, FIRE_BATCH);
-            if keys.is_empty() {
+            let due = q.index.lock().take_due(now, FIRE_BATCH);
+            if due.is_empty() {
                 return Ok(());
             }
+            let keys: Vec<Key> = due.iter().map(|(k, _)| *k).collect();
             let fired = self
-                .fire_batch(q, &target, &keys, topic.config().durability)
+                .fire_batch(q, &target, due, topic.config().durability)
                 .await;
             drop(permit);
             match fired {
@@ -118,17 +143,23 @@ impl Broker {
         &self,
         q: &Arc<TimerQueue>,
         target: &Arc<shale_hot::QueueLog>,
-        keys: &[Key],
+        due: Vec<(Key, Source)>,
         durability: Durability,
     ) -> BrokerResult<u64> {
         let journal = q.journal.clone();
         let target2 = target.clone();
-        let keys2 = keys.to_vec();
+        let keys: Vec<Key> = due.iter().map(|(k, _)| *k).collect();
         let appended = tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::with_capacity(keys2.len());
-            let mut ids: Vec<MessageId> = Vec::with_capacity(keys2.len());
-            for (_, seq) in &keys2 {
-                let r = journal.read_one(*seq)?.ok_or_else(|| {
+            let mut batch = Vec::with_capacity(due.len());
+            let mut ids: Vec<MessageId> = Vec::with_capacity(due.len());
+            for ((_, seq), source) in &due {
+                let r = match source {
+                    Source::Journal => journal.read_one(*seq)?,
+                    Source::Loaded(bytes) => Some(shale_hot::decode(bytes).map_err(|e| {
+                        BrokerError::internal("firing a timer", format!("a loaded record: {e}"))
+                    })?),
+                };
+                let r = r.ok_or_else(|| {
                     BrokerError::internal(
                         "firing a timer",
                         format!(
@@ -161,8 +192,17 @@ impl Broker {
         Ok(end)
     }
 
-    /// Saves `q`'s fire state and deletes journal segments nothing pending needs.
-    async fn housekeep(&self, q: &Arc<TimerQueue>) {
+    /// Loads, spills, merges and collects `q`'s runs, checkpoints, saves its
+    /// local fire state and deletes journal segments nothing pending needs.
+    async fn housekeep(&self, q: &Arc<TimerQueue>, now: i64) {
+        if let Err(e) = self.tier_timers(q, now).await {
+            tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "timer runs could not be maintained; will retry");
+            if matches!(e, BrokerError::NotOwner { .. }) {
+                // Fenced: a newer owner has the timers.
+                self.timers.forget(&q.topic, q.queue);
+                return;
+            }
+        }
         let q2 = q.clone();
         let done = tokio::task::spawn_blocking(move || {
             // ASYNC journals are written back here (SYNC ones at produce).
@@ -171,9 +211,8 @@ impl Broker {
             // Only after the state is saved: a restart must not need what goes.
             let keep_from = {
                 let index = q2.index.lock();
-                index
-                    .min_pending_seq()
-                    .unwrap_or_else(|| index.state().journal_end)
+                let spilled = index.spilled_end();
+                index.min_journal_seq().map_or(spilled, |s| s.min(spilled))
             };
             q2.journal.evict_through(keep_from)?;
             Ok::<_, BrokerError>(())
@@ -186,5 +225,19 @@ impl Broker {
             }
             Err(e) => tracing::warn!(error = %e, "timer housekeeping task failed"),
         }
+    }
+
+    /// The object-store side of `q`'s housekeeping (see [`super::store`]).
+    async fn tier_timers(&self, q: &Arc<TimerQueue>, now: i64) -> BrokerResult<()> {
+        let Ok(mut set) = q.runs.try_lock() else {
+            return Ok(());
+        };
+        q.load_ahead(&self.tier, &mut set, now).await?;
+        if q.spill_due(&mut set) {
+            q.spill(&self.tier, &mut set, now).await?;
+        }
+        q.merge(&self.tier, &mut set).await?;
+        q.collect(&self.tier, &mut set).await?;
+        q.checkpoint(&mut set, false).await
     }
 }

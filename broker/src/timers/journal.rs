@@ -17,7 +17,16 @@ use crate::error::{BrokerError, BrokerResult};
 
 /// Frame magic of a saved fire state.
 const STATE_MAGIC: [u8; 4] = *b"SHTF";
-const STATE_VERSION: u16 = 1;
+/// 1: a bare [`FireState`] (before the object-store checkpoint); 2: [`LocalState`].
+const STATE_VERSION: u16 = 2;
+
+/// The fire state saved locally, with the checkpoint epoch it was saved
+/// under (`None`: saved before checkpoints existed).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LocalState {
+    pub epoch: Option<u64>,
+    pub state: FireState,
+}
 
 impl TimerQueue {
     /// Appends scheduled messages (each with `deliver_at_ms`) and indexes
@@ -41,11 +50,14 @@ impl TimerQueue {
         Ok(appended)
     }
 
-    /// Recalls the pending timer `key`: marks it in the index and appends
-    /// its recall record. Blocking. `Ok(false)` when it was not pending.
+    /// Recalls the pending timer `key` (one only in runs was found pending
+    /// there by the caller): marks it in the index and appends its recall
+    /// record. Blocking.
     pub fn append_recall(&self, key: Key) -> BrokerResult<super::index::Recall> {
         let mut index = self.index.lock();
-        let found = index.recall(key);
+        let source = index.source_of(key);
+        // Journal appends happen under the index lock: this is the record's offset.
+        let found = index.recall(key, self.journal.max_offset());
         if found != super::index::Recall::Recalled {
             return Ok(found);
         }
@@ -64,7 +76,7 @@ impl TimerQueue {
                 Ok(found)
             }
             Err(e) => {
-                index.unrecall(key);
+                index.unrecall(key, source);
                 Err(e.into())
             }
         }
@@ -79,7 +91,11 @@ impl TimerQueue {
         if *self.saved_version.lock() == version {
             return Ok(());
         }
-        write_state(&self.state_path, &state)?;
+        let local = LocalState {
+            epoch: Some(self.epoch),
+            state,
+        };
+        write_state(&self.state_path, &local)?;
         *self.saved_version.lock() = version;
         Ok(())
     }
@@ -102,21 +118,27 @@ pub fn entry_of(r: &Record) -> Option<Entry> {
 }
 
 /// Reads the saved fire state (`None`: never saved).
-pub fn read_state(path: &Path) -> BrokerResult<Option<FireState>> {
+pub fn read_state(path: &Path) -> BrokerResult<Option<LocalState>> {
     let framed = durable_file::read_framed(path, STATE_MAGIC)
         .map_err(|e| BrokerError::internal("reading the timer fire state", e.to_string()))?;
-    let Some((_, bytes)) = framed else {
+    let Some((version, bytes)) = framed else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+    let bad = |e: serde_json::Error| {
         BrokerError::internal(
             "reading the timer fire state",
             format!("{}: {e}", path.display()),
         )
-    })
+    };
+    match version {
+        1 => serde_json::from_slice(&bytes)
+            .map(|state| Some(LocalState { epoch: None, state }))
+            .map_err(bad),
+        _ => serde_json::from_slice(&bytes).map(Some).map_err(bad),
+    }
 }
 
-fn write_state(path: &Path, state: &FireState) -> BrokerResult<()> {
+fn write_state(path: &Path, state: &LocalState) -> BrokerResult<()> {
     let fail = |e: String| BrokerError::internal("saving the timer fire state", e);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;

@@ -2,22 +2,27 @@
 //! one by id, and recall (API.md "Produce", pending delay messages).
 //!
 //! An id from [`MessageId::scheduled`] names its queue, its journal offset
-//! and its delivery time, so each lookup reads one journal record. Once
-//! fired, the message is in its queue with the same id: it is found by
-//! scanning the queue from its delivery time (fires go in delivery order,
-//! so it is near), at most [`FIRED_SCAN`] messages.
+//! and its delivery time, so each lookup reads one journal record, or one
+//! block per run for a timer only in runs. Once fired, the message is in
+//! its queue with the same id: it is found by scanning the queue from its
+//! delivery time (fires go in delivery order, so it is near), at most
+//! [`FIRED_SCAN`] messages. Listings merge memory and the runs beyond what
+//! is loaded, reading run blocks in growing time windows until a page is
+//! full; a listing by key reads only the blocks whose bloom filter may hold
+//! the key.
 
 use std::sync::Arc;
 
 use shale_hot::{MessageId, Record};
 
 use super::TimerQueue;
-use super::index::{Key, Recall, TimerState};
+use super::index::{Key, Recall, Source, TimerState};
 use super::journal::{Entry, entry_of};
 use crate::broker::Broker;
 use crate::error::{BrokerError, BrokerResult, ErrorCode};
 use crate::queue_view::TieredQueue;
 use crate::topics::{Durability, MessageType, Topic};
+use shale_tiering::timer_run::RunEntry;
 
 /// Timers listed per page without `limit`.
 pub const DEFAULT_TIMER_PAGE: usize = 100;
@@ -90,10 +95,13 @@ impl Broker {
         topic: &str,
         queue: u32,
     ) -> BrokerResult<Option<Arc<TimerQueue>>> {
-        if self.timers.get(topic, queue).is_none() && !self.timers.has_journal(topic, queue) {
+        if let Some(q) = self.timers.get(topic, queue) {
+            return Ok(Some(q));
+        }
+        if !self.cluster.holds(topic, queue) {
             return Ok(None);
         }
-        self.timer_queue(topic, queue).await.map(Some)
+        self.open_held_timers(topic, queue).await.map(Some)
     }
 
     /// How many delay messages of `topic` are pending here (journals found
@@ -130,38 +138,34 @@ impl Broker {
             crate::validate::keys(std::slice::from_ref(k))?;
         }
         let cursor = after.as_deref().map(parse_cursor).transpose()?;
-        let mut found: Vec<(ListKey, Arc<TimerQueue>)> = Vec::new();
+        let mut found: Vec<(ListKey, Record)> = Vec::new();
         if t.config().message_type == MessageType::Delay {
             for q in 0..t.queues() {
                 let Some(tq) = self.timers_if_any(&t.name, q).await? else {
                     continue;
                 };
                 let after = cursor.map(|c| queue_after(c, q));
-                let keys = match &key {
-                    None => tq.index.lock().page(after, limit + 1),
-                    Some(k) => pending_with_key(&tq, k, after, limit + 1).await?,
+                let page = match &key {
+                    None => self.pending_page(&tq, after, limit + 1).await?,
+                    Some(k) => self.pending_with_key(&tq, k, after, limit + 1).await?,
                 };
-                found.extend(keys.into_iter().map(|(at, seq)| ((at, q, seq), tq.clone())));
+                found.extend(page.into_iter().map(|((at, seq), r)| ((at, q, seq), r)));
             }
         }
         found.sort_by_key(|(k, _)| *k);
         let more = found.len() > limit;
         found.truncate(limit);
         let next = more.then(|| cursor_of(found.last().expect("more than limit").0));
-        let mut out = Vec::with_capacity(found.len());
-        for ((at, q, seq), tq) in found {
-            let j = tq.journal.clone();
-            let Some(r) = tokio::task::spawn_blocking(move || j.read_one(seq)).await?? else {
-                continue;
-            };
-            out.push(TimerInfo {
+        let out = found
+            .into_iter()
+            .map(|((at, q, _), r)| TimerInfo {
                 message_id: r.message_id,
                 queue: q,
                 deliver_at_ms: at,
                 tag: r.tag,
                 keys: r.keys,
-            });
-        }
+            })
+            .collect();
         Ok((t.name.clone(), out, next))
     }
 
@@ -176,13 +180,27 @@ impl Broker {
         let Some(tq) = self.timers_if_any(&t.name, id.queue()).await? else {
             return Ok(TimerLookup::Unknown);
         };
-        if let Some(r) = journal_record(&tq, id).await? {
-            let key = (id.store_ms(), id.offset());
-            match tq.index.lock().state_of(key) {
-                TimerState::Pending => return Ok(TimerLookup::Scheduled(r)),
-                TimerState::Recalled => return Ok(TimerLookup::Unknown),
-                TimerState::Delivered => {}
+        let key = (id.store_ms(), id.offset());
+        let state = tq.index.lock().state_of(key);
+        match state {
+            TimerState::Pending => {
+                if let Some(r) = pending_record(&tq, key)
+                    .await?
+                    .filter(|r| r.message_id == id)
+                {
+                    return Ok(TimerLookup::Scheduled(r));
+                }
             }
+            TimerState::InRuns => {
+                return Ok(match self.run_record(&tq, key).await? {
+                    Some(r) if r.message_id == id && !tq.index.lock().is_recalled(key) => {
+                        TimerLookup::Scheduled(r)
+                    }
+                    _ => TimerLookup::Unknown,
+                });
+            }
+            TimerState::Recalled => return Ok(TimerLookup::Unknown),
+            TimerState::Delivered => {}
         }
         Ok(match self.find_fired(&t.name, id).await? {
             Some(r) => TimerLookup::Delivered(r),
@@ -198,9 +216,12 @@ impl Broker {
             .parse()
             .map_err(|e| BrokerError::invalid(format!("message id {id:?}: {e}")).with_source(e))?;
         let queue = message_id.queue();
-        if queue < t.queues() {
-            self.serve_queue(&t.name, queue).await?;
-        }
+        // Held until the recall is written: a hand-over waits for it.
+        let _permit = if queue < t.queues() {
+            Some(self.write_permit(&t.name, queue).await?)
+        } else {
+            None
+        };
         let delivered = || {
             BrokerError::new(
                 ErrorCode::MessageAlreadyDelivered,
@@ -263,40 +284,194 @@ impl Broker {
     }
 }
 
-/// The journal record of the scheduled id `id`, if the journal still holds it.
-async fn journal_record(tq: &Arc<TimerQueue>, id: MessageId) -> BrokerResult<Option<Record>> {
-    let j = tq.journal.clone();
-    let offset = id.offset();
-    if offset < j.min_offset() || offset >= j.max_offset() {
-        return Ok(None);
+/// The record of the timer `key`, pending in memory.
+async fn pending_record(tq: &Arc<TimerQueue>, key: Key) -> BrokerResult<Option<Record>> {
+    let source = tq.index.lock().source_of(key);
+    match source {
+        None => Ok(None),
+        Some(Source::Loaded(bytes)) => decode_loaded(&bytes).map(Some),
+        Some(Source::Journal) => {
+            let j = tq.journal.clone();
+            let seq = key.1;
+            if seq < j.min_offset() || seq >= j.max_offset() {
+                return Ok(None);
+            }
+            Ok(tokio::task::spawn_blocking(move || j.read_one(seq)).await??)
+        }
     }
-    let r = tokio::task::spawn_blocking(move || j.read_one(offset)).await??;
-    Ok(r.filter(|r| r.message_id == id))
 }
 
-/// Pending timers of `tq` carrying `key`, after `after`, at most `max`, in key order.
-async fn pending_with_key(
-    tq: &Arc<TimerQueue>,
-    key: &str,
-    after: Option<Key>,
-    max: usize,
-) -> BrokerResult<Vec<Key>> {
-    let j = tq.journal.clone();
-    let k = key.to_string();
-    let records =
-        tokio::task::spawn_blocking(move || j.find_by_key(&k, i64::MIN, i64::MAX, usize::MAX))
-            .await??;
-    let index = tq.index.lock();
-    let mut keys: Vec<Key> = records
+fn decode_loaded(bytes: &[u8]) -> BrokerResult<Record> {
+    shale_hot::decode(bytes)
+        .map_err(|e| BrokerError::internal("reading a timer from a run", e.to_string()))
+}
+
+/// The key just before `key` (so `(before(k), k]` holds only `k`).
+fn before(key: Key) -> Key {
+    match key.1 {
+        0 => (key.0 - 1, u64::MAX),
+        s => (key.0, s - 1),
+    }
+}
+
+/// First window of a listing over runs; it grows 8 times per round.
+const LIST_WINDOW_MS: i64 = 3_600_000;
+
+impl Broker {
+    /// The timer `key` in the runs, unless a run holds its tombstone.
+    async fn run_record(&self, tq: &Arc<TimerQueue>, key: Key) -> BrokerResult<Option<Record>> {
+        let entries = {
+            let mut set = tq.runs.lock().await;
+            tq.read_runs(&self.tier, &mut set, Some(before(key)), key)
+                .await?
+        };
+        if entries
+            .iter()
+            .any(|e| matches!(e, RunEntry::Tombstone { .. }))
+        {
+            return Ok(None);
+        }
+        match entries.into_iter().next() {
+            Some(RunEntry::Timer { record, .. }) => decode_loaded(&record).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Pending timers of `tq` after `after` in key order, at most `max`,
+    /// with their records: memory first, then runs beyond what is loaded.
+    async fn pending_page(
+        &self,
+        tq: &Arc<TimerQueue>,
+        after: Option<Key>,
+        max: usize,
+    ) -> BrokerResult<Vec<(Key, Record)>> {
+        let (keys, loaded) = {
+            let index = tq.index.lock();
+            (index.page(after, max), index.loaded_until())
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(r) = pending_record(tq, k).await? {
+                out.push((k, r));
+            }
+        }
+        // Runs hold only keys beyond `loaded`; read them in growing windows
+        // until `max` known keys are at most the window's end (no unread
+        // key can come before them) or the runs end.
+        let mut from = after.max(loaded);
+        let mut window = LIST_WINDOW_MS;
+        let mut set = tq.runs.lock().await;
+        let last = set
+            .ckpt
+            .value()
+            .runs
+            .iter()
+            .filter_map(|r| r.summary.max_key)
+            .max();
+        while let Some(last) = last.filter(|l| from.is_none_or(|f| *l > f)) {
+            let start = from.map_or(i64::MIN, |f| f.0);
+            let through = (start.saturating_add(window), u64::MAX).min(last);
+            let entries = tq.read_runs(&self.tier, &mut set, from, through).await?;
+            for e in cancel(entries) {
+                if let RunEntry::Timer { key, record } = e
+                    && !tq.index.lock().is_recalled(key)
+                {
+                    out.push((key, decode_loaded(&record)?));
+                }
+            }
+            from = Some(through);
+            window = window.saturating_mul(8);
+            if out.iter().filter(|(k, _)| *k <= through).count() >= max {
+                break;
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        out.dedup_by_key(|(k, _)| *k);
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// Pending timers of `tq` carrying `key`, after `after`, at most `max`,
+    /// in key order: the journal's key index, the loaded records, and the
+    /// run blocks whose bloom filter may hold the key.
+    async fn pending_with_key(
+        &self,
+        tq: &Arc<TimerQueue>,
+        key: &str,
+        after: Option<Key>,
+        max: usize,
+    ) -> BrokerResult<Vec<(Key, Record)>> {
+        let j = tq.journal.clone();
+        let k = key.to_string();
+        let records =
+            tokio::task::spawn_blocking(move || j.find_by_key(&k, i64::MIN, i64::MAX, usize::MAX))
+                .await??;
+        let mut out: Vec<(Key, Record)> = Vec::new();
+        let loaded: Vec<(Key, bytes::Bytes)>;
+        {
+            let index = tq.index.lock();
+            for r in records {
+                if let Some(Entry::Timer(k)) = entry_of(&r)
+                    && after.is_none_or(|a| k > a)
+                    && index.state_of(k) == TimerState::Pending
+                {
+                    out.push((k, r));
+                }
+            }
+            loaded = index.loaded_records(after);
+        }
+        for (k, bytes) in loaded {
+            let r = decode_loaded(&bytes)?;
+            if r.keys.iter().any(|x| x == key) {
+                out.push((k, r));
+            }
+        }
+        let beyond = after.max(tq.index.lock().loaded_until());
+        let mut set = tq.runs.lock().await;
+        let runs = set.ckpt.value().runs.clone();
+        let mut candidates = Vec::new();
+        for run in &runs {
+            for e in tq
+                .read_runs_with_key(&self.tier, &mut set, run, key, beyond)
+                .await?
+            {
+                if let RunEntry::Timer { key: k, record } = e {
+                    let r = decode_loaded(&record)?;
+                    if r.keys.iter().any(|x| x == key) && !tq.index.lock().is_recalled(k) {
+                        candidates.push((k, r));
+                    }
+                }
+            }
+        }
+        candidates.sort_by_key(|(k, _)| *k);
+        for (k, r) in candidates {
+            if out.len() > max * 2 {
+                break;
+            }
+            // A tombstone lives in another run, at the same key.
+            let here = tq
+                .read_runs(&self.tier, &mut set, Some(before(k)), k)
+                .await?;
+            if !here.iter().any(|e| matches!(e, RunEntry::Tombstone { .. })) {
+                out.push((k, r));
+            }
+        }
+        out.sort_by_key(|(k, _)| *k);
+        out.dedup_by_key(|(k, _)| *k);
+        out.truncate(max);
+        Ok(out)
+    }
+}
+
+/// Run entries (in key order) without the timers a tombstone among them cancels.
+fn cancel(entries: Vec<RunEntry>) -> Vec<RunEntry> {
+    let gone: std::collections::HashSet<Key> = entries
         .iter()
-        .filter_map(|r| match entry_of(r) {
-            Some(Entry::Timer(k)) => Some(k),
-            _ => None,
-        })
-        .filter(|k| after.is_none_or(|a| *k > a))
-        .filter(|k| index.state_of(*k) == TimerState::Pending)
+        .filter(|e| matches!(e, RunEntry::Tombstone { .. }))
+        .map(|e| e.key())
         .collect();
-    keys.sort_unstable();
-    keys.truncate(max);
-    Ok(keys)
+    entries
+        .into_iter()
+        .filter(|e| matches!(e, RunEntry::Timer { .. }) && !gone.contains(&e.key()))
+        .collect()
 }

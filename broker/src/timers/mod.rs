@@ -3,8 +3,14 @@
 //! Local layout under `data_dir`:
 //! ```text
 //! timers/journal/{topic}/{queue}/...   the timer journal of each queue (a shale-hot log)
-//! timers/fired/{topic}/{queue}.json    the last saved FireState (framed, CRC, crash-safe)
+//! timers/fired/{topic}/{queue}.json    the last saved FireState and the checkpoint
+//!                                      epoch it belongs to (framed, CRC, crash-safe)
 //! ```
+//! and in the object store, per queue, a fenced checkpoint and immutable
+//! sorted runs of spilled timers ([`store`]): memory holds the timers due in
+//! the next [`store::LOAD_HORIZON_MS`] and those not spilled yet, so the
+//! number pending is bounded by the object store, not by memory, and a new
+//! owner (after a hand-over, with an empty disk) finds every timer there.
 //!
 //! Life of a delay message: produce appends it to its queue's journal (at
 //! the topic's durability: the answer waits for the journal's fsync at
@@ -22,9 +28,13 @@
 //! - a timer is fired only by the queue's owner, holding a write permit;
 //! - the journal keeps every record from the lowest pending one on (older
 //!   segments are deleted by the job): retention does not apply to timers;
-//! - after a restart, [`recover`] rebuilds each index from the journal, the
-//!   saved state and the fires found in the queue beyond it, so no timer is
-//!   lost and none fires twice (see [`index`]).
+//! - the timers of a queue are opened only by the queue's owner, which
+//!   takes the queue's timer checkpoint (a new epoch) first, so a former
+//!   owner can no longer list a run or move the watermark;
+//! - after a restart or takeover, [`recover`] rebuilds each index from the
+//!   checkpoint, the journal beyond what was spilled (when this node wrote
+//!   the checkpoint last), the saved state and the fires found in the queue
+//!   beyond it, so no timer is lost and none fires twice (see [`index`]).
 
 pub mod fire;
 pub mod index;
@@ -33,6 +43,7 @@ mod index_tests;
 pub mod journal;
 pub mod lookup;
 pub mod recover;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +72,10 @@ pub struct TimerQueue {
     /// The index version last saved.
     pub(crate) saved_version: parking_lot::Mutex<u64>,
     state_path: PathBuf,
+    /// The object-store side: one operation at a time.
+    pub(crate) runs: tokio::sync::Mutex<store::RunSet>,
+    /// The timer checkpoint epoch this node holds for the queue.
+    pub(crate) epoch: u64,
 }
 
 /// Every queue's timers on this node.
@@ -152,6 +167,29 @@ impl Timers {
         }
     }
 
+    /// Forgets the timers of `topic`/`queue` (handed over, or fenced).
+    pub fn forget(&self, topic: &str, queue: u32) -> Option<Arc<TimerQueue>> {
+        self.queues.lock().remove(&(topic.to_string(), queue))
+    }
+
+    /// Deletes the local journal and saved state of `topic`/`queue` (blocking).
+    pub async fn remove_local(&self, topic: &str, queue: u32) -> anyhow::Result<()> {
+        let (journals, t, state) = (
+            self.journals.clone(),
+            topic.to_string(),
+            self.state_path(topic, queue),
+        );
+        tokio::task::spawn_blocking(move || {
+            journals.detach_queue(&t, queue, None)?;
+            match std::fs::remove_file(&state) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?
+    }
+
     /// Forgets and deletes every timer of `topic` (the topic is being deleted).
     pub fn remove_topic(&self, topic: &str) -> anyhow::Result<()> {
         self.queues.lock().retain(|(t, _), _| t != topic);
@@ -173,11 +211,23 @@ impl Timers {
 }
 
 impl crate::broker::Broker {
-    /// The timers of `topic`/`queue`, recovered from disk on first use.
+    /// The timers of `topic`/`queue`, which this node serves (taking the
+    /// queue if placement gives it here), opened on first use.
     pub async fn timer_queue(&self, topic: &str, queue: u32) -> BrokerResult<Arc<TimerQueue>> {
         if let Some(q) = self.timers.get(topic, queue) {
             return Ok(q);
         }
+        self.serve_queue(topic, queue).await?;
+        self.open_held_timers(topic, queue).await
+    }
+
+    /// Opens the timers of `topic`/`queue`, a queue this node holds (its
+    /// gate may still be closed: a takeover or hand-over in progress).
+    pub(crate) async fn open_held_timers(
+        &self,
+        topic: &str,
+        queue: u32,
+    ) -> BrokerResult<Arc<TimerQueue>> {
         let _one = self.timers.opening.lock().await;
         if let Some(q) = self.timers.get(topic, queue) {
             return Ok(q);
@@ -188,5 +238,30 @@ impl crate::broker::Broker {
             .lock()
             .insert((topic.to_string(), queue), q.clone());
         Ok(q)
+    }
+
+    /// A hand-over of `topic`/`queue`: every unspilled timer goes up in a
+    /// run, the checkpoint gets the last fire state, and the local copy is
+    /// deleted. The gate is closed (nothing fires or is scheduled meanwhile).
+    pub(crate) async fn hand_over_timers(&self, topic: &str, queue: u32) -> BrokerResult<()> {
+        let open = self.timers.get(topic, queue);
+        let q = match open {
+            Some(q) => q,
+            None if self.timers.has_journal(topic, queue) => {
+                self.open_held_timers(topic, queue).await?
+            }
+            None => return Ok(()),
+        };
+        let _firing = q.firing.lock().await;
+        {
+            let mut set = q.runs.lock().await;
+            q.spill(&self.tier, &mut set, self.clock.now_ms()).await?;
+            q.checkpoint(&mut set, true).await?;
+        }
+        self.timers.forget(topic, queue);
+        if let Err(e) = self.timers.remove_local(topic, queue).await {
+            tracing::warn!(topic, queue, error = %e, "timers handed over, but their local copy could not be deleted");
+        }
+        Ok(())
     }
 }

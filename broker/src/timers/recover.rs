@@ -1,16 +1,28 @@
-//! Opening a queue's timers: the journal read back, the saved fire state,
-//! and the fires found in the target queue after it (see [`super::index`]).
+//! Opening a queue's timers (by the queue's owner): the timer checkpoint
+//! taken under a new epoch, the local journal kept or dropped, the index
+//! rebuilt from the journal beyond what was spilled, the saved fire state
+//! and the fires found in the target queue after it (see [`super::index`]),
+//! then the runs loaded up to the horizon.
 //!
-//! A journal or state that cannot be read fails the open (the produce or
-//! job retries later) rather than guessing: guessing could fire a timer
-//! twice or never.
+//! The local journal is kept only when this node wrote the checkpoint last
+//! and the journal covers it (it reaches the checkpoint's `journal_end` and
+//! still holds everything from `spilled_end`): then nobody else owned the
+//! timers since, and the journal's unspilled records are this owner's.
+//! Otherwise it is dropped (its unspilled timers, if any, never reached the
+//! object store: an error names how many) and a new journal continues the
+//! checkpoint's offsets. A journal or state that cannot be read fails the
+//! open (the caller retries later) rather than guessing: guessing could fire
+//! a timer twice or never.
 
 use std::sync::Arc;
 
 use shale_hot::{QueueLog, Record};
+use shale_tiering::timer_checkpoint::TimerCheckpoint;
+use shale_tiering::{FencedObject, Versioned};
 
 use super::index::{Key, TimerIndex};
-use super::journal::{Entry, entry_of, read_state};
+use super::journal::{Entry, LocalState, entry_of, read_state};
+use super::store::{RunSet, fire_state_of};
 use super::{TIMER_PROPERTY, TimerQueue};
 use crate::broker::Broker;
 use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, dedup_id_of};
@@ -21,41 +33,52 @@ use crate::queue_view::TieredQueue;
 const READ_BATCH: usize = 4096;
 const READ_BYTES: usize = 16 << 20;
 
-/// Builds the timers of `topic`/`queue` from what is on disk.
+/// Builds the timers of `topic`/`queue` (a queue this node holds).
 pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<TimerQueue> {
-    let journals = state.timers.journals.clone();
-    let name = topic.to_string();
-    let journal: Arc<QueueLog> =
-        tokio::task::spawn_blocking(move || journals.queue(&name, queue)).await??;
+    let me = state.node_id.clone();
+    let dir = state.tier.layout().timer_checkpoint_dir(topic, queue);
+    let taken = FencedObject::<TimerCheckpoint>::acquire_if(
+        state.tier.store().clone(),
+        dir,
+        format!("timers of {topic}/{queue}"),
+        TimerCheckpoint::empty(),
+        |_, next| {
+            next.owner_node = Some(me.clone());
+            true
+        },
+    )
+    .await?;
+    let (ckpt, previous) = taken.ok_or_else(|| {
+        BrokerError::internal(
+            "taking the timer checkpoint",
+            "an unconditional take was refused",
+        )
+    })?;
     let state_path = state.timers.state_path(topic, queue);
-    let saved = {
+    let local_state = {
         let p = state_path.clone();
-        tokio::task::spawn_blocking(move || read_state(&p))
-            .await??
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || read_state(&p)).await??
     };
+    let (journal, saved, spilled_end) =
+        settle_journal(state, topic, queue, previous.as_ref(), local_state).await?;
     let (entries, recalls) = {
         let j = journal.clone();
-        tokio::task::spawn_blocking(move || read_journal(&j)).await??
+        tokio::task::spawn_blocking(move || read_journal(&j, spilled_end)).await??
     };
     let (fired_after, target_end) = fires_after(state, topic, queue, saved.target_end).await?;
+    let set = RunSet::new(ckpt);
     let index = TimerIndex::restore(
         entries,
         recalls,
         &saved,
         &fired_after,
+        spilled_end,
         journal.max_offset(),
         target_end,
-    );
-    tracing::info!(
-        topic,
-        queue,
-        pending = index.pending_count(),
-        fired_after = fired_after.len(),
-        "timers recovered"
+        set.net(),
     );
     remember_dedup_ids(state, &journal);
-    Ok(TimerQueue {
+    let q = TimerQueue {
         topic: topic.to_string(),
         queue,
         journal,
@@ -63,13 +86,87 @@ pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<Ti
         firing: tokio::sync::Mutex::new(()),
         saved_version: parking_lot::Mutex::new(0),
         state_path,
-    })
+        epoch: set.epoch(),
+        runs: tokio::sync::Mutex::new(set),
+    };
+    {
+        let mut set = q.runs.lock().await;
+        q.load_ahead(&state.tier, &mut set, state.clock.now_ms())
+            .await?;
+        q.delete_orphans(&state.tier, &set).await;
+    }
+    let runs = q.runs.lock().await.ckpt.value().runs.len();
+    let pending = q.index.lock().pending_count();
+    tracing::info!(
+        topic,
+        queue,
+        pending,
+        fired_after = fired_after.len(),
+        runs,
+        "timers recovered"
+    );
+    Ok(q)
 }
 
-/// Every timer and recall in the journal, from its first kept record.
-fn read_journal(journal: &QueueLog) -> BrokerResult<(Vec<Key>, Vec<Key>)> {
+/// The journal to use, the fire state to restore from and the journal
+/// offset spilled to (module docs).
+async fn settle_journal(
+    state: &Broker,
+    topic: &str,
+    queue: u32,
+    previous: Option<&TimerCheckpoint>,
+    local_state: Option<LocalState>,
+) -> BrokerResult<(Arc<QueueLog>, super::FireState, u64)> {
+    let journals = state.timers.journals.clone();
+    let local = journals.existing_queue(topic, queue);
+    let name = topic.to_string();
+    let Some(p) = previous else {
+        // Never checkpointed: the local journal (if any) is all there is.
+        let j = tokio::task::spawn_blocking(move || journals.queue(&name, queue)).await??;
+        return Ok((j, local_state.map(|s| s.state).unwrap_or_default(), 0));
+    };
+    let mine = p.owner_node.as_deref() == Some(state.node_id.as_str());
+    if let Some(l) =
+        local.filter(|l| mine && l.max_offset() >= p.journal_end && l.min_offset() <= p.spilled_end)
+    {
+        let saved = match local_state {
+            Some(s) if s.epoch == Some(p.epoch) && s.state.target_end >= p.target_end => s.state,
+            _ => fire_state_of(p),
+        };
+        return Ok((l, saved, p.spilled_end));
+    }
+    if let Some(l) = journals.existing_queue(topic, queue) {
+        let lost = l
+            .max_offset()
+            .saturating_sub(p.spilled_end.max(l.min_offset()));
+        if lost > 0 {
+            tracing::error!(
+                topic,
+                queue,
+                records = lost,
+                local_end = l.max_offset(),
+                spilled_end = p.spilled_end,
+                "local timer journal records that never reached the object store, and the timers were owned elsewhere since: dropped"
+            );
+        }
+    }
+    state
+        .timers
+        .remove_local(topic, queue)
+        .await
+        .map_err(|e| BrokerError::internal("dropping a stale timer journal", e))?;
+    let base = p.journal_end;
+    let j = tokio::task::spawn_blocking(move || journals.queue_from(&name, queue, base)).await??;
+    Ok((j, fire_state_of(p), p.spilled_end))
+}
+
+/// Every timer and recall (with its record's offset) in the journal from `from`.
+/// Timers, and recalls with their record's offset, read from a journal.
+type JournalEntries = (Vec<Key>, Vec<(Key, u64)>);
+
+fn read_journal(journal: &QueueLog, from: u64) -> BrokerResult<JournalEntries> {
     let (mut entries, mut recalls) = (Vec::new(), Vec::new());
-    let mut at = journal.min_offset();
+    let mut at = journal.min_offset().max(from);
     let end = journal.max_offset();
     while at < end {
         let records = journal.read(at, READ_BATCH, READ_BYTES)?;
@@ -87,7 +184,7 @@ fn read_journal(journal: &QueueLog) -> BrokerResult<(Vec<Key>, Vec<Key>)> {
         for r in &records {
             match entry_of(r) {
                 Some(Entry::Timer(k)) => entries.push(k),
-                Some(Entry::Recall(k)) => recalls.push(k),
+                Some(Entry::Recall(k)) => recalls.push((k, r.offset)),
                 None => {}
             }
         }
