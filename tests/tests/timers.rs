@@ -124,3 +124,74 @@ async fn delay_messages_fire_once_through_kill9_and_restart() -> anyhow::Result<
     expect_error(&r, 409, "MESSAGE_ALREADY_DELIVERED");
     Ok(())
 }
+
+/// A node's timers reach another node with an empty disk on the same object
+/// store through a clean shutdown (a hand-over spills them): the due ones
+/// fire there once, the far ones stay pending, none is early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_messages_move_to_a_node_with_an_empty_disk() -> anyhow::Result<()> {
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut a = Node::start(dir_a.path(), &["--object-store", &store])?;
+    a.create_topic("moved", 2, "DELAY", "SYNC").await?;
+    let batch: Vec<Value> = (0..100)
+        .map(|n| {
+            // Half due in 3-5 s, half in 1-2 days.
+            let delay = if n % 2 == 0 {
+                3_000 + n * 20
+            } else {
+                86_400_000 + n * 1_000
+            };
+            json!({"body": format!("m{n}"), "delay_ms": delay, "queue": n % 2})
+        })
+        .collect();
+    let r = a.produce("moved", json!(batch)).await?.ok_json(200);
+    let due: BTreeMap<String, i64> = r["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|res| {
+            (
+                res["message_id"].as_str().unwrap_or_default().to_string(),
+                res["deliver_at_ms"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    anyhow::ensure!(due.len() == 100);
+    a.stop_clean()?;
+
+    let b = Node::start(
+        dir_b.path(),
+        &["--object-store", &store, "--node-id", "node-b"],
+    )?;
+    anyhow::ensure!(pending(&b, "moved").await? == 100, "pending after the move");
+    wait_until(
+        Duration::from_secs(30),
+        "the near timers to fire",
+        || async { pending(&b, "moved").await.is_ok_and(|p| p == 50) },
+    )
+    .await?;
+    let fired = all_messages(&b, "moved", 2).await?;
+    let ids: BTreeSet<&str> = fired
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    anyhow::ensure!(ids.len() == fired.len(), "a timer fired twice");
+    anyhow::ensure!(fired.len() == 50, "fired {}", fired.len());
+    for m in &fired {
+        let id = m["message_id"].as_str().unwrap_or_default();
+        let at = *due
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("unknown id {id}"))?;
+        anyhow::ensure!(
+            m["store_ms"].as_i64().unwrap_or(0) >= at,
+            "{id} fired early"
+        );
+        anyhow::ensure!(
+            at - due.values().min().copied().unwrap_or(0) < 10_000,
+            "a far timer fired"
+        );
+    }
+    Ok(())
+}

@@ -89,7 +89,7 @@ fn queue_after(c: ListKey, queue: u32) -> Key {
 }
 
 impl Broker {
-    /// The timers of `topic` queue `queue` if it has a journal here.
+    /// The timers of `topic` queue `queue` (a DELAY topic) if this node holds the queue.
     async fn timers_if_any(
         &self,
         topic: &str,
@@ -98,7 +98,11 @@ impl Broker {
         if let Some(q) = self.timers.get(topic, queue) {
             return Ok(Some(q));
         }
-        if !self.cluster.holds(topic, queue) {
+        let delay = self
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.config().message_type == MessageType::Delay);
+        if !delay || !self.cluster.holds(topic, queue) {
             return Ok(None);
         }
         self.open_held_timers(topic, queue).await.map(Some)
