@@ -240,6 +240,20 @@ impl crate::broker::Broker {
         Ok(q)
     }
 
+    /// Spills every unspilled timer of `topic`'s open queues to the object
+    /// store now (benchmarks and operators; the job does it on its own
+    /// every [`store::SPILL_AGE`]).
+    pub async fn spill_timers(&self, topic: &str) -> BrokerResult<()> {
+        let now = self.clock.now_ms();
+        for q in self.timers.all().into_iter().filter(|q| q.topic == topic) {
+            let mut set = q.runs.lock().await;
+            q.spill(&self.tier, &mut set, now).await?;
+            q.merge(&self.tier, &mut set).await?;
+            q.checkpoint(&mut set, true).await?;
+        }
+        Ok(())
+    }
+
     /// A hand-over of `topic`/`queue`: every unspilled timer goes up in a
     /// run, the checkpoint gets the last fire state, and the local copy is
     /// deleted. The gate is closed (nothing fires or is scheduled meanwhile).
