@@ -2,8 +2,9 @@
 //!
 //! Layers, outermost first: panic → 500 `INTERNAL` in the contract's shape
 //! (the panic message is logged, not sent); request latency metric (labelled
-//! by the matched route template); forwarding to the node that serves the
-//! queue (`crate::cluster::forward`); body limit of
+//! by the matched route template); auth (`crate::auth::layer`: token, rate,
+//! rule; before any body is buffered for forwarding); forwarding to the node
+//! that serves the queue (`crate::cluster::forward`); body limit of
 //! [`MAX_HTTP_BODY_BYTES`], whose
 //! rejection extractors turn into 413 PAYLOAD_TOO_LARGE.
 
@@ -28,6 +29,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::cluster::forward::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::layer::layer,
         ))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(panic_response))

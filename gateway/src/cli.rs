@@ -1,7 +1,8 @@
 //! The `shale` command line.
 //!
 //! `shale serve [FLAGS]` runs a node; `shale [FLAGS]` with no subcommand does
-//! the same. `shale bench` runs the load generator ([`crate::bench`]).
+//! the same. `shale bench` runs the load generator ([`crate::bench`]);
+//! `shale token` makes a token for the auth file ([`crate::auth::token`]).
 //!
 //! Each serve flag is also an environment variable and a key of the config
 //! file (see [`crate::config`]); flags win. [`ServeArgs`] serializes only the
@@ -44,6 +45,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load-test a running node.
     Bench(BenchArgs),
+    /// Print a new random token and the auth-file lines (its SHA-256) that admit it.
+    Token(crate::auth::token::TokenArgs),
 }
 
 impl Cli {
@@ -116,10 +119,15 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
 
-    /// Tokens and their rules: not supported by this build yet (the node refuses to start) [env: SHALE_AUTH_FILE]
+    /// Tokens (as SHA-256) and their rules; every /v1 request then needs a token; re-read on change and SIGHUP [env: SHALE_AUTH_FILE]
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_file: Option<PathBuf>,
+
+    /// The secret this node presents to other nodes (its SHA-256 in the auth file's cluster_secret_sha256) [env: SHALE_CLUSTER_SECRET_FILE]
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret_file: Option<PathBuf>,
 
     /// Period of the background fsync of ASYNC data and segment sealing [env: SHALE_FLUSH_INTERVAL_MS] [default: 1s]
     #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]

@@ -42,6 +42,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "auth_file",
+    "cluster_secret_file",
     "flush_interval_ms",
     "drain_timeout_ms",
     "advertise_url",
@@ -101,9 +102,17 @@ pub struct NodeConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// Tokens and their rules. Auth is not built yet: setting this refuses to
-    /// start rather than run without the protection the operator asked for.
+    /// Tokens (as SHA-256) and their rules (see `crate::auth::file`). Unset:
+    /// no auth, every request is served (keep `listen` private then). Read
+    /// and validated at start (a bad file is exit 2), re-read when it changes
+    /// and on SIGHUP (a bad new file is logged and the old rules stay).
     pub auth_file: Option<PathBuf>,
+    /// The secret this node presents on its own calls to other nodes
+    /// (dead-letter copies), one line; its SHA-256 must be among the auth
+    /// file's `cluster_secret_sha256`. Needs `auth_file`. Without it, a
+    /// cluster with auth cannot copy dead letters to a `%DLQ%` queue another
+    /// node serves (those copies are retried and logged).
+    pub cluster_secret_file: Option<PathBuf>,
     /// Period of the background work (fsync of ASYNC data, sealing segments
     /// past `segment_ms`). Shorter bounds how much ASYNC data a machine crash
     /// can lose, at the cost of more fsyncs.
@@ -151,6 +160,7 @@ impl Default for NodeConfig {
             tls_cert: None,
             tls_key: None,
             auth_file: None,
+            cluster_secret_file: None,
             flush_interval_ms: 1000,
             drain_timeout_ms: 30_000,
             advertise_url: None,
@@ -377,15 +387,18 @@ impl NodeConfig {
                 return Err(ConfigError::invalid(key, "is empty"));
             }
         }
-        if let Some(path) = &self.auth_file {
-            return Err(ConfigError::invalid(
-                "auth_file",
-                format!(
-                    "auth is not supported by this build yet; refusing to start without the auth {} asks for \
-                     (remove --auth-file / SHALE_AUTH_FILE / auth_file, and keep the node private)",
-                    path.display()
-                ),
-            ));
+        match (&self.auth_file, &self.cluster_secret_file) {
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "cluster_secret_file",
+                    "is set without auth_file; the secret only matters when auth is on",
+                ));
+            }
+            (Some(auth_file), secret_file) => {
+                crate::auth::file::load(auth_file, secret_file.as_deref())
+                    .map_err(|reason| ConfigError::invalid("auth_file", reason))?;
+            }
+            (None, None) => {}
         }
         if self.flush_interval_ms == 0 {
             return Err(ConfigError::invalid(

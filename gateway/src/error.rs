@@ -2,7 +2,7 @@
 //!
 //! Every non-2xx answer of the node is built here:
 //! `{"error": {"code": "UPPER_SNAKE", "message": "human sentence"}}` with the
-//! status of [`status_of`]; 503 and 429 also carry `Retry-After`.
+//! status of [`Code::status`]; 503 and 429 also carry `Retry-After`.
 //!
 //! Errors come in two layers (as in the rest of Shale): the broker returns its
 //! own [`BrokerError`], whose variant names the contract code; this module is
@@ -49,7 +49,66 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// The OpenAPI schema of the `code` field: a string, one of [`ErrorCode::ALL`]
+/// A code of the contract's error table: the broker's [`ErrorCode`]s plus
+/// the ones only this HTTP front-end answers. Authentication and
+/// authorization are the gateway's business (see [`crate::auth`]), so
+/// `UNAUTHENTICATED` and `PERMISSION_DENIED` live here, not in the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// A code the broker also knows.
+    Broker(ErrorCode),
+    /// 401: auth is on and the request has no valid token.
+    Unauthenticated,
+    /// 403: the token lacks the action on that topic or group.
+    PermissionDenied,
+}
+
+impl Code {
+    /// Every code, in the contract's order (the broker's with the two auth
+    /// codes after `MESSAGE_TYPE_MISMATCH`, as in API.md's table).
+    pub fn all() -> Vec<Code> {
+        let mut all = Vec::with_capacity(ErrorCode::ALL.len() + 2);
+        for code in ErrorCode::ALL {
+            all.push(Code::Broker(code));
+            if code == ErrorCode::MessageTypeMismatch {
+                all.extend([Code::Unauthenticated, Code::PermissionDenied]);
+            }
+        }
+        all
+    }
+
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Broker(code) => code.as_str(),
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::Broker(code) => status_of(code),
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::PermissionDenied => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+impl From<ErrorCode> for Code {
+    fn from(code: ErrorCode) -> Self {
+        Code::Broker(code)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OpenAPI schema of the `code` field: a string, one of [`Code::all`]
 /// (built from that list, so the document cannot drift from the codes).
 #[derive(Debug)]
 pub struct ErrorCodeSchema;
@@ -58,7 +117,7 @@ impl utoipa::PartialSchema for ErrorCodeSchema {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .enum_values(Some(Code::all().into_iter().map(Code::as_str)))
             .description(Some("A code of the contract's error table."))
             .into()
     }
@@ -77,7 +136,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    pub code: ErrorCode,
+    pub code: Code,
     pub message: String,
     #[source]
     pub source: Option<BoxError>,
@@ -88,9 +147,9 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     /// An error with a code and a message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<Code>, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.into(),
             message: message.into(),
             source: None,
         }
@@ -132,7 +191,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        status_of(self.code)
+        self.code.status()
     }
 
     /// Builds an error from an axum rejection's status and text: 413 and 415
@@ -150,7 +209,7 @@ impl ApiError {
             _ => text,
         };
         ApiError {
-            code,
+            code: code.into(),
             message,
             source: Some(source),
         }
@@ -212,7 +271,7 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         let (code, message, source) = e.into_parts();
         ApiError {
-            code,
+            code: code.into(),
             message,
             source,
         }
@@ -306,7 +365,8 @@ mod tests {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let codes: Vec<&str> = Code::all().into_iter().map(Code::as_str).collect();
         assert_eq!(names, codes);
+        assert!(names.contains(&"UNAUTHENTICATED") && names.contains(&"PERMISSION_DENIED"));
     }
 }

@@ -7,10 +7,12 @@
 //! - [`state`]: the broker and the metrics exporter ([`state::AppState`]).
 //! - [`wire`]: the JSON shapes (and OpenAPI schemas) of the broker's types.
 //! - [`app`]: `fn app(state) -> Router`, the HTTP API of `../shared/API.md`.
+//! - [`auth`]: tokens, rules and the middleware that checks them (`--auth-file`).
 //! - [`server`]: binding, the `shale listening on …` line, background work, SIGTERM drain.
 //! - [`cli`]: the `shale` command line; [`bench`]: `shale bench`.
 
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod cluster;

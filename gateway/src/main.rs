@@ -1,4 +1,5 @@
-//! `shale`: run a node (`shale serve`, the default) or a benchmark (`shale bench`).
+//! `shale`: run a node (`shale serve`, the default), a benchmark (`shale
+//! bench`), or make an auth token (`shale token`).
 //!
 //! Exit status: 0 after a clean shutdown, 1 on a runtime failure (port taken,
 //! storage error), 2 on invalid settings (flags, `SHALE_*`, config file, TLS
@@ -25,6 +26,13 @@ fn main() -> ExitCode {
     match command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => run_async(shale_gateway::bench::run(args)),
+        Command::Token(args) => match shale_gateway::auth::token::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("shale: {message}");
+                ExitCode::from(EXIT_BAD_SETTINGS)
+            }
+        },
     }
 }
 

@@ -59,6 +59,12 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     };
     config.prepare_local_state()?;
     let mut signals = Signals::install().context("installing the SIGTERM/SIGINT handlers")?;
+    // SIGHUP reloads the auth file; installed now so that one sent during
+    // startup does not end the process.
+    let hangups = match &config.auth_file {
+        Some(_) => Some(crate::auth::sighup().context("installing the SIGHUP handler")?),
+        None => None,
+    };
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -97,6 +103,10 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     state.broker.rebalance().await;
     // Pending delay messages, before the first produce can repeat a dedup id.
     state.broker.open_timers().await;
+    announce_auth(&state, &config);
+    if let (Some(auth), Some(hangups)) = (&state.auth, hangups) {
+        crate::auth::reload_on_sighup(auth.clone(), hangups);
+    }
 
     let background = Background::spawn(state.jobs(Duration::from_millis(config.flush_interval_ms)));
 
@@ -143,6 +153,30 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         _ => tracing::error!("stopped with errors"),
     }
     served.and(flushed)
+}
+
+/// Logs whether auth is on, and what a cluster with it would miss.
+fn announce_auth(state: &AppState, config: &NodeConfig) {
+    let Some(auth) = &state.auth else {
+        if !config.listen.starts_with("127.")
+            && !config.listen.starts_with("localhost:")
+            && !config.listen.starts_with("[::1]")
+        {
+            tracing::warn!(listen = %config.listen, "auth is off (no --auth-file): anyone who reaches this address may use the whole API");
+        }
+        return;
+    };
+    let policy = auth.policy();
+    tracing::info!(
+        tokens = policy.token_count(),
+        metrics_require_auth = policy.metrics_require_auth,
+        "auth on: /v1 requests need a token"
+    );
+    if auth.node_authorization().is_none() {
+        tracing::warn!(
+            "auth is on without --cluster-secret-file: in a cluster, dead-letter copies to a %DLQ% queue another node serves will be refused (and retried)"
+        );
+    }
 }
 
 /// The URL other nodes reach this one at when none is configured: the bound

@@ -1,5 +1,5 @@
-//! What the HTTP node holds: the broker, and the Prometheus handle that
-//! renders `/metrics`.
+//! What the HTTP node holds: the broker, the Prometheus handle that
+//! renders `/metrics`, and the auth rules in force (`--auth-file`).
 //!
 //! [`AppState`] dereferences to [`Broker`], so background loops and tests
 //! reach the broker's methods directly; handlers call the broker and nothing
@@ -13,13 +13,16 @@ use shale_broker::tasks::Job;
 use shale_broker::{Broker, BrokerConfig, Clock, SystemClock};
 use shale_tiering::Tier;
 
-use crate::config::NodeConfig;
+use crate::auth::Auth;
+use crate::config::{ConfigError, NodeConfig};
 
 /// The shared state behind every handler.
 #[derive(Debug)]
 pub struct AppState {
     pub broker: Arc<Broker>,
     pub metrics: Option<PrometheusHandle>,
+    /// `None`: auth is off (no `auth_file`).
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl Deref for AppState {
@@ -41,9 +44,10 @@ impl AppState {
         config: &NodeConfig,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<AppState>> {
+        let auth = load_auth(config)?;
         let metrics = crate::metrics::install();
         let broker = Broker::open_with_clock(&broker_config(config)?, clock)?;
-        Ok(Self::over(broker, metrics))
+        Ok(Self::over(broker, metrics, auth))
     }
 
     /// [`Self::open_with_clock`] over a given object-store tier (tests inject
@@ -53,17 +57,27 @@ impl AppState {
         clock: Arc<dyn Clock>,
         tier: Arc<Tier>,
     ) -> anyhow::Result<Arc<AppState>> {
+        let auth = load_auth(config)?;
         let metrics = crate::metrics::install();
         let broker = Broker::open_with(&broker_config(config)?, clock, tier)?;
-        Ok(Self::over(broker, metrics))
+        Ok(Self::over(broker, metrics, auth))
     }
 
     /// The state over an open broker, whose node-to-node writes go over HTTP.
-    fn over(broker: Arc<Broker>, metrics: Option<PrometheusHandle>) -> Arc<AppState> {
+    fn over(
+        broker: Arc<Broker>,
+        metrics: Option<PrometheusHandle>,
+        auth: Option<Arc<Auth>>,
+    ) -> Arc<AppState> {
         broker.set_peer(Arc::new(crate::cluster::forward::HttpPeer {
             node_id: broker.node_id.clone(),
+            auth: auth.clone(),
         }));
-        Arc::new(AppState { broker, metrics })
+        Arc::new(AppState {
+            broker,
+            metrics,
+            auth,
+        })
     }
 
     /// Adds the topics the object store knows and this node does not (see
@@ -94,8 +108,34 @@ impl AppState {
             state.metrics_upkeep();
             async {}
         }));
+        if let Some(auth) = &self.auth {
+            let auth = auth.clone();
+            jobs.push(Job::new(
+                "auth-reload",
+                crate::auth::RELOAD_PERIOD,
+                move || {
+                    let auth = auth.clone();
+                    async move { auth.poll().await }
+                },
+            ));
+        }
         jobs
     }
+}
+
+/// The auth rules of `auth_file` (with the node's cluster secret), if set.
+fn load_auth(config: &NodeConfig) -> Result<Option<Arc<Auth>>, ConfigError> {
+    let Some(path) = &config.auth_file else {
+        return Ok(None);
+    };
+    let auth = Auth::load(path, config.cluster_secret_file.as_deref()).map_err(|reason| {
+        ConfigError::Invalid {
+            key: "auth_file",
+            origin: None,
+            reason,
+        }
+    })?;
+    Ok(Some(Arc::new(auth)))
 }
 
 /// The broker's settings out of the node's.

@@ -126,16 +126,19 @@ fn wait_ms(query: Option<&str>, body: &[u8]) -> u64 {
 /// The answer for a body that could not be read: 413 over the limit (as the
 /// routes' own extractors answer), else 400.
 fn unreadable_body(e: axum::Error) -> Response {
+    body_error(e).into_response()
+}
+
+/// The error for a body that could not be read (413 over the limit, else 400).
+pub fn body_error(e: axum::Error) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(c) = cause {
         if c.is::<http_body_util::LengthLimitError>() {
-            return ApiError::body_too_large().into_response();
+            return ApiError::body_too_large();
         }
         cause = c.source();
     }
-    ApiError::invalid("the request body could not be read")
-        .with_source(e)
-        .into_response()
+    ApiError::invalid("the request body could not be read").with_source(e)
 }
 
 /// The other node's answer, as this node's (status, headers, streamed body).
@@ -162,11 +165,14 @@ fn relay(answer: reqwest::Response) -> Response {
 /// The broker's node-to-node writes over this API: a produce of one message
 /// to an explicit queue at the serving node, marked as forwarded (so Shale's
 /// own `shale.*` properties are accepted there, on system topics only) and
-/// SYNC.
+/// SYNC. With auth on it presents the cluster secret: these calls are the
+/// node's own, not a client's.
 #[derive(Debug, Default)]
 pub struct HttpPeer {
     /// This node's id, sent in [`super::FORWARDED`].
     pub node_id: String,
+    /// The auth state, whose cluster secret authenticates the call.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl shale_broker::cluster::peer::Peer for HttpPeer {
@@ -199,11 +205,15 @@ impl shale_broker::cluster::peer::Peer for HttpPeer {
                 "queue": queue,
             }]});
             crate::metrics::forwarded();
-            let answer = client()
+            let mut call = client()
                 .post(url)
                 .timeout(CALL_TIMEOUT)
                 .header(super::FORWARDED, self.node_id.as_str())
-                .header("shale-durability", "SYNC")
+                .header("shale-durability", "SYNC");
+            if let Some(secret) = self.auth.as_ref().and_then(|a| a.node_authorization()) {
+                call = call.header(header::AUTHORIZATION, secret);
+            }
+            let answer = call
                 .json(&body)
                 .send()
                 .await

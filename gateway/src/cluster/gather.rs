@@ -13,6 +13,10 @@
 //! Ack ([`forward_acks`]): handles of queues served elsewhere come back from
 //! the broker as per-handle routing errors; they are acked at their node in
 //! one call per node and the results put back in request order.
+//!
+//! Every call made here is made for a client's request and carries that
+//! client's `Authorization` ([`Credentials`]): the other node checks it
+//! again, so a gather can never do more than the caller may.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::forward::client;
+use crate::auth::Credentials;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -76,11 +81,23 @@ fn same_request_at(
         )
         .timeout(super::forward::CALL_TIMEOUT)
         .header(super::FORWARDED, state.broker.node_id.as_str())
+        .headers(caller_authorization(&request.headers))
 }
 
-/// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call.
+/// The caller's `Authorization` header alone (a gather passes it on).
+fn caller_authorization(headers: &axum::http::HeaderMap) -> axum::http::HeaderMap {
+    let mut only = axum::http::HeaderMap::new();
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        only.insert(axum::http::header::AUTHORIZATION, value.clone());
+    }
+    only
+}
+
+/// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call
+/// with the caller's credentials.
 async fn call(
     state: &AppState,
+    credentials: &Credentials,
     base: &str,
     group: &str,
     action: &str,
@@ -94,24 +111,27 @@ async fn call(
         .pop_if_empty()
         .extend(["v1", "groups", group, action]);
     let wait = std::time::Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0).min(60_000));
-    let call = client()
-        .post(url)
-        .timeout(super::forward::CALL_TIMEOUT + wait)
-        .header(super::FORWARDED, state.broker.node_id.as_str())
-        .json(body);
+    let call = credentials.apply(
+        client()
+            .post(url)
+            .timeout(super::forward::CALL_TIMEOUT + wait)
+            .header(super::FORWARDED, state.broker.node_id.as_str())
+            .json(body),
+    );
     send_json(call, base).await
 }
 
 /// One receive at one place: this node (`None`) or another one.
 async fn receive_at(
     state: Arc<AppState>,
+    credentials: Credentials,
     node: Option<String>,
     group: String,
     body: Value,
 ) -> (Option<String>, ApiResult<Vec<Value>>) {
     let answer = match &node {
         None => crate::routes::groups::receive_here(&state, &group, &body).await,
-        Some(base) => call(&state, base, &group, "receive", &body).await,
+        Some(base) => call(&state, &credentials, base, &group, "receive", &body).await,
     };
     let messages = answer.map(|a| a["messages"].as_array().cloned().unwrap_or_default());
     (node, messages)
@@ -120,6 +140,7 @@ async fn receive_at(
 /// A group receive over every node serving the topic's queues (see the module docs).
 pub async fn receive(
     state: &Arc<AppState>,
+    credentials: &Credentials,
     group: &str,
     body: Value,
     others: Vec<String>,
@@ -133,7 +154,13 @@ pub async fn receive(
         b
     };
     let at = |node: Option<&String>, b: Value| {
-        receive_at(state.clone(), node.cloned(), group.to_string(), b)
+        receive_at(
+            state.clone(),
+            credentials.clone(),
+            node.cloned(),
+            group.to_string(),
+            b,
+        )
     };
     // This node first: its errors (unknown group or topic, a bad filter) are the caller's.
     let mut got = at(None, with(0, max)).await.1?;
@@ -162,12 +189,17 @@ pub async fn receive(
             Ok((_, Ok(messages))) if !messages.is_empty() => {
                 // The other polls go on in the background; whatever they hand
                 // out is released at once rather than left invisible.
-                let (state, group, topic) =
-                    (state.clone(), group.to_string(), body["topic"].clone());
+                let (state, credentials, group, topic) = (
+                    state.clone(),
+                    credentials.clone(),
+                    group.to_string(),
+                    body["topic"].clone(),
+                );
                 tokio::spawn(async move {
                     while let Some(late) = polls.next().await {
                         if let Ok((node, Ok(messages))) = late {
-                            release(&state, node.as_deref(), &group, &topic, &messages).await;
+                            let at = (node.as_deref(), group.as_str());
+                            release(&state, &credentials, at, &topic, &messages).await;
                         }
                     }
                 });
@@ -185,8 +217,8 @@ pub async fn receive(
 /// invisibility (they were never returned to anyone).
 async fn release(
     state: &Arc<AppState>,
-    node: Option<&str>,
-    group: &str,
+    credentials: &Credentials,
+    (node, group): (Option<&str>, &str),
     topic: &Value,
     messages: &[Value],
 ) {
@@ -204,10 +236,17 @@ async fn release(
                 .map_err(|e| e.message().to_string()),
             Some(base) => {
                 let body = json!({"topic": topic, "receipt_handle": handle, "invisible_ms": 0, "retry_backoff": false});
-                call(state, base, group, "change-invisibility", &body)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.message)
+                call(
+                    state,
+                    credentials,
+                    base,
+                    group,
+                    "change-invisibility",
+                    &body,
+                )
+                .await
+                .map(drop)
+                .map_err(|e| e.message)
             }
         };
         if let Err(e) = done {
@@ -220,6 +259,7 @@ async fn release(
 /// request index to its node; the results replace those entries of `results`.
 pub async fn forward_acks(
     state: &AppState,
+    credentials: &Credentials,
     group: &str,
     topic: &str,
     handles: &[String],
@@ -233,7 +273,7 @@ pub async fn forward_acks(
     for (base, indexes) in by_node {
         let part: Vec<&String> = indexes.iter().map(|&i| &handles[i]).collect();
         let body = json!({ "topic": topic, "receipt_handles": part });
-        match call(state, &base, group, "ack", &body).await {
+        match call(state, credentials, &base, group, "ack", &body).await {
             Ok(answer) => {
                 let remote = answer["results"].as_array().cloned().unwrap_or_default();
                 for (&i, r) in indexes.iter().zip(remote) {

@@ -204,8 +204,12 @@ fn invalid_values_are_refused_with_their_origin() {
         ),
         (json!({"tls_key": "key.pem"}), "is set without tls_cert"),
         (
-            json!({"auth_file": "auth.toml"}),
-            "auth is not supported by this build yet",
+            json!({"auth_file": "no-such-auth.toml"}),
+            "invalid auth_file (from --auth-file): cannot read no-such-auth.toml",
+        ),
+        (
+            json!({"cluster_secret_file": "secret"}),
+            "invalid cluster_secret_file (from --cluster-secret-file): is set without auth_file",
         ),
         (json!({"flush_interval_ms": 0}), "invalid flush_interval_ms"),
         (

@@ -57,16 +57,21 @@ pub struct GroupList {
 }
 
 /// List groups with their total lag.
-#[utoipa::path(get, path = "/v1/groups", tag = "groups", responses((status = 200, body = GroupList)))]
+#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+    description = "Every group, with its lag summed over the cluster; with auth, only those the \
+        token may SUBSCRIBE or ADMIN.",
+    responses((status = 200, body = GroupList)))]
 pub async fn list_groups(
     State(state): State<Arc<AppState>>,
     request: axum::http::request::Parts,
 ) -> ApiResult<Json<Value>> {
+    let caller = request.extensions.get::<crate::auth::Caller>();
     let groups = state
         .broker
         .list_groups()
         .await?
         .into_iter()
+        .filter(|(config, _)| caller.is_none_or(|c| c.sees_group(&config.name)))
         .map(|(config, lag)| GroupSummary {
             config: config.into(),
             lag,
@@ -148,7 +153,14 @@ pub async fn receive(
         let others = crate::cluster::gather::other_nodes(&state, &topic.name, topic.queues());
         if !others.is_empty() {
             return Ok(Json(
-                crate::cluster::gather::receive(&state, &group, raw, others).await?,
+                crate::cluster::gather::receive(
+                    &state,
+                    &crate::auth::Credentials::of(&headers),
+                    &group,
+                    raw,
+                    others,
+                )
+                .await?,
             ));
         }
     }
@@ -236,6 +248,7 @@ pub async fn ack(
     if !elsewhere.is_empty() && !crate::cluster::is_forwarded(&headers) {
         crate::cluster::gather::forward_acks(
             &state,
+            &crate::auth::Credentials::of(&headers),
             &group,
             &body.topic,
             &body.receipt_handles,

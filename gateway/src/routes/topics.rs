@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{ApiJson, ApiPath};
 use shale_broker::topic_admin::{Created, NewTopic, TopicPatch};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::wire::{DurabilityWire, MessageTypeWire, TopicObject};
@@ -119,14 +120,24 @@ pub async fn create_topic(
 }
 
 #[utoipa::path(get, path = "/v1/topics", tag = "topics",
-    description = "All topics (including system `%DLQ%` topics), sorted by name.",
+    description = "All topics (including system `%DLQ%` topics), sorted by name; with auth, only \
+        those the token has some action on.",
     responses((status = 200, body = TopicList)))]
-pub async fn list_topics(State(state): State<Arc<AppState>>) -> Json<TopicList> {
+pub async fn list_topics(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+) -> Json<TopicList> {
+    let sees = |name: &str| {
+        caller
+            .as_ref()
+            .is_none_or(|Extension(c)| c.sees_topic(name))
+    };
     Json(TopicList {
         topics: state
             .broker
             .list_topics()
             .into_iter()
+            .filter(|t| sees(&t.name))
             .map(Into::into)
             .collect(),
     })

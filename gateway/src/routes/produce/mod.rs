@@ -11,8 +11,8 @@ pub mod input;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde::Serialize;
@@ -20,6 +20,7 @@ use shale_broker::Durability;
 use shale_broker::produce::{ProduceBatch, Produced};
 
 use super::extract::ApiPath;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
@@ -108,6 +109,7 @@ pub async fn produce(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ProduceResponse>> {
     // The broker refuses a draining node, a hot tier over budget or an
@@ -117,8 +119,11 @@ pub async fn produce(
         producer = producer.at_least(requested)?;
     }
     let body = body?;
-    // Only another node writes Shale's own properties, and only to system topics.
-    let system = crate::cluster::is_forwarded(&headers) && name.starts_with('%');
+    // Only another node writes Shale's own properties, and only to system
+    // topics; with auth on, the forwarded header alone is not enough: the
+    // call must carry the cluster secret.
+    let from_node = caller.is_some_and(|Extension(c)| c.is_node_or_open());
+    let system = crate::cluster::is_forwarded(&headers) && from_node && name.starts_with('%');
     let (messages, transaction) = if input::is_json(&headers) {
         input::from_json(&body, system)?
     } else {
