@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shale_tests::api::{b64, body_bytes, expect_error, is_message_id, qs, unb64};
+use shale_tests::api::{b64, body_bytes, is_message_id, qs, unb64};
 use shale_tests::{Node, now_ms, pseudo_random_bytes, wait_until};
 
 fn messages(v: &Value) -> Vec<Value> {
