@@ -79,7 +79,7 @@ impl Broker {
             created_ms: self.clock.now_ms(),
         };
         wanted.validate()?;
-        crate::topics::check_creatable(wanted.message_type, wanted.durability)?;
+        crate::topics::check_creatable(wanted.message_type)?;
         let _admin = self.topics.admin.lock().await;
         if let Some(existing) = self.topics.get(&wanted.name) {
             let existing = existing.config();

@@ -93,28 +93,9 @@ pub fn check_supported(message_type: MessageType) -> Result<(), BrokerError> {
 }
 
 /// Refuses to *create* a topic whose semantics this node does not have yet
-/// (see [`check_producible`] and [`check_supported`]).
-pub fn check_creatable(
-    message_type: MessageType,
-    durability: Durability,
-) -> Result<(), BrokerError> {
-    check_producible(message_type, durability)?;
+/// (see [`check_supported`]).
+pub fn check_creatable(message_type: MessageType) -> Result<(), BrokerError> {
     check_supported(message_type)
-}
-
-/// Refuses what this node cannot store as promised: delay messages at
-/// OBJECT durability (the timer journal is on the node's disk; it does not
-/// reach the object store before the answer yet).
-pub fn check_producible(
-    message_type: MessageType,
-    durability: Durability,
-) -> Result<(), BrokerError> {
-    if message_type == MessageType::Delay && durability == Durability::Object {
-        return Err(BrokerError::invalid(
-            "DELAY topics take durability ASYNC or SYNC on this node: pending delay messages are kept in a journal on the node's disk, not yet in the object store before the answer",
-        ));
-    }
-    Ok(())
 }
 
 /// A topic's configuration, as stored and as returned (the topic object).
@@ -448,16 +429,10 @@ mod tests {
             check_supported(MessageType::Delay).is_ok(),
             "stored DELAY topics still load"
         );
+        assert!(check_creatable(MessageType::Delay).is_ok());
+        assert!(check_creatable(MessageType::Fifo).is_ok());
         assert!(crate::error::is_invalid(&check_creatable(
-            MessageType::Delay,
-            Durability::Object
+            MessageType::Transaction
         )));
-        assert!(check_creatable(MessageType::Delay, Durability::Sync).is_ok());
-        assert!(crate::error::is_invalid(&check_producible(
-            MessageType::Delay,
-            Durability::Object
-        )));
-        assert!(check_producible(MessageType::Fifo, Durability::Object).is_ok());
-        assert!(check_creatable(MessageType::Fifo, Durability::Object).is_ok());
     }
 }

@@ -265,3 +265,140 @@ async fn a_new_owner_recovers_every_acknowledged_message_at_its_offset() {
         "every chunk was covered and deleted"
     );
 }
+
+fn member_at(tier: &Arc<Tier>, id: &str) -> (Member, Arc<ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let lease_clock = Arc::new(ManualClock::new(0));
+    let mut config = config_as(dir.path(), id);
+    config.cluster = ClusterConfig {
+        lease_clock: Some(lease_clock.clone()),
+        ..ClusterConfig::default()
+    };
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let broker = Broker::open_with(&config, clock.clone(), tier.clone()).unwrap();
+    let m = Member {
+        _dir: dir,
+        broker,
+        lease_clock,
+    };
+    (m, clock)
+}
+
+fn later(text: &str, queue: u32, delay_ms: i64) -> MessageInput {
+    MessageInput {
+        delay: shale_broker::produce::DelayInput {
+            delay_ms: Some(delay_ms),
+            ..Default::default()
+        },
+        ..to_queue(text, queue)
+    }
+}
+
+/// DELAY at OBJECT: timers acknowledged by an owner that dies before
+/// spilling them are replayed by the new owner from the write-ahead chunks
+/// (a dedup retry is recognised), fire once each, and the chunks are
+/// collected once everything is in runs and segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_recovers_every_acknowledged_timer_from_the_write_ahead_chunks() {
+    let faults = Faults::default();
+    let tier_a = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
+    let (a, _) = member_at(&tier_a, "a");
+    a.broker.cluster.join().await.unwrap();
+    a.broker
+        .create_topic(shale_broker::topic_admin::NewTopic {
+            name: "d".into(),
+            queues: Some(2),
+            message_type: Some(MessageType::Delay),
+            retention_ms: None,
+            durability: Some(Durability::Object),
+        })
+        .await
+        .unwrap();
+    let mut acked = std::collections::BTreeMap::new();
+    for i in 0..20i64 {
+        let delay = if i < 10 {
+            5_000 + i
+        } else {
+            10 * 86_400_000 + i
+        };
+        let got = produce(
+            &a.broker,
+            "d",
+            vec![later(&format!("t{i}"), i as u32 % 2, delay)],
+        )
+        .await
+        .unwrap();
+        assert!(got[0].scheduled);
+        acked.insert(format!("t{i}"), got[0].message_id);
+    }
+    let with_id = MessageInput {
+        dedup_id: Some("retry-d".into()),
+        ..later("t20", 0, 20 * 86_400_000)
+    };
+    let first = produce(&a.broker, "d", vec![with_id.clone()])
+        .await
+        .unwrap()[0];
+    acked.insert("t20".into(), first.message_id);
+    assert!(wal_chunks(&tier_a) >= 1);
+    // `a` dies without a hand-over and without having spilled anything.
+
+    let tier_b = shared(&tier_a);
+    let (b, clock) = member_at(&tier_b, "b");
+    b.broker.cluster.join().await.unwrap();
+    b.broker.refresh_topics_from_store().await.unwrap();
+    b.broker.cluster_tick().await;
+    b.lease_clock.advance(11_000);
+    b.broker.cluster_tick().await;
+    b.broker.cluster_tick().await;
+    assert_eq!(b.broker.cluster.held().len(), 2, "b took both queues");
+    assert_eq!(b.broker.pending_timers("d").await.unwrap(), 21);
+    let retried = produce(&b.broker, "d", vec![with_id]).await.unwrap()[0];
+    assert_eq!(
+        retried.message_id, first.message_id,
+        "the retry is recognised"
+    );
+    assert_eq!(b.broker.pending_timers("d").await.unwrap(), 21);
+    // A far one recalled through the new owner never fires.
+    let recalled = acked.remove("t13").unwrap();
+    b.broker
+        .recall_timer("d", &recalled.to_string())
+        .await
+        .unwrap();
+
+    clock.advance(30 * 86_400_000);
+    for _ in 0..50 {
+        b.broker.fire_timers().await;
+        if b.broker.pending_timers("d").await.unwrap() == 0 {
+            break;
+        }
+    }
+    let mut fired = std::collections::BTreeMap::new();
+    for q in 0..2 {
+        for r in read_all(&b.broker, "d", q).await {
+            let text = String::from_utf8_lossy(&r.body).to_string();
+            assert!(fired.insert(text, r.message_id).is_none(), "fired twice");
+        }
+    }
+    assert_eq!(
+        fired, acked,
+        "every acknowledged timer fired once, with its id"
+    );
+
+    // The dead owner's chunks are covered by b's segments and runs.
+    assert!(b.broker.collect_gone_wal().await >= 1);
+    b.broker.spill_timers("d").await.unwrap();
+    for q in 0..2 {
+        let log = b.broker.hot.existing_queue("d", q).unwrap();
+        tokio::task::spawn_blocking(move || log.seal_active())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    b.broker.upload_and_retain().await;
+    b.broker.collect_own_wal().await;
+    assert_eq!(
+        wal_chunks(&tier_b),
+        0,
+        "every chunk was covered and deleted"
+    );
+}

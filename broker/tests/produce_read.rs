@@ -299,12 +299,11 @@ async fn a_draining_broker_refuses_produce_as_retryable() {
     assert!(e.is_retryable());
 }
 
-/// The timer journal is on the node's disk: a DELAY topic at OBJECT cannot
-/// be created, and one whose file says so (written by hand or by an earlier
-/// version) refuses produce calls instead of promising what it does not
-/// keep; a NORMAL topic still answers delay fields with MESSAGE_TYPE_MISMATCH.
+/// A DELAY topic takes OBJECT durability (its timers go through the
+/// write-ahead commit); a NORMAL topic still answers delay fields with
+/// MESSAGE_TYPE_MISMATCH.
 #[tokio::test]
-async fn delay_topics_at_object_durability_are_refused() {
+async fn delay_topics_take_object_durability() {
     let node = open();
     let new = NewTopic {
         name: "later".into(),
@@ -312,31 +311,19 @@ async fn delay_topics_at_object_durability_are_refused() {
         durability: Some(Durability::Object),
         ..Default::default()
     };
-    let e = node.broker.create_topic(new).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    assert!(e.message().contains("DELAY"), "{}", e.message());
-
-    let legacy = shale_broker::TopicConfig {
-        name: "legacy".into(),
-        queues: 1,
-        message_type: MessageType::Delay,
-        retention_ms: 3_600_000,
-        durability: Durability::Object,
-        created_ms: START_MS,
-    };
-    node.broker.topics.put_blocking(legacy).unwrap();
+    node.broker.create_topic(new).await.unwrap();
     let mut delayed = text("d");
     delayed.delay = DelayInput {
         delay_ms: Some(1_000),
         ..Default::default()
     };
-    let e = produce(&node, "legacy", vec![delayed.clone()])
+    let got = produce(&node, "later", vec![delayed.clone()])
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+        .unwrap();
+    assert!(got[0].scheduled, "{got:?}");
     assert_eq!(
         node.broker
-            .read_queue("legacy", 0, ReadRequest::default())
+            .read_queue("later", 0, ReadRequest::default())
             .await
             .unwrap()
             .records

@@ -372,14 +372,6 @@ async fn the_timer_list_pages_in_delivery_order_and_filters_by_key() {
 async fn bad_delay_input_is_refused_and_a_deleted_topic_takes_its_timers() {
     let dir = tempfile::tempdir().unwrap();
     let node = open(dir.path(), &tier(), START_MS);
-    let new = NewTopic {
-        name: "obj".into(),
-        message_type: Some(MessageType::Delay),
-        durability: Some(Durability::Object),
-        ..Default::default()
-    };
-    let e = node.broker.create_topic(new).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidArgument);
     let plain = NewTopic {
         name: "plain".into(),
         ..Default::default()
@@ -394,19 +386,6 @@ async fn bad_delay_input_is_refused_and_a_deleted_topic_takes_its_timers() {
     let too_far = delayed("far", 41 * 24 * 3_600_000, 0);
     let e = produce(&node, "later", vec![too_far]).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    let object = node
-        .broker
-        .producer("later")
-        .unwrap()
-        .at_least(Durability::Object)
-        .unwrap();
-    let batch = ProduceBatch {
-        messages: vec![delayed("o", 1_000, 0)],
-        transaction: false,
-    };
-    let e = object.produce(batch).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidArgument);
-
     produce(&node, "later", vec![delayed("gone", 1_000, 0)])
         .await
         .unwrap();

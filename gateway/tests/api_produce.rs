@@ -253,14 +253,6 @@ async fn type_rules() {
         .await;
     n.topic("delay", json!({"queues": 2, "message_type": "DELAY"}))
         .await;
-    // The timer journal is on the node's disk: OBJECT is not offered for DELAY.
-    let object = n
-        .post(
-            "/v1/topics",
-            json!({"name": "delay-object", "message_type": "DELAY", "durability": "OBJECT"}),
-        )
-        .await;
-    object.assert_error(400, "INVALID_ARGUMENT");
     let mismatch = "MESSAGE_TYPE_MISMATCH";
     rejected(
         &n,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shale_tests::api::{b64, body_bytes, expect_error, is_message_id, qs, unb64};
+use shale_tests::api::{b64, body_bytes, is_message_id, qs, unb64};
 use shale_tests::{Node, now_ms, pseudo_random_bytes, wait_until};
 
 fn messages(v: &Value) -> Vec<Value> {
@@ -282,7 +282,7 @@ async fn raw_single_message_with_headers() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn fifo_groups_round_trip_and_delay_topics_at_object_are_refused() -> anyhow::Result<()> {
+async fn fifo_groups_round_trip_and_delay_topics_take_object() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let node = Node::start(dir.path(), &[])?;
     node.create_topic("rt-fifo", 8, "FIFO", "SYNC").await?;
@@ -315,17 +315,19 @@ async fn fifo_groups_round_trip_and_delay_topics_at_object_are_refused() -> anyh
         assert_eq!(m["offset"], r.offset);
     }
 
-    // DELAY at OBJECT: refused (400) while the timer journal is only on the
-    // node's disk, rather than promising what it does not keep.
+    // DELAY at OBJECT: timers go through the write-ahead commit.
     let r = node
         .post_json(
             "/v1/topics",
             &json!({"name": "rt-delay", "queues": 1, "message_type": "DELAY", "durability": "OBJECT"}),
         )
         .await?;
-    expect_error(&r, 400, "INVALID_ARGUMENT");
-    anyhow::ensure!(r.text().contains("DELAY"), "{}", r.text());
-    anyhow::ensure!(node.get("/v1/topics/rt-delay").await?.status == 404);
+    anyhow::ensure!(r.status == 201, "{} {}", r.status, r.text());
+    let r = node
+        .produce("rt-delay", json!([{"body": "later", "delay_ms": 60_000}]))
+        .await?
+        .ok_json(200);
+    anyhow::ensure!(r["results"][0].get("offset").is_none(), "{r}");
     Ok(())
 }
 

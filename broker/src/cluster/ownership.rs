@@ -192,16 +192,6 @@ impl Broker {
         self.recover_queue(topic, queue, &acquired).await?;
         self.take_over_dedup(topic, queue, &acquired).await;
         self.groups.cursors.remove_queue(topic, queue);
-        if self
-            .topics
-            .get(topic)
-            .is_some_and(|t| t.config().message_type == crate::topics::MessageType::Delay)
-        {
-            // Before the gate opens: timers from the object store (and this
-            // node's journal if it wrote them last) fire only once.
-            self.timers.forget(topic, queue);
-            self.open_held_timers(topic, queue).await?;
-        }
         gate.open.store(true, Ordering::SeqCst);
         crate::metrics::queue_taken(acquired.previous_owner.is_some());
         tracing::info!(topic, queue, epoch = acquired.epoch, previous = ?acquired.previous_owner, "took the queue");

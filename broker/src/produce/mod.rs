@@ -115,9 +115,6 @@ impl Producer {
             self.broker.max_delay_ms,
             || self.broker.round_robin_queue(topic),
         )?;
-        // After the type rules, so a NORMAL topic still answers a delay field
-        // with MESSAGE_TYPE_MISMATCH; only a DELAY topic (asked for OBJECT) is refused here.
-        crate::topics::check_producible(config.message_type, self.durability)?;
         let results = write::store(&self.broker, topic, planned, self.durability).await?;
         crate::metrics::produce_duration(self.durability.as_str(), self.started);
         Ok(results)

@@ -89,9 +89,13 @@ pub async fn store(
             }
             let created_ms = topic.config().created_ms;
             let items: Vec<CommitItem> = touched
-                .values()
-                .map(|(log, through)| CommitItem {
+                .iter()
+                .map(|(&(_, scheduled), (log, through))| CommitItem {
                     log: log.clone(),
+                    wal_topic: match scheduled {
+                        true => crate::timers::wal_topic(&topic.name),
+                        false => topic.name.clone(),
+                    },
                     topic_created_ms: created_ms,
                     through: *through,
                 })

@@ -99,7 +99,7 @@ impl Broker {
     }
 
     /// Fires every timer of `q` due at `now`, a batch at a time.
-    async fn fire_due(&self, q: &Arc<TimerQueue>, now: i64) -> BrokerResult<()> {
+    async fn fire_due(self: &Arc<Self>, q: &Arc<TimerQueue>, now: i64) -> BrokerResult<()> {
         let Ok(_one) = q.firing.try_lock() else {
             return Ok(());
         };
@@ -140,7 +140,7 @@ impl Broker {
 
     /// Appends the timers `keys` to `target`, durably; the target's end after them.
     async fn fire_batch(
-        &self,
+        self: &Arc<Self>,
         q: &Arc<TimerQueue>,
         target: &Arc<shale_hot::QueueLog>,
         due: Vec<(Key, Source)>,
@@ -183,7 +183,22 @@ impl Broker {
             .last()
             .map_or(target.max_offset(), |a| a.offset + 1);
         if durability >= Durability::Sync {
-            target.sync(end).await?;
+            let committed = async {
+                if durability < Durability::Object {
+                    return Ok(());
+                }
+                let created_ms = self.topics.require(&q.topic)?.config().created_ms;
+                let item = crate::wal::CommitItem {
+                    log: target.clone(),
+                    wal_topic: q.topic.clone(),
+                    topic_created_ms: created_ms,
+                    through: end,
+                };
+                self.wal.commit(self, &[item]).await
+            };
+            let (synced, committed) = tokio::join!(target.sync(end), committed);
+            synced?;
+            committed?;
         }
         let now = self.clock.now_ms();
         for ((at, _), a) in keys.iter().zip(&appended) {

@@ -105,7 +105,7 @@ impl Broker {
         if !delay || !self.cluster.holds(topic, queue) {
             return Ok(None);
         }
-        self.open_held_timers(topic, queue).await.map(Some)
+        self.open_held_timers(topic, queue, &[]).await.map(Some)
     }
 
     /// How many delay messages of `topic` are pending here (journals found
@@ -214,7 +214,7 @@ impl Broker {
 
     /// Recalls the pending delay message `id`: 404 unknown (or recalled
     /// before), 409 MESSAGE_ALREADY_DELIVERED once it is in its queue.
-    pub async fn recall_timer(&self, topic: &str, id: &str) -> BrokerResult<String> {
+    pub async fn recall_timer(self: &Arc<Self>, topic: &str, id: &str) -> BrokerResult<String> {
         let t = self.topics.require(topic)?;
         let message_id: MessageId = id
             .parse()
@@ -255,8 +255,18 @@ impl Broker {
         let recalled = tokio::task::spawn_blocking(move || tq2.append_recall(key)).await??;
         match recalled {
             Recall::Recalled => {
+                let end = tq.journal.max_offset();
                 if t.config().durability >= Durability::Sync {
-                    tq.journal.sync(tq.journal.max_offset()).await?;
+                    tq.journal.sync(end).await?;
+                }
+                if t.config().durability == Durability::Object {
+                    let item = crate::wal::CommitItem {
+                        log: tq.journal.clone(),
+                        wal_topic: super::wal_topic(&t.name),
+                        topic_created_ms: t.config().created_ms,
+                        through: end,
+                    };
+                    self.wal.commit(self, &[item]).await?;
                 }
                 Ok(t.name.clone())
             }

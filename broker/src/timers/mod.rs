@@ -55,6 +55,20 @@ use crate::dedup::DEDUP_PROPERTY;
 use crate::error::BrokerResult;
 pub use index::{FireState, Key, TimerIndex};
 
+/// Prefix of the name a timer journal's write-ahead sections carry.
+const WAL_PREFIX: &str = "%TIMERS%";
+
+/// The name the write-ahead sections of `topic`'s timer journals carry (no
+/// topic can be named so: `%` starts system names).
+pub fn wal_topic(topic: &str) -> String {
+    format!("{WAL_PREFIX}{topic}")
+}
+
+/// The topic whose timer journal a write-ahead section name stands for.
+pub fn topic_of_wal(name: &str) -> Option<&str> {
+    name.strip_prefix(WAL_PREFIX)
+}
+
 /// Property a fired message carries: its timer journal offset.
 pub const TIMER_PROPERTY: &str = "shale.timer";
 /// Property of a recall record in the journal: the offset of the recalled timer.
@@ -218,21 +232,24 @@ impl crate::broker::Broker {
             return Ok(q);
         }
         self.serve_queue(topic, queue).await?;
-        self.open_held_timers(topic, queue).await
+        self.open_held_timers(topic, queue, &[]).await
     }
 
     /// Opens the timers of `topic`/`queue`, a queue this node holds (its
-    /// gate may still be closed: a takeover or hand-over in progress).
+    /// gate may still be closed: a takeover or hand-over in progress),
+    /// replaying the timer journal sections of the write-ahead chunks of
+    /// `owners` (earlier owners that did not hand over).
     pub(crate) async fn open_held_timers(
         &self,
         topic: &str,
         queue: u32,
+        owners: &[shale_tiering::QueueOwner],
     ) -> BrokerResult<Arc<TimerQueue>> {
         let _one = self.timers.opening.lock().await;
         if let Some(q) = self.timers.get(topic, queue) {
             return Ok(q);
         }
-        let q = Arc::new(recover::recover(self, topic, queue).await?);
+        let q = Arc::new(recover::recover(self, topic, queue, owners).await?);
         self.timers
             .queues
             .lock()
@@ -262,7 +279,7 @@ impl crate::broker::Broker {
         let q = match open {
             Some(q) => q,
             None if self.timers.has_journal(topic, queue) => {
-                self.open_held_timers(topic, queue).await?
+                self.open_held_timers(topic, queue, &[]).await?
             }
             None => return Ok(()),
         };
@@ -272,6 +289,9 @@ impl crate::broker::Broker {
             q.spill(&self.tier, &mut set, self.clock.now_ms()).await?;
             q.checkpoint(&mut set, true).await?;
         }
+        // Its write-ahead sections are all in runs now.
+        let spilled = q.index.lock().spilled_end();
+        self.wal.handed_over(&wal_topic(topic), queue, spilled);
         self.timers.forget(topic, queue);
         if let Err(e) = self.timers.remove_local(topic, queue).await {
             tracing::warn!(topic, queue, error = %e, "timers handed over, but their local copy could not be deleted");

@@ -18,23 +18,34 @@ use std::sync::Arc;
 
 use shale_hot::{QueueLog, Record};
 use shale_tiering::timer_checkpoint::TimerCheckpoint;
-use shale_tiering::{FencedObject, Versioned};
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use shale_tiering::timer_run::RunEntry;
+use shale_tiering::{FencedObject, QueueOwner, Versioned};
 
 use super::index::{Key, TimerIndex};
 use super::journal::{Entry, LocalState, entry_of, read_state};
-use super::store::{RunSet, fire_state_of};
+use super::store::{RunSet, fire_state_of, tiering_err, write_run};
 use super::{TIMER_PROPERTY, TimerQueue};
 use crate::broker::Broker;
 use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, dedup_id_of};
 use crate::error::{BrokerError, BrokerResult};
 use crate::queue_view::TieredQueue;
+use crate::topics::Durability;
 
 /// Records read per journal or queue read.
 const READ_BATCH: usize = 4096;
 const READ_BYTES: usize = 16 << 20;
 
 /// Builds the timers of `topic`/`queue` (a queue this node holds).
-pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<TimerQueue> {
+pub async fn recover(
+    state: &Broker,
+    topic: &str,
+    queue: u32,
+    owners: &[QueueOwner],
+) -> BrokerResult<TimerQueue> {
+    let config = state.topics.require(topic)?.config();
     let me = state.node_id.clone();
     let dir = state.tier.layout().timer_checkpoint_dir(topic, queue);
     let taken = FencedObject::<TimerCheckpoint>::acquire_if(
@@ -48,12 +59,24 @@ pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<Ti
         },
     )
     .await?;
-    let (ckpt, previous) = taken.ok_or_else(|| {
+    let (mut ckpt, mut previous) = taken.ok_or_else(|| {
         BrokerError::internal(
             "taking the timer checkpoint",
             "an unconditional take was refused",
         )
     })?;
+    if config.durability == Durability::Object && !owners.is_empty() {
+        let replayed =
+            replay_wal(state, topic, queue, config.created_ms, owners, &mut ckpt).await?;
+        if replayed {
+            // The journal continues after what is now in runs.
+            let now = ckpt.value();
+            let mut view = previous.unwrap_or_else(TimerCheckpoint::empty);
+            view.spilled_end = now.spilled_end;
+            view.journal_end = now.journal_end;
+            previous = Some(view);
+        }
+    }
     let state_path = state.timers.state_path(topic, queue);
     let local_state = {
         let p = state_path.clone();
@@ -94,6 +117,14 @@ pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<Ti
         q.load_ahead(&state.tier, &mut set, state.clock.now_ms())
             .await?;
         q.delete_orphans(&state.tier, &set).await;
+        if config.durability == Durability::Object {
+            // Whatever the journal holds goes up now, so the write-ahead
+            // commits of this owner start at its end.
+            q.spill(&state.tier, &mut set, state.clock.now_ms()).await?;
+            let end = q.journal.max_offset();
+            q.journal.mark_replicated(end);
+            state.wal.reset_queue(&super::wal_topic(topic), queue, end);
+        }
     }
     let runs = q.runs.lock().await.ckpt.value().runs.len();
     let pending = q.index.lock().pending_count();
@@ -106,6 +137,85 @@ pub async fn recover(state: &Broker, topic: &str, queue: u32) -> BrokerResult<Ti
         "timers recovered"
     );
     Ok(q)
+}
+
+/// Replays the timer journal sections of `owners`' write-ahead chunks
+/// beyond the checkpoint's `spilled_end` into a run (their seqs may be below
+/// the checkpoint's `journal_end`, which a new journal continues after), and
+/// remembers their dedup ids. Whether anything was replayed.
+async fn replay_wal(
+    state: &Broker,
+    topic: &str,
+    queue: u32,
+    created_ms: i64,
+    owners: &[QueueOwner],
+    ckpt: &mut FencedObject<TimerCheckpoint>,
+) -> BrokerResult<bool> {
+    let from = ckpt.value().spilled_end;
+    let records = state
+        .records_of(&super::wal_topic(topic), created_ms, queue, owners)
+        .await?;
+    let records: Vec<Record> = records.into_iter().filter(|r| r.offset >= from).collect();
+    let Some(end) = records.last().map(|r| r.offset + 1) else {
+        return Ok(false);
+    };
+    let since = state.clock.now_ms() - DEDUP_WINDOW_MS;
+    let mut timers: BTreeMap<Key, Bytes> = BTreeMap::new();
+    let mut tombstones = Vec::new();
+    for r in &records {
+        match entry_of(r) {
+            Some(Entry::Timer(k)) => {
+                timers.insert(k, Bytes::from(r.encode()));
+                if r.store_ms >= since
+                    && let Some(id) = dedup_id_of(r)
+                {
+                    let mut hit = DedupHit::of_record(queue, r);
+                    hit.scheduled = true;
+                    state.dedup.record(topic, id, hit);
+                }
+            }
+            Some(Entry::Recall(k)) if k.1 >= from => {
+                timers.remove(&k);
+            }
+            Some(Entry::Recall(k)) => tombstones.push(k),
+            None => {}
+        }
+    }
+    let mut entries: Vec<RunEntry> = timers
+        .into_iter()
+        .map(|(key, record)| RunEntry::Timer { key, record })
+        .chain(
+            tombstones
+                .into_iter()
+                .map(|key| RunEntry::Tombstone { key }),
+        )
+        .collect();
+    entries.sort_by_key(|e| e.key());
+    entries.dedup_by_key(|e| e.key());
+    let run = if entries.is_empty() {
+        None
+    } else {
+        Some(write_run(&state.tier, topic, queue, ckpt, entries).await?)
+    };
+    ckpt.update(|c| {
+        if let Some(m) = &run {
+            c.runs.push(m.clone());
+            c.next_run += 1;
+        }
+        c.spilled_end = c.spilled_end.max(end);
+        c.journal_end = c.journal_end.max(end);
+        Ok(())
+    })
+    .await
+    .map_err(|e| tiering_err("writing the timer checkpoint", e))?;
+    tracing::info!(
+        topic,
+        queue,
+        records = records.len(),
+        from = ?owners,
+        "recovered OBJECT-acknowledged timer journal records from the previous owner's write-ahead chunks"
+    );
+    Ok(true)
 }
 
 /// The journal to use, the fire state to restore from and the journal

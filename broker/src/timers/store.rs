@@ -95,7 +95,7 @@ impl RunSet {
 }
 
 /// A fenced writer is `NotOwner`, a store failure `Unavailable`, the rest internal.
-fn tiering_err(what: &str, e: shale_tiering::TieringError) -> BrokerError {
+pub(crate) fn tiering_err(what: &str, e: shale_tiering::TieringError) -> BrokerError {
     if e.is_fenced() || e.is_store_failure() {
         return BrokerError::from(e);
     }
@@ -315,29 +315,7 @@ impl TimerQueue {
         set: &RunSet,
         entries: Vec<RunEntry>,
     ) -> BrokerResult<RunMeta> {
-        let name = format!(
-            "{:020}-{:020}.run",
-            set.ckpt.epoch(),
-            set.ckpt.value().next_run
-        );
-        let encoded = tokio::task::spawn_blocking(move || {
-            let mut w = RunWriter::new(BLOCK_BYTES);
-            for e in entries {
-                w.push(e)
-                    .map_err(|e| BrokerError::internal("writing a timer run", e))?;
-            }
-            Ok::<_, BrokerError>(w.finish())
-        })
-        .await??;
-        let path = tier.layout().timer_run(&self.topic, self.queue, &name);
-        timer_run::put_run(tier.store().as_ref(), &path, encoded.bytes)
-            .await
-            .map_err(|e| tiering_err("writing a timer run", e))?;
-        crate::metrics::timer_index_objects("written", 1);
-        Ok(RunMeta {
-            name,
-            summary: encoded.summary,
-        })
+        write_run(tier, &self.topic, self.queue, &set.ckpt, entries).await
     }
 
     /// Merges the smallest runs when there are more than [`MAX_RUNS`].
@@ -500,6 +478,36 @@ impl TimerQueue {
             }
         }
     }
+}
+
+/// Writes `entries` (in key order) as the next run of `ckpt`'s owner; the
+/// caller lists it in the checkpoint (and bumps `next_run`).
+pub(crate) async fn write_run(
+    tier: &Tier,
+    topic: &str,
+    queue: u32,
+    ckpt: &FencedObject<TimerCheckpoint>,
+    entries: Vec<RunEntry>,
+) -> BrokerResult<RunMeta> {
+    let name = format!("{:020}-{:020}.run", ckpt.epoch(), ckpt.value().next_run);
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut w = RunWriter::new(BLOCK_BYTES);
+        for e in entries {
+            w.push(e)
+                .map_err(|e| BrokerError::internal("writing a timer run", e))?;
+        }
+        Ok::<_, BrokerError>(w.finish())
+    })
+    .await??;
+    let path = tier.layout().timer_run(topic, queue, &name);
+    timer_run::put_run(tier.store().as_ref(), &path, encoded.bytes)
+        .await
+        .map_err(|e| tiering_err("writing a timer run", e))?;
+    crate::metrics::timer_index_objects("written", 1);
+    Ok(RunMeta {
+        name,
+        summary: encoded.summary,
+    })
 }
 
 /// Copies the fire state into a checkpoint whose journal is spilled to `spilled`.

@@ -1,8 +1,9 @@
 //! Deleting write-ahead chunks nobody needs any more.
 //!
 //! A chunk is *covered* when every section in it lies below the end of its
-//! queue's segments (or its topic was deleted, or deleted and created again:
-//! the section names the generation). A covered chunk can never be needed
+//! queue's segments — for a timer journal's section, below the journal
+//! offset its timer checkpoint has spilled to — (or its topic was deleted,
+//! or deleted and created again: the section names the generation). A covered chunk can never be needed
 //! (recovery only replays beyond the segments' end), so deleting it is safe
 //! for anyone at any time.
 //!
@@ -45,6 +46,19 @@ impl Broker {
     }
 
     async fn covered_here(&self, s: &CommittedSection) -> bool {
+        if let Some(topic) = crate::timers::topic_of_wal(&s.topic) {
+            // A timer journal's section: covered once spilled into runs.
+            if self.generation_gone(topic, s.topic_created_ms).await {
+                return true;
+            }
+            if let Some(q) = self.timers.get(topic, s.queue) {
+                return q.index.lock().spilled_end() >= s.end;
+            }
+            return self
+                .wal
+                .handed_over_end(&s.topic, s.queue)
+                .is_some_and(|end| end >= s.end);
+        }
         if self.generation_gone(&s.topic, s.topic_created_ms).await {
             return true;
         }
@@ -108,6 +122,16 @@ impl Broker {
     }
 
     async fn covered_in_store(&self, topic: &str, created_ms: i64, queue: u32, end: u64) -> bool {
+        if let Some(t) = crate::timers::topic_of_wal(topic) {
+            if self.generation_gone(t, created_ms).await {
+                return true;
+            }
+            let dir = self.tier.layout().timer_checkpoint_dir(t, queue);
+            return matches!(
+                shale_tiering::timer_checkpoint::read_timer_checkpoint(self.tier.store().as_ref(), &dir).await,
+                Ok(Some((c, _))) if c.spilled_end >= end
+            );
+        }
         if self.generation_gone(topic, created_ms).await {
             return true;
         }

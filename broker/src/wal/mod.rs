@@ -27,6 +27,11 @@
 //!
 //! What a new owner does with the chunks is [`recover`]; deleting the ones
 //! every queue has uploaded past is [`collect`].
+//!
+//! Timer journals (DELAY topics at OBJECT) go through the same commit: their
+//! sections are named [`crate::timers::wal_topic`] of their topic, a name no
+//! topic can have (`%` starts system names), so a queue's recovery never
+//! reads them, and the timers' own recovery reads only them.
 
 pub mod collect;
 pub mod recover;
@@ -56,6 +61,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone)]
 pub struct CommitItem {
     pub log: Arc<QueueLog>,
+    /// The name its sections carry: the topic, or the timer journal's
+    /// [`crate::timers::wal_topic`].
+    pub wal_topic: String,
     /// The topic's creation time (its generation; see [`WalSection`]).
     pub topic_created_ms: i64,
     /// Offset after the last message the produce reports.
@@ -68,6 +76,7 @@ type QueueKey = (String, u32);
 #[derive(Debug)]
 struct PendingRange {
     log: Arc<QueueLog>,
+    wal_topic: String,
     topic_created_ms: i64,
     from: u64,
     to: u64,
@@ -157,7 +166,7 @@ impl ObjectWal {
                 if replicated >= item.through {
                     continue;
                 }
-                let key = (item.log.topic().to_string(), item.log.queue());
+                let key = (item.wal_topic.clone(), item.log.queue());
                 let qs = queue_state(&mut st, &key, replicated);
                 let failures = qs.failures.subscribe();
                 let from = qs.queued_end.max(replicated);
@@ -167,6 +176,7 @@ impl ObjectWal {
                 if from < item.through {
                     let range = st.pending.entry(key).or_insert_with(|| PendingRange {
                         log: item.log.clone(),
+                        wal_topic: item.wal_topic.clone(),
                         topic_created_ms: item.topic_created_ms,
                         from,
                         to: from,
@@ -332,9 +342,17 @@ async fn commit_chunk(broker: &Arc<Broker>, ranges: BTreeMap<QueueKey, PendingRa
     };
     let ranges: Vec<(QueueKey, PendingRange)> = ranges.into_iter().collect();
     let built = {
-        let ranges: Vec<(Arc<QueueLog>, i64, u64, u64)> = ranges
+        let ranges: Vec<Range> = ranges
             .iter()
-            .map(|(_, r)| (r.log.clone(), r.topic_created_ms, r.from, r.to))
+            .map(|(_, r)| {
+                (
+                    r.log.clone(),
+                    r.wal_topic.clone(),
+                    r.topic_created_ms,
+                    r.from,
+                    r.to,
+                )
+            })
             .collect();
         tokio::task::spawn_blocking(move || build_sections(&ranges)).await
     };
@@ -373,11 +391,14 @@ async fn commit_chunk(broker: &Arc<Broker>, ranges: BTreeMap<QueueKey, PendingRa
     settle(broker, seq, &ranges, result);
 }
 
+/// A log, its sections' name, its topic generation and the offsets to commit.
+type Range = (Arc<QueueLog>, String, i64, u64, u64);
+
 /// Reads each range's records back from the hot tier (what is below the
 /// queue's watermark by now is left out).
-fn build_sections(ranges: &[(Arc<QueueLog>, i64, u64, u64)]) -> BrokerResult<Vec<WalSection>> {
+fn build_sections(ranges: &[Range]) -> BrokerResult<Vec<WalSection>> {
     let mut sections = Vec::with_capacity(ranges.len());
-    for (log, created, from, to) in ranges {
+    for (log, name, created, from, to) in ranges {
         let from = (*from).max(log.replicated_offset()).max(log.min_offset());
         let mut records = Vec::new();
         let mut next = from;
@@ -392,7 +413,7 @@ fn build_sections(ranges: &[(Arc<QueueLog>, i64, u64, u64)]) -> BrokerResult<Vec
         }
         records.retain(|r| r.offset < *to);
         sections.push(WalSection {
-            topic: log.topic().to_string(),
+            topic: name.clone(),
             topic_created_ms: *created,
             queue: log.queue(),
             records,

@@ -110,6 +110,14 @@ impl Broker {
             // Reads only the (indexed) records carrying an id, from the mapped segments.
             crate::broker::rebuild_queue_dedup(&log, &self.dedup, self.clock.now_ms());
         }
+        if config.message_type == crate::topics::MessageType::Delay {
+            // Before `recovering_from` is cleared (the timers replay the same
+            // owners' chunks) and after the queue's own records are back (the
+            // timers look for their fires there): timers fire only once.
+            self.timers.forget(topic, queue);
+            self.open_held_timers(topic, queue, &acquired.recovering_from)
+                .await?;
+        }
         self.tier.finish_recovery(topic, queue).await?;
         let cold_end = self.tier.held_end(topic, queue).await.unwrap_or(0);
         log.mark_replicated(cold_end);
@@ -122,7 +130,7 @@ impl Broker {
     }
 
     /// Every record of `topic/queue` (this generation) in the chunks of `owners`, by offset.
-    async fn records_of(
+    pub(crate) async fn records_of(
         &self,
         topic: &str,
         created_ms: i64,

@@ -91,9 +91,9 @@ pub struct TopicDetail {
         the same settings, 409 ALREADY_EXISTS when it exists with others. Names starting `%` are \
         system names and cannot be created (400). message_type TRANSACTION is rejected with 400 \
         INVALID_ARGUMENT: this node has no half-message store yet. DELAY topics keep delay messages \
-        out of their queue until due; they take durability ASYNC or SYNC (OBJECT is 400: the \
-        unspilled part of the timer journal is on the node's disk); their timers are spilled to \
-        the object store and move with their queue between nodes. durability OBJECT answers a \
+        out of their queue until due, at any durability (at OBJECT a delay message is answered \
+        once it is in the object store); their timers are spilled to the object store and move \
+        with their queue between nodes. durability OBJECT answers a \
         produce only once its messages are in the object store (see the topic object). Unknown fields are 400; a non-JSON content type is 415.",
     responses(
         (status = 201, body = TopicObject, description = "Created"),
