@@ -1151,3 +1151,87 @@ async fn kill_one_under_object_load(store: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// DELAY at OBJECT on three nodes: delay messages acknowledged through two
+/// nodes, one node killed (-9) before they are due. Every acknowledged one
+/// enters its queue once, not before its time, on whichever node serves it
+/// now: the new owners replay the dead node's timer sections from its
+/// write-ahead chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delay_messages_at_object_survive_a_node_killed_before_they_are_due() -> anyhow::Result<()>
+{
+    let objects = tempfile::tempdir()?;
+    let store = format!("file://{}", objects.path().display());
+    let (_dirs, mut nodes) = start_cluster(&store).await?;
+    nodes[0]
+        .create_topic("later", QUEUES, "DELAY", "OBJECT")
+        .await?;
+    wait_until("every node knows the topic", || async {
+        for n in &nodes {
+            if n.get("/v1/topics/later").await?.status != 200 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    // The victim: a node serving some of the topic's queues (placement
+    // could give one node none).
+    let mut owned = Vec::new();
+    for n in &nodes {
+        owned.push(owned_by(n).await?);
+    }
+    let v = (0..nodes.len())
+        .rev()
+        .find(|i| owned[*i] > 0)
+        .ok_or_else(|| anyhow::anyhow!("no node serves a queue"))?;
+    let mut victim = nodes.remove(v);
+    // Due 6-8 s from now: after the kill and (mostly) after the takeover.
+    let mut due: BTreeMap<String, i64> = BTreeMap::new();
+    for r in 0..48u32 {
+        let via = &nodes[(r % 2) as usize];
+        let msg =
+            json!([{"body": format!("d{r}"), "queue": r % QUEUES, "delay_ms": 6_000 + r * 40}]);
+        let v = retrying(|| via.produce("later", msg.clone()))
+            .await?
+            .ok_json(200);
+        let res = &v["results"][0];
+        anyhow::ensure!(res.get("offset").is_none(), "scheduled with an offset: {v}");
+        due.insert(
+            res["message_id"].as_str().unwrap_or_default().to_string(),
+            res["deliver_at_ms"].as_i64().unwrap_or(i64::MAX),
+        );
+    }
+    victim.kill9()?;
+    let (n0, n1) = (&nodes[0], &nodes[1]);
+    wait_until("the survivors serve every queue", || async {
+        Ok(owned_by(n0).await? + owned_by(n1).await? == u64::from(QUEUES))
+    })
+    .await?;
+    let mut seen: BTreeMap<String, Value> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < due.len() && Instant::now() < deadline {
+        seen.clear();
+        for q in 0..QUEUES {
+            for m in retrying_read(n0, "later", q).await? {
+                let id = m["message_id"].as_str().unwrap_or_default().to_string();
+                anyhow::ensure!(
+                    seen.insert(id.clone(), m).is_none(),
+                    "{id} entered its queue twice"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let missing: Vec<&String> = due.keys().filter(|id| !seen.contains_key(*id)).collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "acknowledged delay messages never delivered: {missing:?}"
+    );
+    anyhow::ensure!(seen.len() == due.len(), "unknown messages delivered");
+    for (id, m) in &seen {
+        let stored = m["store_ms"].as_i64().unwrap_or(0);
+        anyhow::ensure!(stored >= due[id], "{id} entered its queue before its time");
+    }
+    Ok(())
+}
