@@ -8,20 +8,24 @@ use tokio::sync::oneshot;
 
 use super::*;
 
-/// `/` answers at once, `/slow` after 300 ms, `/hang` after a minute.
-fn router() -> Router {
+/// `/` answers at once, `/slow` after 300 ms, `/hang` after a minute; both
+/// say when a request reached them (`arrived`).
+fn router(arrived: Arc<tokio::sync::Notify>) -> Router {
+    let hung = arrived.clone();
     Router::new()
         .route("/", get(|| async { "ok" }))
         .route(
             "/slow",
-            get(|| async {
+            get(move || async move {
+                arrived.notify_one();
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 "slow ok"
             }),
         )
         .route(
             "/hang",
-            get(|| async {
+            get(move || async move {
+                hung.notify_one();
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 "never"
             }),
@@ -32,15 +36,27 @@ struct Running {
     url: String,
     stop: oneshot::Sender<()>,
     done: JoinHandle<anyhow::Result<()>>,
+    /// Notified when a request reaches `/slow` or `/hang`.
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+impl Running {
+    /// Waits (at most 10 s) until a request has reached its handler.
+    async fn request_arrived(&self) {
+        tokio::time::timeout(Duration::from_secs(10), self.arrived.notified())
+            .await
+            .expect("the request reaches its handler");
+    }
 }
 
 async fn start(tls: Option<RustlsConfig>, drain_timeout: Duration) -> Running {
+    let arrived = Arc::new(tokio::sync::Notify::new());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
     let done = tokio::spawn(serve(
         listener,
-        router(),
+        router(arrived.clone()),
         tls,
         drain_timeout,
         move |url| ready_tx.send(url.to_string()).unwrap(),
@@ -52,7 +68,12 @@ async fn start(tls: Option<RustlsConfig>, drain_timeout: Duration) -> Running {
         .await
         .unwrap()
         .unwrap();
-    Running { url, stop, done }
+    Running {
+        url,
+        stop,
+        done,
+        arrived,
+    }
 }
 
 #[tokio::test]
@@ -79,8 +100,8 @@ async fn ready_url_is_the_bound_address() {
 async fn in_flight_requests_finish_and_new_ones_are_refused() {
     let node = start(None, Duration::from_secs(10)).await;
     let slow = tokio::spawn(reqwest::get(format!("{}/slow", node.url)));
-    // Let the request reach the handler before draining.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Drain only once the request is in its handler.
+    node.request_arrived().await;
     node.stop.send(()).unwrap();
     let answer = slow
         .await
@@ -96,7 +117,7 @@ async fn in_flight_requests_finish_and_new_ones_are_refused() {
 async fn drain_is_bounded_by_the_timeout() {
     let node = start(None, Duration::from_millis(200)).await;
     let hang = tokio::spawn(reqwest::get(format!("{}/hang", node.url)));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    node.request_arrived().await;
     let started = Instant::now();
     node.stop.send(()).unwrap();
     node.done.await.unwrap().unwrap();
