@@ -54,6 +54,8 @@ pub struct QueueState {
     pub cold_bytes: u64,
     pub cold_segments: u64,
     pub owner: String,
+    /// Delay messages of the queue not yet due (counted by the node serving it).
+    pub pending_timers: u64,
 }
 
 /// A topic's settings and the state of each of its queues.
@@ -177,6 +179,7 @@ impl Broker {
                 } else {
                     self.cluster.placed_on(&config.name, q)
                 },
+                pending_timers: self.queue_pending_timers(&config.name, q).await?,
             });
         }
         Ok(TopicState { config, queues })

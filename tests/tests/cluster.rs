@@ -1202,6 +1202,30 @@ async fn delay_messages_at_object_survive_a_node_killed_before_they_are_due() ->
             res["deliver_at_ms"].as_i64().unwrap_or(i64::MAX),
         );
     }
+    // Seen whole through any node: the count, and the list in delivery order.
+    let t = nodes[0].get("/v1/topics/later").await?.ok_json(200);
+    anyhow::ensure!(t["pending_timers"] == 48, "pending through one node: {t}");
+    let mut listed: Vec<(i64, String)> = Vec::new();
+    let mut after = String::new();
+    for _ in 0..20 {
+        let page = nodes[1]
+            .get(&format!("/v1/topics/later/timers?limit=7{after}"))
+            .await?
+            .ok_json(200);
+        for x in page["timers"].as_array().into_iter().flatten() {
+            let at = x["deliver_at_ms"].as_i64().unwrap_or_default();
+            listed.push((at, x["message_id"].as_str().unwrap_or_default().to_string()));
+        }
+        match page["next"].as_str() {
+            Some(c) => after = format!("&after={c}"),
+            None => break,
+        }
+    }
+    anyhow::ensure!(listed.len() == 48, "listed {} of 48", listed.len());
+    anyhow::ensure!(
+        listed.windows(2).all(|w| w[0].0 <= w[1].0),
+        "not in delivery order"
+    );
     victim.kill9()?;
     let (n0, n1) = (&nodes[0], &nodes[1]);
     wait_until("the survivors serve every queue", || async {

@@ -114,11 +114,18 @@ impl Broker {
         let t = self.topics.require(topic)?;
         let mut n = 0u64;
         for q in 0..t.queues() {
-            if let Some(tq) = self.timers_if_any(&t.name, q).await? {
-                n += tq.index.lock().pending_count() as u64;
-            }
+            n += self.queue_pending_timers(&t.name, q).await?;
         }
         Ok(n)
+    }
+
+    /// How many delay messages of `topic`/`queue` are pending here (0 when
+    /// another node serves the queue).
+    pub async fn queue_pending_timers(&self, topic: &str, queue: u32) -> BrokerResult<u64> {
+        Ok(match self.timers_if_any(topic, queue).await? {
+            Some(tq) => tq.index.lock().pending_count() as u64,
+            None => 0,
+        })
     }
 
     /// Pending delay messages of `topic` in delivery order (with `key`: only

@@ -378,6 +378,59 @@ pub async fn by_key(
     Ok(json!({ "messages": all }))
 }
 
+/// Pending delay messages over every node serving queues of `topic`: each
+/// answers the same page request for the queues it serves; the pages are
+/// merged in delivery order (`deliver_at_ms`, queue, journal offset — the
+/// cursor's order), cut to `limit`, and the next cursor is the last kept
+/// one's when any node had more. A node that does not answer makes the call
+/// a 503.
+pub async fn timers(
+    state: &AppState,
+    topic: &str,
+    request: &axum::http::request::Parts,
+    limit: usize,
+    local: Value,
+) -> ApiResult<Value> {
+    let Some(t) = state.broker.topics.get(topic) else {
+        return Ok(local);
+    };
+    let others = other_nodes(state, &t.name, t.queues());
+    if others.is_empty() {
+        return Ok(local);
+    }
+    let mut more = !local["next"].is_null();
+    let mut all: Vec<Value> = local["timers"].as_array().cloned().unwrap_or_default();
+    for base in others {
+        let remote = send_json(same_request_at(state, request, &base), &base).await?;
+        more |= !remote["next"].is_null();
+        all.extend(remote["timers"].as_array().cloned().unwrap_or_default());
+    }
+    let key = |m: &Value| {
+        let seq = m["message_id"]
+            .as_str()
+            .and_then(|id| id.parse::<shale_broker::MessageId>().ok())
+            .map_or(u64::MAX, |id| id.offset());
+        (
+            m["deliver_at_ms"].as_i64().unwrap_or(i64::MAX),
+            m["queue"].as_u64().unwrap_or(u64::MAX),
+            seq,
+        )
+    };
+    all.sort_by_key(key);
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|m| seen.insert(m["message_id"].as_str().unwrap_or_default().to_string()));
+    more |= all.len() > limit;
+    all.truncate(limit);
+    let next = match all.last() {
+        Some(last) if more => {
+            let (at, q, seq) = key(last);
+            Value::from(format!("{at}.{q}.{seq}"))
+        }
+        _ => Value::Null,
+    };
+    Ok(json!({ "timers": all, "next": next }))
+}
+
 /// `GET /v1/groups` over the cluster: each node counts the lag of the queues
 /// it serves, so the lags are summed per group (and groups only another node
 /// knows are added). A node that does not answer makes the call a 503.

@@ -7,7 +7,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{ApiPath, ApiQuery};
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// Query of the timer list.
@@ -54,8 +54,12 @@ pub async fn list_timers(
     State(state): State<Arc<AppState>>,
     ApiPath(topic): ApiPath<String>,
     ApiQuery(params): ApiQuery<TimerParams>,
-) -> ApiResult<Json<TimerList>> {
-    let (_, timers, next) = state
+    request: axum::http::request::Parts,
+) -> ApiResult<Json<serde_json::Value>> {
+    let limit = params
+        .limit
+        .unwrap_or(shale_broker::timers::lookup::DEFAULT_TIMER_PAGE);
+    let (name, timers, next) = state
         .broker
         .list_timers(&topic, params.key, params.limit, params.after)
         .await?;
@@ -69,5 +73,13 @@ pub async fn list_timers(
             keys: t.keys,
         })
         .collect();
-    Ok(Json(TimerList { timers, next }))
+    let local = serde_json::to_value(TimerList { timers, next })
+        .map_err(|e| ApiError::internal("encoding timers", e))?;
+    if crate::cluster::is_forwarded(&request.headers) {
+        return Ok(Json(local));
+    }
+    // Each node lists the queues it serves.
+    Ok(Json(
+        crate::cluster::gather::timers(&state, &name, &request, limit, local).await?,
+    ))
 }

@@ -68,6 +68,8 @@ pub struct QueueInfo {
     pub cold_segments: u64,
     /// Id of the node that owns the queue (this node).
     pub owner: String,
+    /// Delay messages of the queue not yet due (DELAY topics; 0 otherwise).
+    pub pending_timers: u64,
 }
 
 /// `GET /v1/topics/{topic}` answer: the topic object whose `queues` is the
@@ -170,8 +172,10 @@ pub async fn get_topic(
             cold_bytes: q.cold_bytes,
             cold_segments: q.cold_segments,
             owner: q.owner,
+            pending_timers: q.pending_timers,
         })
-        .collect();
+        .collect::<Vec<QueueInfo>>();
+    let pending_timers = queues.iter().map(|q| q.pending_timers).sum();
     let detail = TopicDetail {
         name: config.name,
         queues,
@@ -180,7 +184,7 @@ pub async fn get_topic(
         retention_ms: config.retention_ms,
         durability: config.durability.into(),
         created_ms: config.created_ms,
-        pending_timers: state.broker.pending_timers(&name).await?,
+        pending_timers,
     };
     let local =
         serde_json::to_value(detail).map_err(|e| ApiError::internal("encoding a topic", e))?;
@@ -188,9 +192,17 @@ pub async fn get_topic(
         return Ok(Json(local));
     }
     let name = local["name"].as_str().unwrap_or_default().to_string();
-    Ok(Json(
-        crate::cluster::gather::overlay_queues(&state, &name, &request, None, local).await?,
-    ))
+    let mut gathered =
+        crate::cluster::gather::overlay_queues(&state, &name, &request, None, local).await?;
+    // Each queue's count comes from the node serving it.
+    let pending: u64 = gathered["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| q["pending_timers"].as_u64())
+        .sum();
+    gathered["pending_timers"] = pending.into();
+    Ok(Json(gathered))
 }
 
 #[utoipa::path(patch, path = "/v1/topics/{topic}", tag = "topics", request_body = PatchTopic,
