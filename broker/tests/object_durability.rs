@@ -24,20 +24,7 @@ struct Member {
 }
 
 fn member(tier: &Arc<Tier>, id: &str) -> Member {
-    let dir = tempfile::tempdir().unwrap();
-    let lease_clock = Arc::new(ManualClock::new(0));
-    let mut config = config_as(dir.path(), id);
-    config.cluster = ClusterConfig {
-        lease_clock: Some(lease_clock.clone()),
-        ..ClusterConfig::default()
-    };
-    let clock = Arc::new(ManualClock::new(START_MS));
-    let broker = Broker::open_with(&config, clock, tier.clone()).unwrap();
-    Member {
-        _dir: dir,
-        broker,
-        lease_clock,
-    }
+    member_at(tier, id).0
 }
 
 fn shared(tier: &Arc<Tier>) -> Arc<Tier> {

@@ -60,6 +60,19 @@ async fn start_cluster(store: &str) -> anyhow::Result<(Vec<tempfile::TempDir>, V
     Ok((dirs, nodes))
 }
 
+/// Waits until every node of `nodes` knows `topic`.
+async fn known_everywhere(nodes: &[Node], topic: &str) -> anyhow::Result<()> {
+    wait_until("every node knows the topic", || async {
+        for n in nodes {
+            if n.get(&format!("/v1/topics/{topic}")).await?.status != 200 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await
+}
+
 /// Polls `check` every 50 ms until it holds, for at most 30 s.
 async fn wait_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
 where
@@ -1081,15 +1094,7 @@ async fn kill_one_under_object_load(store: &str) -> anyhow::Result<()> {
     nodes[0]
         .create_topic("orders", QUEUES, "NORMAL", "OBJECT")
         .await?;
-    wait_until("every node knows the topic", || async {
-        for n in &nodes {
-            if n.get("/v1/topics/orders").await?.status != 200 {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })
-    .await?;
+    known_everywhere(&nodes, "orders").await?;
     let put = nodes[0]
         .put_json("/v1/groups/g", &json!({"consume_from": "EARLIEST"}))
         .await?;
@@ -1177,15 +1182,7 @@ async fn delay_messages_at_object_survive_a_node_killed_before_they_are_due() ->
     nodes[0]
         .create_topic("later", QUEUES, "DELAY", "OBJECT")
         .await?;
-    wait_until("every node knows the topic", || async {
-        for n in &nodes {
-            if n.get("/v1/topics/later").await?.status != 200 {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })
-    .await?;
+    known_everywhere(&nodes, "later").await?;
     // The victim: a node serving some of the topic's queues (placement
     // could give one node none).
     let mut owned = Vec::new();

@@ -341,6 +341,28 @@ pub async fn overlay_queues(
     Ok(local)
 }
 
+/// The answers of the other nodes serving queues of `topic` to the same
+/// request, in node order; `None` when no other node serves any (or the
+/// topic is unknown here).
+async fn from_other_nodes(
+    state: &AppState,
+    topic: &str,
+    request: &axum::http::request::Parts,
+) -> ApiResult<Option<Vec<Value>>> {
+    let Some(t) = state.broker.topics.get(topic) else {
+        return Ok(None);
+    };
+    let others = other_nodes(state, &t.name, t.queues());
+    if others.is_empty() {
+        return Ok(None);
+    }
+    let mut answers = Vec::with_capacity(others.len());
+    for base in others {
+        answers.push(send_json(same_request_at(state, request, &base), &base).await?);
+    }
+    Ok(Some(answers))
+}
+
 /// A query by key over every node serving queues of `topic`: the same
 /// request at each of them (each answers from the object store and its own
 /// hot tier), merged by message id, in `store_ms` (then queue, offset) order,
@@ -352,16 +374,11 @@ pub async fn by_key(
     max: usize,
     local: Value,
 ) -> ApiResult<Value> {
-    let Some(t) = state.broker.topics.get(topic) else {
+    let Some(remotes) = from_other_nodes(state, topic, request).await? else {
         return Ok(local);
     };
-    let others = other_nodes(state, &t.name, t.queues());
-    if others.is_empty() {
-        return Ok(local);
-    }
     let mut all: Vec<Value> = local["messages"].as_array().cloned().unwrap_or_default();
-    for base in others {
-        let remote = send_json(same_request_at(state, request, &base), &base).await?;
+    for remote in remotes {
         all.extend(remote["messages"].as_array().cloned().unwrap_or_default());
     }
     let key = |m: &Value| {
@@ -391,17 +408,12 @@ pub async fn timers(
     limit: usize,
     local: Value,
 ) -> ApiResult<Value> {
-    let Some(t) = state.broker.topics.get(topic) else {
+    let Some(remotes) = from_other_nodes(state, topic, request).await? else {
         return Ok(local);
     };
-    let others = other_nodes(state, &t.name, t.queues());
-    if others.is_empty() {
-        return Ok(local);
-    }
     let mut more = !local["next"].is_null();
     let mut all: Vec<Value> = local["timers"].as_array().cloned().unwrap_or_default();
-    for base in others {
-        let remote = send_json(same_request_at(state, request, &base), &base).await?;
+    for remote in remotes {
         more |= !remote["next"].is_null();
         all.extend(remote["timers"].as_array().cloned().unwrap_or_default());
     }
