@@ -16,6 +16,7 @@
 # arguments go to the bench, e.g.
 #   scripts/bench-timers.sh
 #   scripts/bench-timers.sh --scenarios pending --pending 2000000 --runs 5
+#   scripts/bench-timers.sh --scenarios fire-loaded --runs 1 --timeline 1   # lateness vs run I/O over time
 #   S3=1 scripts/bench-timers.sh --scenarios pending --runs 1
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -55,6 +55,11 @@
 //!   timers pending in the steady topic's queues meanwhile (spilled to the
 //!   object store before the steady phase starts).
 //!
+//! `--timeline 1` also prints, per run of `fire`/`fire-loaded`, the worst
+//! lateness per 500 ms of the steady phase next to the timer-run requests
+//! (PUT/GET bytes, DELETEs) sent in the same 500 ms: where a late stretch
+//! comes from.
+//!
 //! Medians over `--runs` (3) runs are printed at the end of each scenario.
 //! Nothing is asserted but the counts: read medians.
 //!
@@ -120,6 +125,9 @@ struct Options {
     due_offset_hours: i64,
     /// `None`: `file://{run dir}/objects`.
     object_store: Option<ObjectStoreUrl>,
+    /// `fire`: print, per run, lateness over time next to the timer-run
+    /// requests of the same moments (where a late stretch comes from).
+    timeline: bool,
     /// Where the per-run temporary directories go.
     dir: PathBuf,
     /// Internal: run one step of `pending` in this process (`fill`, `restart`, `due`).
@@ -152,6 +160,7 @@ fn options() -> Options {
         rest_seconds: 120,
         due_offset_hours: 1,
         object_store: None,
+        timeline: false,
         dir: std::env::temp_dir(),
         child: None,
         child_dir: None,
@@ -181,6 +190,7 @@ fn options() -> Options {
             "--object-store" => {
                 o.object_store = Some(ObjectStoreUrl::parse(&v).expect("--object-store URL"))
             }
+            "--timeline" => o.timeline = v == "1",
             "--dir" => o.dir = PathBuf::from(v),
             "--child" => o.child = Some(v),
             "--child-dir" => o.child_dir = Some(PathBuf::from(v)),
@@ -276,6 +286,17 @@ fn count(path: &ObjectPath, kind: usize) {
     COUNTS[purpose_of(path) * KINDS.len() + kind].fetch_add(1, Ordering::Relaxed);
 }
 
+/// Whether [`EVENTS`] records (`--timeline 1`).
+static TRACING: AtomicBool = AtomicBool::new(false);
+/// Timer-run requests as `(wall ms, kind, bytes)` while [`TRACING`].
+static EVENTS: parking_lot::Mutex<Vec<(i64, usize, u64)>> = parking_lot::Mutex::new(Vec::new());
+
+fn trace_run(path: &ObjectPath, kind: usize, bytes: u64) {
+    if TRACING.load(Ordering::Relaxed) && purpose_of(path) == 0 {
+        EVENTS.lock().push((SystemClock.now_ms(), kind, bytes));
+    }
+}
+
 /// A snapshot of [`COUNTS`] (or a difference of two).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Requests([[u64; 5]; 4]);
@@ -358,6 +379,7 @@ impl ObjectStore for Counting {
     {
         Box::pin(async move {
             count(location, PUT);
+            trace_run(location, PUT, payload.content_length() as u64);
             self.inner.put_opts(location, payload, opts).await
         })
     }
@@ -406,6 +428,7 @@ impl ObjectStore for Counting {
     {
         Box::pin(async move {
             count(location, GET);
+            trace_run(location, GET, range.end - range.start);
             self.inner.get_range(location, range).await
         })
     }
@@ -436,6 +459,7 @@ impl ObjectStore for Counting {
     {
         Box::pin(async move {
             count(location, DELETE);
+            trace_run(location, DELETE, 0);
             self.inner.delete(location).await
         })
     }
@@ -1335,6 +1359,8 @@ struct Seen {
     lateness: Histogram<u64>,
     count: u64,
     last_ms: i64,
+    /// `(deliver_at_ms, seen ms)` of every message.
+    each: Vec<(i64, i64)>,
 }
 
 /// One reader per queue of `topic`, long-polling from offset 0 (as a
@@ -1356,6 +1382,7 @@ impl Watchers {
                         lateness: Histogram::<u64>::new(3).expect("histogram"),
                         count: 0,
                         last_ms: i64::MIN,
+                        each: Vec::new(),
                     };
                     let mut at = 0;
                     loop {
@@ -1381,6 +1408,7 @@ impl Watchers {
                                 .record((now - due).max(0) as u64)
                                 .expect("record");
                             seen.count += 1;
+                            seen.each.push((due, now));
                         }
                         seen.last_ms = seen.last_ms.max(now);
                     }
@@ -1396,14 +1424,58 @@ impl Watchers {
             lateness: Histogram::<u64>::new(3).expect("histogram"),
             count: 0,
             last_ms: i64::MIN,
+            each: Vec::new(),
         };
         for t in self.tasks {
             let s = t.await.expect("watcher");
             all.lateness.add(s.lateness).expect("add");
             all.count += s.count;
             all.last_ms = all.last_ms.max(s.last_ms);
+            all.each.extend(s.each);
         }
         all
+    }
+}
+
+/// Prints, per 500 ms of due time of the steady phase (starting at `t0`),
+/// the worst visible lateness, and the timer-run requests sent meanwhile.
+fn timeline(run: usize, t0: i64, window_ms: i64, each: &[(i64, i64)]) {
+    TRACING.store(false, Ordering::Relaxed);
+    let events = std::mem::take(&mut *EVENTS.lock());
+    println!(
+        "\nrun {run}, steady phase: worst lateness per 500 ms of due time, and timer-run requests sent then (ms from the first due time; PUT/GET MiB)\n"
+    );
+    let step = 500;
+    let mut at = -6 * step;
+    while at < window_ms + 3 * step {
+        let worst = each
+            .iter()
+            .filter(|(due, _)| (t0 + at..t0 + at + step).contains(due))
+            .map(|(due, seen)| seen - due)
+            .max();
+        let mut puts = (0, 0u64);
+        let mut gets = (0, 0u64);
+        let mut deletes = 0;
+        for (t, kind, bytes) in &events {
+            if (t0 + at..t0 + at + step).contains(t) {
+                match *kind {
+                    PUT => puts = (puts.0 + 1, puts.1 + bytes),
+                    GET => gets = (gets.0 + 1, gets.1 + bytes),
+                    _ => deletes += 1,
+                }
+            }
+        }
+        println!(
+            "- {at:>6}..{:<6} worst {:>5} ms | run PUT {} ({:.1} MiB) GET {} ({:.1} MiB) DELETE {}",
+            at + step,
+            worst.map_or("-".to_string(), |w| w.to_string()),
+            puts.0,
+            puts.1 as f64 / (1 << 20) as f64,
+            gets.0,
+            gets.1 as f64 / (1 << 20) as f64,
+            deletes
+        );
+        at += step;
     }
 }
 
@@ -1497,6 +1569,8 @@ async fn fire_once(o: &Options, run: usize, background: u64) -> FireRun {
     let background = broker.pending_timers("steady").await.expect("pending");
     let requests_before = Requests::now();
     let requests_started = Instant::now();
+    TRACING.store(o.timeline, Ordering::Relaxed);
+    EVENTS.lock().clear();
 
     // Steady: evenly spaced over the window, starting 3 s from now.
     let n = o.steady_rate * o.steady_seconds;
@@ -1525,6 +1599,9 @@ async fn fire_once(o: &Options, run: usize, background: u64) -> FireRun {
     )
     .await;
     let steady_seen = watchers.stop().await;
+    if o.timeline {
+        timeline(run, t0, window_ms, &steady_seen.each);
+    }
     let steady = read_fired(&broker, "steady", o.queues).await;
     eprintln!(
         "fire run {run}: steady: {} fired, {} seen{}",
