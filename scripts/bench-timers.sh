@@ -9,7 +9,7 @@
 #                hour at rest and while timers come due (120 s counted per run)
 #   fire         lateness with the real clock: 10k/s for 10 s, a burst of 100k
 #   fire-loaded  the same with 10M far-future timers pending meanwhile
-# 3 runs each, medians printed; about 30 minutes on a 2-core VM once built,
+# 3 runs each, medians printed; about 22 minutes on a 2-core VM once built,
 # and ~5 GB of disk at the peak. The object store is a local directory
 # (file://, as the node's embedded default); with S3=1 it is moto's S3 server
 # started by scripts/lib/s3-env.sh (as scripts/bench.sh does). Extra
