@@ -110,6 +110,12 @@ impl Broker {
                 crate::timers::fire::TIMER_TICK,
                 |b| async move { b.fire_timers().await },
             ),
+            job(
+                self,
+                "timer-upkeep",
+                crate::timers::fire::HOUSEKEEP_PERIOD,
+                |b| async move { b.timer_upkeep().await },
+            ),
             job(self, "wal-collect", WAL_COLLECT_PERIOD, |b| async move {
                 b.collect_own_wal().await;
             }),

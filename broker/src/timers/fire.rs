@@ -1,6 +1,6 @@
-//! The `timers` job: fires due timers into their queues, saves fire states,
-//! loads, spills, merges and collects runs ([`super::store`]), deletes
-//! journal segments no pending timer needs.
+//! The `timers` job fires due timers into their queues; the `timer-upkeep`
+//! job saves fire states, loads, spills, merges and collects runs
+//! ([`super::store`]) and deletes journal segments no pending timer needs.
 //!
 //! A fire batch: take the due keys (in delivery order, marked in flight),
 //! read their journal records, append them to the queue in one append (each
@@ -26,7 +26,7 @@ const FIRE_BATCH: usize = 1024;
 const FIRE_CONCURRENCY: usize = 16;
 /// Period of the job.
 pub const TIMER_TICK: Duration = Duration::from_millis(5);
-/// How often fire states are saved and journals trimmed.
+/// Period of the `timer-upkeep` job (fire states saved, runs kept, journals trimmed).
 pub const HOUSEKEEP_PERIOD: Duration = Duration::from_secs(1);
 
 impl Broker {
@@ -34,19 +34,13 @@ impl Broker {
     /// every queue this node owns, and every [`HOUSEKEEP_PERIOD`] saves fire
     /// states and deletes journal segments below the lowest pending timer.
     pub async fn fire_timers(self: &Arc<Self>) {
-        let housekeep = {
-            let mut last = self.timers.housekept.lock();
-            let due = last.is_none_or(|t| t.elapsed() >= HOUSEKEEP_PERIOD);
-            if due {
-                *last = Some(std::time::Instant::now());
-            }
-            due
-        };
+        use futures::StreamExt;
         self.open_timers().await;
         let now = self.clock.now_ms();
-        let queues = self.timers.all();
-        futures::future::join_all(queues.chunks(FIRE_CONCURRENCY).map(|chunk| async move {
-            for q in chunk {
+        // Every queue at once (up to FIRE_CONCURRENCY): a burst due in one
+        // millisecond drains in about one queue's share, not one after another.
+        futures::stream::iter(self.timers.all())
+            .for_each_concurrent(FIRE_CONCURRENCY, |q| async move {
                 let horizon = now.saturating_add(super::store::LOAD_HORIZON_MS / 2);
                 if q.index.lock().wants_load(horizon)
                     && let Ok(mut set) = q.runs.try_lock()
@@ -55,18 +49,22 @@ impl Broker {
                     tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "loading timers from the object store failed; will retry");
                 }
                 let due = q.index.lock().next_due().is_some_and(|at| at <= now);
-                if due && let Err(e) = self.fire_due(q, now).await {
+                if due && let Err(e) = self.fire_due(&q, now).await {
                     tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "firing timers failed; will retry");
                 }
-            }
-        }))
-        .await;
-        if housekeep {
-            for q in self.timers.all() {
-                self.housekeep(&q, now).await;
-            }
-            crate::metrics::timers(self, now);
+            })
+            .await;
+    }
+
+    /// Job `timer-upkeep` (every [`HOUSEKEEP_PERIOD`], apart from the fires so
+    /// that spills and merges never hold them up): saves fire states, loads,
+    /// spills, merges and collects runs, trims journals, refreshes the gauges.
+    pub async fn timer_upkeep(self: &Arc<Self>) {
+        let now = self.clock.now_ms();
+        for q in self.timers.all() {
+            self.housekeep(&q, now).await;
         }
+        crate::metrics::timers(self, now);
     }
 
     /// Opens the timers of every journal found on disk not opened yet and

@@ -100,8 +100,6 @@ pub struct Timers {
     queues: parking_lot::Mutex<HashMap<(String, u32), Arc<TimerQueue>>>,
     /// Serializes recoveries (a queue is recovered once).
     opening: tokio::sync::Mutex<()>,
-    /// When the job last saved states and trimmed journals.
-    pub(crate) housekept: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
 impl Timers {
@@ -127,7 +125,6 @@ impl Timers {
             dir,
             queues: parking_lot::Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
-            housekept: parking_lot::Mutex::new(None),
         })
     }
 

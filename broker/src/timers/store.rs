@@ -343,18 +343,22 @@ impl TimerQueue {
             crate::metrics::timer_index_objects("read", read.len() as u64);
             entries.extend(read.into_iter().flatten());
         }
-        let kept = {
+        // Only keys memory has loaded can be done there: check those under
+        // the lock (few), merge the rest without it.
+        let (done, fired_through) = {
             let index = self.index.lock();
-            merge_entries(
-                entries,
-                |k| {
-                    let done_in_memory =
-                        index.loaded_until().is_some_and(|l| k <= l) && !index.is_live(k);
-                    !done_in_memory
-                },
-                index.fired_through(),
-            )
+            let loaded = index.loaded_until();
+            let done: std::collections::HashSet<Key> = entries
+                .iter()
+                .map(RunEntry::key)
+                .filter(|k| loaded.is_some_and(|l| *k <= l) && !index.is_live(*k))
+                .collect();
+            (done, index.fired_through())
         };
+        let kept = tokio::task::spawn_blocking(move || {
+            merge_entries(entries, |k| !done.contains(&k), fired_through)
+        })
+        .await?;
         let meta = if kept.is_empty() {
             None
         } else {
