@@ -27,6 +27,17 @@ fn member(tier: &Arc<Tier>, id: &str) -> Member {
     member_at(tier, id).0
 }
 
+/// `b` joins, learns the topics, and once the dead owner's lease has run
+/// out (on b's lease clock) takes its queues.
+async fn take_over_from_the_dead(b: &Member) {
+    b.broker.cluster.join().await.unwrap();
+    b.broker.refresh_topics_from_store().await.unwrap();
+    b.broker.cluster_tick().await;
+    b.lease_clock.advance(11_000);
+    b.broker.cluster_tick().await;
+    b.broker.cluster_tick().await;
+}
+
 fn shared(tier: &Arc<Tier>) -> Arc<Tier> {
     Arc::new(Tier::new(
         tier.store().clone(),
@@ -200,12 +211,7 @@ async fn a_new_owner_recovers_every_acknowledged_message_at_its_offset() {
 
     let tier_b = shared(&tier_a);
     let b = member(&tier_b, "b");
-    b.broker.cluster.join().await.unwrap();
-    b.broker.refresh_topics_from_store().await.unwrap();
-    b.broker.cluster_tick().await;
-    b.lease_clock.advance(11_000);
-    b.broker.cluster_tick().await;
-    b.broker.cluster_tick().await;
+    take_over_from_the_dead(&b).await;
     assert_eq!(b.broker.cluster.held().len(), 2, "b took both queues");
     for q in 0..2u32 {
         let got = read_all(&b.broker, "t", q).await;
@@ -331,12 +337,7 @@ async fn a_new_owner_recovers_every_acknowledged_timer_from_the_write_ahead_chun
 
     let tier_b = shared(&tier_a);
     let (b, clock) = member_at(&tier_b, "b");
-    b.broker.cluster.join().await.unwrap();
-    b.broker.refresh_topics_from_store().await.unwrap();
-    b.broker.cluster_tick().await;
-    b.lease_clock.advance(11_000);
-    b.broker.cluster_tick().await;
-    b.broker.cluster_tick().await;
+    take_over_from_the_dead(&b).await;
     assert_eq!(b.broker.cluster.held().len(), 2, "b took both queues");
     assert_eq!(b.broker.pending_timers("d").await.unwrap(), 21);
     let retried = produce(&b.broker, "d", vec![with_id]).await.unwrap()[0];

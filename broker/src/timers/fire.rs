@@ -153,9 +153,7 @@ impl Broker {
             for ((_, seq), source) in &due {
                 let r = match source {
                     Source::Journal => journal.read_one(*seq)?,
-                    Source::Loaded(bytes) => Some(shale_hot::decode(bytes).map_err(|e| {
-                        BrokerError::internal("firing a timer", format!("a loaded record: {e}"))
-                    })?),
+                    Source::Loaded(bytes) => Some(super::entries::decode_loaded(bytes)?),
                 };
                 let r = r.ok_or_else(|| {
                     BrokerError::internal(

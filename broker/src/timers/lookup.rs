@@ -16,6 +16,7 @@ use std::sync::Arc;
 use shale_hot::{MessageId, Record};
 
 use super::TimerQueue;
+use super::entries::{cancel_tombstones, decode_loaded};
 use super::index::{Key, Recall, Source, TimerState};
 use super::journal::{Entry, entry_of};
 use crate::broker::Broker;
@@ -322,11 +323,6 @@ async fn pending_record(tq: &Arc<TimerQueue>, key: Key) -> BrokerResult<Option<R
     }
 }
 
-fn decode_loaded(bytes: &[u8]) -> BrokerResult<Record> {
-    shale_hot::decode(bytes)
-        .map_err(|e| BrokerError::internal("reading a timer from a run", e.to_string()))
-}
-
 /// The key just before `key` (so `(before(k), k]` holds only `k`).
 fn before(key: Key) -> Key {
     match key.1 {
@@ -393,10 +389,8 @@ impl Broker {
             let start = from.map_or(i64::MIN, |f| f.0);
             let through = (start.saturating_add(window), u64::MAX).min(last);
             let entries = tq.read_runs(&self.tier, &mut set, from, through).await?;
-            for e in cancel(entries) {
-                if let RunEntry::Timer { key, record } = e
-                    && !tq.index.lock().is_recalled(key)
-                {
+            for (key, record) in cancel_tombstones(entries).0 {
+                if !tq.index.lock().is_recalled(key) {
                     out.push((key, decode_loaded(&record)?));
                 }
             }
@@ -482,17 +476,4 @@ impl Broker {
         out.truncate(max);
         Ok(out)
     }
-}
-
-/// Run entries (in key order) without the timers a tombstone among them cancels.
-fn cancel(entries: Vec<RunEntry>) -> Vec<RunEntry> {
-    let gone: std::collections::HashSet<Key> = entries
-        .iter()
-        .filter(|e| matches!(e, RunEntry::Tombstone { .. }))
-        .map(|e| e.key())
-        .collect();
-    entries
-        .into_iter()
-        .filter(|e| matches!(e, RunEntry::Timer { .. }) && !gone.contains(&e.key()))
-        .collect()
 }

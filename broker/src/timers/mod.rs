@@ -36,6 +36,7 @@
 //!   the checkpoint last), the saved state and the fires found in the queue
 //!   beyond it, so no timer is lost and none fires twice (see [`index`]).
 
+pub mod entries;
 pub mod fire;
 pub mod index;
 #[cfg(test)]

@@ -26,7 +26,7 @@ use shale_tiering::{FencedObject, QueueOwner, Versioned};
 
 use super::index::{Key, TimerIndex};
 use super::journal::{Entry, LocalState, entry_of, read_state};
-use super::store::{RunSet, fire_state_of, tiering_err, write_run};
+use super::store::{RunSet, fire_state_of, list_run, tiering_err, write_run};
 use super::{TIMER_PROPERTY, TimerQueue};
 use crate::broker::Broker;
 use crate::dedup::{DEDUP_PROPERTY, DEDUP_WINDOW_MS, DedupHit, dedup_id_of};
@@ -198,10 +198,7 @@ async fn replay_wal(
         Some(write_run(&state.tier, topic, queue, ckpt, entries).await?)
     };
     ckpt.update(|c| {
-        if let Some(m) = &run {
-            c.runs.push(m.clone());
-            c.next_run += 1;
-        }
+        list_run(c, run.as_ref());
         c.spilled_end = c.spilled_end.max(end);
         c.journal_end = c.journal_end.max(end);
         Ok(())

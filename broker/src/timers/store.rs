@@ -23,16 +23,17 @@
 //! a time; a run written by an owner that is then fenced is never listed,
 //! and is deleted by the next owner (orphans under the runs prefix).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use shale_tiering::timer_checkpoint::{RunMeta, TimerCheckpoint};
-use shale_tiering::timer_run::{self, RunEntry, RunFooter, RunWriter};
+use shale_tiering::timer_checkpoint::{RunMeta, TimerCheckpoint, run_name};
+use shale_tiering::timer_run::{self, BlockMeta, RunEntry, RunFooter, RunWriter};
 use shale_tiering::{FencedObject, Tier};
 
 use super::TimerQueue;
+use super::entries::{cancel_tombstones, merge_entries};
 use super::index::{FireState, Key};
 use super::journal::{Entry, entry_of};
 use crate::error::{BrokerError, BrokerResult};
@@ -149,11 +150,7 @@ impl TimerQueue {
             if blocks.is_empty() {
                 continue;
             }
-            let path = tier.layout().timer_run(&self.topic, self.queue, &run.name);
-            let read = timer_run::read_blocks(tier.store().as_ref(), &path, &blocks)
-                .await
-                .map_err(|e| tiering_err("reading a timer run", e))?;
-            crate::metrics::timer_index_objects("read", read.len() as u64);
+            let read = self.read_blocks(tier, &run, &blocks).await?;
             out.extend(
                 read.into_iter()
                     .flatten()
@@ -162,6 +159,21 @@ impl TimerQueue {
         }
         out.sort_by_key(|e| (e.key(), matches!(e, RunEntry::Timer { .. })));
         Ok(out)
+    }
+
+    /// The entries of `blocks` of `run`, block by block (counted in the metrics).
+    async fn read_blocks(
+        &self,
+        tier: &Tier,
+        run: &RunMeta,
+        blocks: &[BlockMeta],
+    ) -> BrokerResult<Vec<Vec<RunEntry>>> {
+        let path = tier.layout().timer_run(&self.topic, self.queue, &run.name);
+        let read = timer_run::read_blocks(tier.store().as_ref(), &path, blocks)
+            .await
+            .map_err(|e| tiering_err("reading a timer run", e))?;
+        crate::metrics::timer_index_objects("read", read.len() as u64);
+        Ok(read)
     }
 
     /// Entries of `run` beyond `after` in the blocks whose bloom filter may
@@ -184,11 +196,7 @@ impl TimerQueue {
         if blocks.is_empty() {
             return Ok(Vec::new());
         }
-        let path = tier.layout().timer_run(&self.topic, self.queue, &run.name);
-        let read = timer_run::read_blocks(tier.store().as_ref(), &path, &blocks)
-            .await
-            .map_err(|e| tiering_err("reading a timer run", e))?;
-        crate::metrics::timer_index_objects("read", read.len() as u64);
+        let read = self.read_blocks(tier, run, &blocks).await?;
         Ok(read
             .into_iter()
             .flatten()
@@ -288,16 +296,11 @@ impl TimerQueue {
             Some(self.write_run(tier, set, entries).await?)
         };
         let state = self.index.lock().state();
-        let node = set.ckpt.value().owner_node.clone();
         set.ckpt
             .update(|c| {
-                if let Some(m) = &meta {
-                    c.runs.push(m.clone());
-                    c.next_run += 1;
-                }
+                list_run(c, meta.as_ref());
                 c.spilled_end = c.spilled_end.max(end);
                 set_fire_state(c, &state, end);
-                c.owner_node = node.clone();
                 Ok(())
             })
             .await
@@ -336,11 +339,7 @@ impl TimerQueue {
         let mut entries = Vec::new();
         for run in &small {
             let footer = self.footer(tier, set, run).await?;
-            let path = tier.layout().timer_run(&self.topic, self.queue, &run.name);
-            let read = timer_run::read_blocks(tier.store().as_ref(), &path, &footer.blocks)
-                .await
-                .map_err(|e| tiering_err("reading a timer run", e))?;
-            crate::metrics::timer_index_objects("read", read.len() as u64);
+            let read = self.read_blocks(tier, run, &footer.blocks).await?;
             entries.extend(read.into_iter().flatten());
         }
         // Only keys memory has loaded can be done there: check those under
@@ -404,10 +403,7 @@ impl TimerQueue {
         set.ckpt
             .update(|c| {
                 c.runs.retain(|r| !gone.contains(&r.name));
-                if let Some(m) = &added {
-                    c.runs.push(m.clone());
-                    c.next_run += 1;
-                }
+                list_run(c, added.as_ref());
                 let spilled = c.spilled_end;
                 set_fire_state(c, &state, spilled);
                 Ok(())
@@ -493,7 +489,7 @@ pub(crate) async fn write_run(
     ckpt: &FencedObject<TimerCheckpoint>,
     entries: Vec<RunEntry>,
 ) -> BrokerResult<RunMeta> {
-    let name = format!("{:020}-{:020}.run", ckpt.epoch(), ckpt.value().next_run);
+    let name = run_name(ckpt.epoch(), ckpt.value().next_run);
     let encoded = tokio::task::spawn_blocking(move || {
         let mut w = RunWriter::new(BLOCK_BYTES);
         for e in entries {
@@ -514,6 +510,14 @@ pub(crate) async fn write_run(
     })
 }
 
+/// Lists `run` (written by [`write_run`] under the current `next_run`) in a checkpoint.
+pub(crate) fn list_run(c: &mut TimerCheckpoint, run: Option<&RunMeta>) {
+    if let Some(m) = run {
+        c.runs.push(m.clone());
+        c.next_run += 1;
+    }
+}
+
 /// Copies the fire state into a checkpoint whose journal is spilled to `spilled`.
 fn set_fire_state(c: &mut TimerCheckpoint, state: &FireState, spilled: u64) {
     c.fired_through = state.fired_through;
@@ -530,62 +534,6 @@ pub fn fire_state_of(c: &TimerCheckpoint) -> FireState {
         late: c.late.clone(),
         target_end: c.target_end,
     }
-}
-
-/// Timers of `entries` (in key order) not cancelled by a tombstone, and
-/// timers minus tombstones read.
-fn cancel_tombstones(entries: Vec<RunEntry>) -> (Vec<(Key, Bytes)>, i64) {
-    let mut net = 0i64;
-    let mut timers: BTreeMap<Key, Bytes> = BTreeMap::new();
-    let mut tombstones = Vec::new();
-    for e in entries {
-        match e {
-            RunEntry::Timer { key, record } => {
-                net += 1;
-                timers.insert(key, record);
-            }
-            RunEntry::Tombstone { key } => {
-                net -= 1;
-                tombstones.push(key);
-            }
-        }
-    }
-    for k in tombstones {
-        timers.remove(&k);
-    }
-    (timers.into_iter().collect(), net)
-}
-
-/// The entries of merged runs to keep, in key order: a timer and its
-/// tombstone cancel, `keep_timer` decides the others, a tombstone at or
-/// below `fired_through` is dropped (its timer counts as fired after a
-/// restart, and is dropped too).
-fn merge_entries(
-    mut entries: Vec<RunEntry>,
-    keep_timer: impl Fn(Key) -> bool,
-    fired_through: Option<Key>,
-) -> Vec<RunEntry> {
-    entries.sort_by_key(|e| (e.key(), matches!(e, RunEntry::Timer { .. })));
-    let mut out: Vec<RunEntry> = Vec::with_capacity(entries.len());
-    let mut it = entries.into_iter().peekable();
-    while let Some(e) = it.next() {
-        if let RunEntry::Tombstone { key } = &e
-            && it
-                .peek()
-                .is_some_and(|n| n.key() == *key && matches!(n, RunEntry::Timer { .. }))
-        {
-            it.next();
-            continue;
-        }
-        let keep = match &e {
-            RunEntry::Timer { key, .. } => keep_timer(*key),
-            RunEntry::Tombstone { key } => fired_through.is_none_or(|f| *key > f),
-        };
-        if keep && out.last().is_none_or(|l| l.key() != e.key()) {
-            out.push(e);
-        }
-    }
-    out
 }
 
 /// The journal's records in `[from, end)`, each with its encoding.
@@ -618,44 +566,4 @@ fn read_range(
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn timer(at: i64, seq: u64) -> RunEntry {
-        RunEntry::Timer {
-            key: (at, seq),
-            record: Bytes::from_static(b"r"),
-        }
-    }
-
-    #[test]
-    fn a_timer_and_its_tombstone_cancel_and_fired_ones_go() {
-        let entries = vec![
-            timer(10, 1),
-            RunEntry::Tombstone { key: (10, 1) },
-            timer(5, 2),
-            RunEntry::Tombstone { key: (3, 9) },
-            RunEntry::Tombstone { key: (50, 7) },
-            timer(40, 3),
-        ];
-        let kept = merge_entries(entries, |k| k != (5, 2), Some((4, 0)));
-        let keys: Vec<Key> = kept.iter().map(|e| e.key()).collect();
-        assert_eq!(keys, vec![(40, 3), (50, 7)]);
-        assert!(matches!(kept[1], RunEntry::Tombstone { .. }));
-    }
-
-    #[test]
-    fn loading_cancels_tombstones_and_counts_what_it_read() {
-        let (timers, net) = cancel_tombstones(vec![
-            timer(1, 1),
-            RunEntry::Tombstone { key: (1, 1) },
-            timer(2, 2),
-            RunEntry::Tombstone { key: (3, 3) },
-        ]);
-        assert_eq!(timers.iter().map(|t| t.0).collect::<Vec<_>>(), vec![(2, 2)]);
-        assert_eq!(net, 0);
-    }
 }
