@@ -109,7 +109,7 @@ fn main() {
                                     ..Default::default()
                                 })
                                 .collect(),
-                            transaction: false,
+                            transaction: None,
                         };
                         if b.producer(topic).expect("producer").produce(batch).await.is_ok() {
                             produced.fetch_add(10, Ordering::Relaxed);

@@ -117,7 +117,7 @@ async fn scenario(broker: &Arc<Broker>, topic: &str, o: &Options) -> (Histogram<
                             queue: Some((c % 8) as u32),
                             ..Default::default()
                         }],
-                        transaction: false,
+                        transaction: None,
                     };
                     let t = Instant::now();
                     b.producer(&topic)

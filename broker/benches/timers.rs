@@ -675,7 +675,7 @@ async fn produce_load(
                         .expect("producer")
                         .produce(ProduceBatch {
                             messages,
-                            transaction: false,
+                            transaction: None,
                         })
                         .await
                         .expect("produce");

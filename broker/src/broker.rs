@@ -71,6 +71,10 @@ pub struct Broker {
     pub max_delay_ms: i64,
     /// Writes to queues other nodes serve (set by the front-end).
     peer: std::sync::OnceLock<Arc<dyn crate::cluster::peer::Peer>>,
+    /// Transaction checks waiting for their producer group's pollers.
+    pub checks: crate::txn::checks::CheckBoard,
+    /// Checks offered before an undecided transaction is rolled back.
+    txn_max_checks: std::sync::atomic::AtomicU32,
 }
 
 impl Broker {
@@ -144,6 +148,8 @@ impl Broker {
             data_dir: config.data_dir.clone(),
             topics_seen: parking_lot::Mutex::new(None),
             peer: std::sync::OnceLock::new(),
+            checks: Default::default(),
+            txn_max_checks: std::sync::atomic::AtomicU32::new(crate::txn::DEFAULT_MAX_CHECKS),
             wal: crate::wal::ObjectWal::new(config.object_commit_interval),
             wal_sources: crate::wal::recover::Sources::default(),
             node_id: config.node_id.clone(),
@@ -158,6 +164,23 @@ impl Broker {
             draining: AtomicBool::new(false),
             drain_signal,
         }))
+    }
+
+    /// Checks offered before an undecided transaction is rolled back.
+    pub fn transaction_max_checks(&self) -> u32 {
+        self.txn_max_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`Self::transaction_max_checks`] (the front-end's setting; at least 1).
+    pub fn set_transaction_max_checks(&self, checks: u32) {
+        self.txn_max_checks
+            .store(checks.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Turns `true` when the node starts draining (long polls return early).
+    pub fn drain_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.drain_signal.subscribe()
     }
 
     /// Sets how this broker writes to queues other nodes serve (once).

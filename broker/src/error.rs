@@ -33,9 +33,11 @@ pub enum ErrorCode {
     InvalidReceiptHandle,
     ReceiptHandleExpired,
     MessageAlreadyDelivered,
+    TransactionAlreadyResolved,
     TopicNotFound,
     GroupNotFound,
     MessageNotFound,
+    TransactionNotFound,
     NotFound,
     MethodNotAllowed,
     AlreadyExists,
@@ -50,15 +52,17 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the contract's order.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidArgument,
         ErrorCode::MessageTypeMismatch,
         ErrorCode::InvalidReceiptHandle,
         ErrorCode::ReceiptHandleExpired,
         ErrorCode::MessageAlreadyDelivered,
+        ErrorCode::TransactionAlreadyResolved,
         ErrorCode::TopicNotFound,
         ErrorCode::GroupNotFound,
         ErrorCode::MessageNotFound,
+        ErrorCode::TransactionNotFound,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::AlreadyExists,
@@ -82,6 +86,8 @@ impl ErrorCode {
             ErrorCode::TopicNotFound => "TOPIC_NOT_FOUND",
             ErrorCode::GroupNotFound => "GROUP_NOT_FOUND",
             ErrorCode::MessageNotFound => "MESSAGE_NOT_FOUND",
+            ErrorCode::TransactionNotFound => "TRANSACTION_NOT_FOUND",
+            ErrorCode::TransactionAlreadyResolved => "TRANSACTION_ALREADY_RESOLVED",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::AlreadyExists => "ALREADY_EXISTS",
@@ -137,6 +143,20 @@ pub enum BrokerError {
     /// A recall of a delay message that is already due and in its queue.
     #[error("{message}")]
     MessageAlreadyDelivered {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A decision on a transaction already decided the other way.
+    #[error("{message}")]
+    TransactionAlreadyResolved {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// An unknown (or long forgotten) transaction id.
+    #[error("{message}")]
+    TransactionNotFound {
         message: String,
         #[source]
         source: Option<BoxError>,
@@ -258,6 +278,10 @@ impl BrokerError {
             ErrorCode::TopicNotFound => BrokerError::TopicNotFound { message, source },
             ErrorCode::GroupNotFound => BrokerError::GroupNotFound { message, source },
             ErrorCode::MessageNotFound => BrokerError::MessageNotFound { message, source },
+            ErrorCode::TransactionNotFound => BrokerError::TransactionNotFound { message, source },
+            ErrorCode::TransactionAlreadyResolved => {
+                BrokerError::TransactionAlreadyResolved { message, source }
+            }
             ErrorCode::NotFound => BrokerError::NotFound { message, source },
             ErrorCode::MethodNotAllowed => BrokerError::MethodNotAllowed { message, source },
             ErrorCode::AlreadyExists => BrokerError::AlreadyExists { message, source },
@@ -283,6 +307,8 @@ impl BrokerError {
             | BrokerError::TopicNotFound { message, source }
             | BrokerError::GroupNotFound { message, source }
             | BrokerError::MessageNotFound { message, source }
+            | BrokerError::TransactionNotFound { message, source }
+            | BrokerError::TransactionAlreadyResolved { message, source }
             | BrokerError::NotFound { message, source }
             | BrokerError::MethodNotAllowed { message, source }
             | BrokerError::AlreadyExists { message, source }
@@ -308,6 +334,8 @@ impl BrokerError {
             BrokerError::TopicNotFound { .. } => ErrorCode::TopicNotFound,
             BrokerError::GroupNotFound { .. } => ErrorCode::GroupNotFound,
             BrokerError::MessageNotFound { .. } => ErrorCode::MessageNotFound,
+            BrokerError::TransactionNotFound { .. } => ErrorCode::TransactionNotFound,
+            BrokerError::TransactionAlreadyResolved { .. } => ErrorCode::TransactionAlreadyResolved,
             BrokerError::NotFound { .. } => ErrorCode::NotFound,
             BrokerError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             BrokerError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
@@ -334,6 +362,8 @@ impl BrokerError {
             | BrokerError::TopicNotFound { message, .. }
             | BrokerError::GroupNotFound { message, .. }
             | BrokerError::MessageNotFound { message, .. }
+            | BrokerError::TransactionNotFound { message, .. }
+            | BrokerError::TransactionAlreadyResolved { message, .. }
             | BrokerError::NotFound { message, .. }
             | BrokerError::MethodNotAllowed { message, .. }
             | BrokerError::AlreadyExists { message, .. }

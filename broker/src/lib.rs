@@ -42,6 +42,7 @@ pub mod tasks;
 pub mod timers;
 pub mod topic_admin;
 pub mod topics;
+pub mod txn;
 pub mod validate;
 pub mod visible_end;
 pub mod wal;

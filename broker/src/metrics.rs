@@ -191,10 +191,30 @@ pub fn timer_index_objects(op: &'static str, n: u64) {
     metrics::counter!("shale_timer_index_objects_total", "op" => op).increment(n);
 }
 
-/// Refreshes the timer gauges of every topic with timers on this node.
+/// A transaction decided: `commit`, `rollback` (by its producer) or
+/// `rollback_check_limit` (nobody answered the checks).
+pub fn txn_decided(topic: &str, decision: &'static str) {
+    metrics::counter!("shale_transactions_decided_total", "topic" => topic.to_string(), "decision" => decision)
+        .increment(1);
+}
+
+/// A transaction check offered to its producer group.
+pub fn txn_check_offered(topic: &str) {
+    metrics::counter!("shale_transaction_checks_total", "topic" => topic.to_string()).increment(1);
+}
+
+/// Refreshes the timer gauges of every topic with timers on this node (and
+/// the pending transactions of TRANSACTION topics, whose half messages are
+/// not counted as timers).
 pub fn timers(broker: &crate::broker::Broker, now_ms: i64) {
     let mut by_topic: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut txns: std::collections::BTreeMap<String, u64> = Default::default();
     for q in broker.timers.all() {
+        let pending_txns = q.txns.lock().pending() as u64;
+        if pending_txns > 0 || !q.txns.lock().is_empty() {
+            *txns.entry(q.topic.clone()).or_default() += pending_txns;
+            continue;
+        }
         let index = q.index.lock();
         let e = by_topic.entry(q.topic.clone()).or_default();
         e.0 += index.pending_count() as u64;
@@ -203,5 +223,8 @@ pub fn timers(broker: &crate::broker::Broker, now_ms: i64) {
     for (topic, (pending, soon)) in by_topic {
         metrics::gauge!("shale_timers_pending", "topic" => topic.clone()).set(pending as f64);
         metrics::gauge!("shale_timers_due_next_minute", "topic" => topic).set(soon as f64);
+    }
+    for (topic, pending) in txns {
+        metrics::gauge!("shale_transactions_pending", "topic" => topic).set(pending as f64);
     }
 }

@@ -56,6 +56,8 @@ pub struct QueueState {
     pub owner: String,
     /// Delay messages of the queue not yet due (counted by the node serving it).
     pub pending_timers: u64,
+    /// Transactions of the queue not decided yet (TRANSACTION topics).
+    pub pending_transactions: u64,
 }
 
 /// A topic's settings and the state of each of its queues.
@@ -81,7 +83,6 @@ impl Broker {
             created_ms: self.clock.now_ms(),
         };
         wanted.validate()?;
-        crate::topics::check_creatable(wanted.message_type)?;
         let _admin = self.topics.admin.lock().await;
         if let Some(existing) = self.topics.get(&wanted.name) {
             let existing = existing.config();
@@ -180,6 +181,7 @@ impl Broker {
                     self.cluster.placed_on(&config.name, q)
                 },
                 pending_timers: self.queue_pending_timers(&config.name, q).await?,
+                pending_transactions: self.queue_pending_transactions(&config.name, q).await?,
             });
         }
         Ok(TopicState { config, queues })

@@ -82,22 +82,6 @@ impl Durability {
     }
 }
 
-/// Rejects the features this node cannot honour yet, rather than faking them.
-pub fn check_supported(message_type: MessageType) -> Result<(), BrokerError> {
-    if message_type == MessageType::Transaction {
-        return Err(BrokerError::invalid(
-            "message_type TRANSACTION is not supported by this node yet (it has no half-message store)",
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses to *create* a topic whose semantics this node does not have yet
-/// (see [`check_supported`]).
-pub fn check_creatable(message_type: MessageType) -> Result<(), BrokerError> {
-    check_supported(message_type)
-}
-
 /// A topic's configuration, as stored and as returned (the topic object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
@@ -134,7 +118,7 @@ impl TopicConfig {
                 self.retention_ms
             )));
         }
-        check_supported(self.message_type)
+        Ok(())
     }
 }
 
@@ -420,19 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn durability_order_and_support() {
+    fn durability_order() {
         assert!(Durability::Async < Durability::Sync && Durability::Sync < Durability::Object);
-        assert!(crate::error::is_invalid(&check_supported(
-            MessageType::Transaction
-        )));
-        assert!(
-            check_supported(MessageType::Delay).is_ok(),
-            "stored DELAY topics still load"
-        );
-        assert!(check_creatable(MessageType::Delay).is_ok());
-        assert!(check_creatable(MessageType::Fifo).is_ok());
-        assert!(crate::error::is_invalid(&check_creatable(
-            MessageType::Transaction
-        )));
     }
 }

@@ -128,7 +128,7 @@ async fn dedup_ids_move_with_a_handed_over_queue() {
             dedup_id: Some("pay-42".into()),
             ..support::body("charge")
         }],
-        transaction: false,
+        transaction: None,
     };
     let first = a
         .broker

@@ -65,7 +65,7 @@ async fn produce(
 ) -> shale_broker::BrokerResult<Vec<Produced>> {
     let batch = ProduceBatch {
         messages,
-        transaction: false,
+        transaction: None,
     };
     b.producer(topic)?.produce(batch).await
 }

@@ -72,7 +72,7 @@ async fn produce(
 ) -> Result<Vec<shale_broker::produce::Produced>, BrokerError> {
     let batch = ProduceBatch {
         messages,
-        transaction: false,
+        transaction: None,
     };
     node.broker.producer(topic)?.produce(batch).await
 }

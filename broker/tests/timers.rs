@@ -92,7 +92,7 @@ async fn produce(
 ) -> Result<Vec<Produced>, BrokerError> {
     let batch = ProduceBatch {
         messages,
-        transaction: false,
+        transaction: None,
     };
     node.broker.producer(topic)?.produce(batch).await
 }

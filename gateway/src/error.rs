@@ -30,12 +30,13 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidArgument
         | ErrorCode::MessageTypeMismatch
         | ErrorCode::InvalidReceiptHandle => StatusCode::BAD_REQUEST,
-        ErrorCode::ReceiptHandleExpired | ErrorCode::MessageAlreadyDelivered => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::ReceiptHandleExpired
+        | ErrorCode::MessageAlreadyDelivered
+        | ErrorCode::TransactionAlreadyResolved => StatusCode::CONFLICT,
         ErrorCode::TopicNotFound
         | ErrorCode::GroupNotFound
         | ErrorCode::MessageNotFound
+        | ErrorCode::TransactionNotFound
         | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::AlreadyExists => StatusCode::CONFLICT,

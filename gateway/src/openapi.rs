@@ -10,7 +10,7 @@ use crate::error::{ErrorBody, ErrorCodeSchema, ErrorDetail};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::routes::{
     cluster as cluster_routes, groups as group_routes, ops, produce, query, read, timers,
-    topics as topic_routes,
+    topics as topic_routes, transactions,
 };
 use crate::wire::{
     ConsumeFromWire, ConsumeModeWire, DurabilityWire, FilterBody, GroupBody, GroupObject,
@@ -37,8 +37,7 @@ use crate::wire::{
             UNAVAILABLE with Retry-After. Auth: with `--auth-file` every `/v1` request needs \
             `Authorization: Bearer <token>` (401 UNAUTHENTICATED without a valid one, 403 \
             PERMISSION_DENIED without the action each operation states, 429 THROTTLED over the \
-            principal's rate); /healthz, /readyz and this document stay open. Not served by this \
-            node yet: transactions."
+            principal's rate); /healthz, /readyz and this document stay open."
     ),
     paths(
         topic_routes::create_topic,
@@ -53,6 +52,10 @@ use crate::wire::{
         query::recall_message,
         query::find_by_key,
         timers::list_timers,
+        transactions::commit,
+        transactions::rollback,
+        transactions::checks,
+        transactions::get_producer_group,
         group_routes::put_group,
         group_routes::list_groups,
         group_routes::get_group,
@@ -79,11 +82,14 @@ use crate::wire::{
         group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,
         group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,
         group_routes::ResetBody, cluster_routes::ClusterNode, cluster_routes::ClusterView,
+        produce::input::TransactionInput, transactions::DecisionResponse, transactions::CheckObject,
+        transactions::CheckList, transactions::ProducerGroupObject,
     )),
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "messages", description = "Produce, replay by offset, query by id and key"),
         (name = "groups", description = "Consumer groups: receive, ack, invisibility, offsets, reset"),
+        (name = "transactions", description = "Half messages: commit, rollback, check-back, producer groups"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

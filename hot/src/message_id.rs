@@ -79,6 +79,11 @@ impl MessageId {
         ((self.value() >> 24) as u64) & MAX_ID_OFFSET
     }
 
+    /// The random bits (scheduled ids: without the scheduled bit).
+    pub fn random(&self) -> u32 {
+        (self.value() as u32) & RANDOM_MASK
+    }
+
     /// The 32 lowercase hex digits, without allocating (reads format one id
     /// per message).
     pub fn to_hex(&self) -> HexId {

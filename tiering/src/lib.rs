@@ -32,6 +32,7 @@ pub mod retry_store;
 pub mod tier;
 pub mod timer_checkpoint;
 pub mod timer_run;
+pub mod txn_table;
 pub mod uploader;
 pub mod wal;
 

@@ -7,6 +7,7 @@
 //! {prefix}/topics/{topic}/queues/{queue}/dedup/{epoch:020}.json              internal, the dedup ids a hand-over under that epoch passed on
 //! {prefix}/topics/{topic}/timers/{queue}/checkpoint/{seq:020}.json            internal, versioned (FencedObject), the queue's timer checkpoint
 //! {prefix}/topics/{topic}/timers/{queue}/runs/{epoch:020}-{n:020}.run       internal, immutable sorted runs of pending timers, create-only
+//! {prefix}/topics/{topic}/timers/{queue}/txns/{epoch:020}-{n:020}.tbl       internal, immutable transaction table snapshots, create-only
 //! {prefix}/topics/{topic}/topic.json                                          internal, versioned
 //! {prefix}/groups/{group}/group.json                                          internal, versioned (group settings)
 //! {prefix}/groups/{group}/topics/{topic}/queues/{queue}/checkpoint/{seq:020}.json                        CLUSTERING
@@ -113,6 +114,17 @@ impl Layout {
     /// The directory of a queue's timer runs.
     pub fn timer_runs_dir(&self, topic: &str, queue: u32) -> Path {
         self.timers_dir(topic, queue).child("runs")
+    }
+
+    /// The directory of a queue's transaction table snapshots.
+    pub fn txn_tables_dir(&self, topic: &str, queue: u32) -> Path {
+        self.timers_dir(topic, queue).child("txns")
+    }
+
+    /// The transaction table snapshot `name` of a queue (see
+    /// [`crate::txn_table::table_name`]).
+    pub fn txn_table(&self, topic: &str, queue: u32, name: &str) -> Path {
+        self.txn_tables_dir(topic, queue).child(name)
     }
 
     /// The timer run `name` of a queue (see

@@ -61,6 +61,11 @@ pub struct TimerCheckpoint {
     pub late: Vec<u64>,
     /// Fires after this target offset are found by scanning the target queue.
     pub target_end: u64,
+    /// The queue's transaction table as of `spilled_end`
+    /// ([`crate::txn_table`]), a file name in the `txns` directory; `None`
+    /// for a queue that never had a transaction.
+    #[serde(default)]
+    pub txn_table: Option<String>,
 }
 
 /// The file name of run `n` of the owner of `epoch`.
@@ -120,6 +125,13 @@ impl Versioned for TimerCheckpoint {
         if let Some(w) = self.late.windows(2).find(|w| w[0] >= w[1]) {
             return Err(format!("late seqs {} and {} out of order", w[0], w[1]));
         }
+        if let Some(t) = self
+            .txn_table
+            .as_deref()
+            .filter(|t| !crate::txn_table::is_table_name(t))
+        {
+            return Err(format!("{t:?} is not a transaction table name"));
+        }
         Ok(())
     }
 
@@ -135,6 +147,7 @@ impl Versioned for TimerCheckpoint {
             fired_through: None,
             late: Vec::new(),
             target_end: 0,
+            txn_table: None,
         }
     }
 }

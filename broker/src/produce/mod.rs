@@ -29,8 +29,9 @@ use crate::topics::{Durability, Topic};
 #[derive(Debug, Default)]
 pub struct ProduceBatch {
     pub messages: Vec<MessageInput>,
-    /// The request carried transaction settings (only TRANSACTION topics take them).
-    pub transaction: bool,
+    /// The request's transaction settings (TRANSACTION topics need them, no
+    /// other takes them): its messages are then one transaction's half messages.
+    pub transaction: Option<crate::txn::TxnSettings>,
 }
 
 /// A produce call under way on one topic: the node accepts writes and the topic exists.
@@ -110,7 +111,7 @@ impl Producer {
         let planned = plan::plan(
             &config,
             batch.messages,
-            batch.transaction,
+            batch.transaction.as_ref(),
             self.born_ms,
             self.broker.max_delay_ms,
             || self.broker.round_robin_queue(topic),

@@ -13,6 +13,7 @@ use super::queue_choice::group_queue;
 use crate::dedup::DEDUP_PROPERTY;
 use crate::error::BrokerError;
 use crate::topics::{MessageType, TopicConfig};
+use crate::txn::TxnSettings;
 
 /// Latest delivery time accepted by default, relative to the request's arrival (40 days).
 pub const DEFAULT_MAX_DELAY_MS: i64 = 40 * 24 * 60 * 60 * 1000;
@@ -43,17 +44,12 @@ pub struct Planned {
 pub fn plan(
     topic: &TopicConfig,
     inputs: Vec<MessageInput>,
-    has_transaction: bool,
+    transaction: Option<&TxnSettings>,
     born_ms: i64,
     max_delay_ms: i64,
     round_robin: impl FnOnce() -> u32,
 ) -> Result<Vec<Planned>, BrokerError> {
-    if has_transaction {
-        return Err(BrokerError::mismatch(format!(
-            "topic {:?} is {:?}: `transaction` is only accepted on TRANSACTION topics",
-            topic.name, topic.message_type
-        )));
-    }
+    check_transaction(topic, transaction, &inputs)?;
     let total: usize = inputs.iter().map(MessageInput::size).sum();
     if total > crate::validate::MAX_REQUEST_BYTES {
         return Err(BrokerError::too_large(format!(
@@ -99,6 +95,18 @@ pub fn plan(
         if let Some(id) = &input.dedup_id {
             properties.push((DEDUP_PROPERTY.to_string(), id.clone()));
         }
+        if transaction.is_some() {
+            // One transaction, one queue: the first pinned one, else the shared one.
+            let q = *shared_queue.get_or_insert(queue);
+            if q != queue {
+                return Err(at(
+                    i,
+                    BrokerError::invalid(format!(
+                        "a transaction's messages go to one queue: queue {queue} differs from queue {q} of an earlier message"
+                    )),
+                ));
+            }
+        }
         out.push(Planned {
             request: AppendRequest {
                 born_ms,
@@ -115,7 +123,67 @@ pub fn plan(
             scheduled: deliver_at_ms.is_some_and(|at| at > born_ms),
         });
     }
+    if let Some(t) = transaction {
+        let queue = out.first().map_or(0, |p| p.queue);
+        for p in &mut out {
+            p.queue = queue;
+            p.scheduled = true;
+        }
+        let mut batch: Vec<AppendRequest> = out
+            .iter_mut()
+            .map(|p| std::mem::take(&mut p.request))
+            .collect();
+        crate::txn::records::mark_halves(&mut batch, t.check_after_ms, &t.producer_group);
+        for (p, r) in out.iter_mut().zip(batch) {
+            p.request = r;
+        }
+    }
     Ok(out)
+}
+
+/// TRANSACTION topics take only transactions (settings in range, no
+/// `dedup_id`: a retried half message is resolved by check-back); other
+/// topics take none.
+fn check_transaction(
+    topic: &TopicConfig,
+    transaction: Option<&TxnSettings>,
+    inputs: &[MessageInput],
+) -> Result<(), BrokerError> {
+    let Some(t) = transaction else {
+        if topic.message_type == MessageType::Transaction {
+            return Err(BrokerError::mismatch(format!(
+                "topic {:?} is TRANSACTION: a produce needs `transaction` ({{producer_group, check_after_ms}})",
+                topic.name
+            )));
+        }
+        return Ok(());
+    };
+    if topic.message_type != MessageType::Transaction {
+        return Err(BrokerError::mismatch(format!(
+            "topic {:?} is {:?}: `transaction` is only accepted on TRANSACTION topics",
+            topic.name, topic.message_type
+        )));
+    }
+    crate::validate::group_name(&t.producer_group).map_err(|e| {
+        BrokerError::invalid(format!("transaction.producer_group: {}", e.message()))
+    })?;
+    if !crate::txn::CHECK_AFTER_RANGE.contains(&t.check_after_ms) {
+        return Err(BrokerError::invalid(format!(
+            "transaction.check_after_ms must be {}-{}, got {}",
+            crate::txn::CHECK_AFTER_RANGE.start(),
+            crate::txn::CHECK_AFTER_RANGE.end(),
+            t.check_after_ms
+        )));
+    }
+    if let Some(i) = inputs.iter().position(|m| m.dedup_id.is_some()) {
+        return Err(at(
+            i,
+            BrokerError::invalid(
+                "dedup_id is not accepted on TRANSACTION topics: a half message stored twice is resolved by check-back",
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// RocketMQ 5 type rules: FIFO needs a group, only FIFO takes one; only DELAY
@@ -240,7 +308,7 @@ mod tests {
             code(plan(
                 &fifo,
                 vec![msg()],
-                false,
+                None,
                 0,
                 DEFAULT_MAX_DELAY_MS,
                 || 0
@@ -251,7 +319,7 @@ mod tests {
             code(plan(
                 &normal,
                 vec![grouped.clone()],
-                false,
+                None,
                 0,
                 DEFAULT_MAX_DELAY_MS,
                 || 0
@@ -262,7 +330,7 @@ mod tests {
             code(plan(
                 &normal,
                 vec![delayed.clone()],
-                false,
+                None,
                 0,
                 DEFAULT_MAX_DELAY_MS,
                 || 0
@@ -273,7 +341,7 @@ mod tests {
             code(plan(
                 &delay,
                 vec![msg()],
-                false,
+                None,
                 0,
                 DEFAULT_MAX_DELAY_MS,
                 || 0
@@ -284,23 +352,18 @@ mod tests {
             code(plan(
                 &normal,
                 vec![msg()],
-                true,
+                Some(&crate::txn::TxnSettings {
+                    producer_group: "pg".into(),
+                    check_after_ms: 6000
+                }),
                 0,
                 DEFAULT_MAX_DELAY_MS,
                 || 0
             )),
             ErrorCode::MessageTypeMismatch
         );
-        assert!(plan(&fifo, vec![grouped], false, 0, DEFAULT_MAX_DELAY_MS, || 0).is_ok());
-        let p = plan(
-            &delay,
-            vec![delayed],
-            false,
-            100,
-            DEFAULT_MAX_DELAY_MS,
-            || 0,
-        )
-        .unwrap();
+        assert!(plan(&fifo, vec![grouped], None, 0, DEFAULT_MAX_DELAY_MS, || 0).is_ok());
+        let p = plan(&delay, vec![delayed], None, 100, DEFAULT_MAX_DELAY_MS, || 0).unwrap();
         assert_eq!(p[0].request.deliver_at_ms, Some(105));
     }
 
@@ -377,7 +440,7 @@ mod tests {
         let p = plan(
             &t,
             vec![msg(), pinned, msg(), with_id.clone(), with_id],
-            false,
+            None,
             0,
             DEFAULT_MAX_DELAY_MS,
             || 6,
@@ -397,7 +460,7 @@ mod tests {
             ..msg()
         };
         assert_eq!(
-            code(plan(&t, vec![bad], false, 0, DEFAULT_MAX_DELAY_MS, || 0)),
+            code(plan(&t, vec![bad], None, 0, DEFAULT_MAX_DELAY_MS, || 0)),
             ErrorCode::InvalidArgument
         );
     }
@@ -406,7 +469,7 @@ mod tests {
         #[test]
         fn unpinned_messages_share_one_queue(n in 1usize..50, queues in 1u32..64, rr: u32) {
             let t = topic(MessageType::Normal, queues);
-            let p = plan(&t, vec![msg(); n], false, 0, DEFAULT_MAX_DELAY_MS, || rr).unwrap();
+            let p = plan(&t, vec![msg(); n], None, 0, DEFAULT_MAX_DELAY_MS, || rr).unwrap();
             prop_assert!(p.iter().all(|m| m.queue == rr % queues));
         }
 
@@ -414,7 +477,7 @@ mod tests {
         fn fifo_groups_map_to_stable_queues(groups in proptest::collection::vec("[a-z]{1,8}", 1..20), queues in 1u32..64) {
             let t = topic(MessageType::Fifo, queues);
             let inputs: Vec<_> = groups.iter().map(|g| MessageInput { message_group: Some(g.clone()), ..msg() }).collect();
-            let p = plan(&t, inputs, false, 0, DEFAULT_MAX_DELAY_MS, || 0).unwrap();
+            let p = plan(&t, inputs, None, 0, DEFAULT_MAX_DELAY_MS, || 0).unwrap();
             for (m, g) in p.iter().zip(&groups) {
                 prop_assert_eq!(m.queue, group_queue(g, queues));
             }

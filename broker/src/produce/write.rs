@@ -54,7 +54,15 @@ pub async fn store(
     let queues: std::collections::BTreeSet<u32> = by_queue.keys().map(|(q, _)| *q).collect();
     let held = hold_queues(state, &topic.name, queues.into_iter()).await?;
     // Read before the requests are moved into the appends.
-    let deliver_at: Vec<Option<i64>> = planned.iter().map(|p| p.request.deliver_at_ms).collect();
+    // (A half message's is no delivery time: it has none until committed.)
+    let deliver_at: Vec<Option<i64>> = planned
+        .iter()
+        .map(|p| {
+            p.request
+                .deliver_at_ms
+                .filter(|&at| at != crate::txn::records::PARKED_AT)
+        })
+        .collect();
     let (logs, permits): (BTreeMap<u32, Arc<QueueLog>>, Vec<WritePermit>) = held
         .into_iter()
         .map(|(q, (log, permit))| ((q, log), permit))

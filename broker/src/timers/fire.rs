@@ -31,8 +31,8 @@ pub const HOUSEKEEP_PERIOD: Duration = Duration::from_secs(1);
 
 impl Broker {
     /// Job `timers`: opens the journals found on disk, fires what is due on
-    /// every queue this node owns, and every [`HOUSEKEEP_PERIOD`] saves fire
-    /// states and deletes journal segments below the lowest pending timer.
+    /// every queue this node owns and offers the due transaction checks
+    /// ([`crate::txn::checks`]).
     pub async fn fire_timers(self: &Arc<Self>) {
         use futures::StreamExt;
         self.open_timers().await;
@@ -48,6 +48,7 @@ impl Broker {
                 {
                     tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "loading timers from the object store failed; will retry");
                 }
+                self.check_transactions(&q, now).await;
                 let due = q.index.lock().next_due().is_some_and(|at| at <= now);
                 if due && let Err(e) = self.fire_due(&q, now).await {
                     tracing::warn!(topic = %q.topic, queue = q.queue, error = %error_chain(&e), "firing timers failed; will retry");
@@ -62,6 +63,7 @@ impl Broker {
     pub async fn timer_upkeep(self: &Arc<Self>) {
         let now = self.clock.now_ms();
         for q in self.timers.all() {
+            q.txns.lock().expire(now);
             self.housekeep(&q, now).await;
         }
         crate::metrics::timers(self, now);
@@ -74,11 +76,12 @@ impl Broker {
     pub async fn open_timers(&self) {
         let mut wanted = self.timers.journals_on_disk();
         for (topic, queue) in self.cluster.held() {
-            if self
-                .topics
-                .get(&topic)
-                .is_some_and(|t| t.config().message_type == MessageType::Delay)
-            {
+            if self.topics.get(&topic).is_some_and(|t| {
+                matches!(
+                    t.config().message_type,
+                    MessageType::Delay | MessageType::Transaction
+                )
+            }) {
                 wanted.push((topic, queue));
             }
         }

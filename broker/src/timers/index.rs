@@ -148,9 +148,16 @@ impl TimerIndex {
                 index.pending.insert(k, Source::Journal);
             }
         }
-        index.fired_through = index
-            .fired_through
-            .max(restore.fired.iter().next_back().copied());
+        // Committed half messages (parked keys) were appended out of key
+        // order: they are done, but the watermark never passes them.
+        index.fired_through = index.fired_through.max(
+            restore
+                .fired
+                .iter()
+                .rev()
+                .find(|k| k.0 < crate::txn::records::PARKED_AT)
+                .copied(),
+        );
         index.restore = Some(restore);
         index
     }
@@ -209,6 +216,15 @@ impl TimerIndex {
         }
         self.target_end = self.target_end.max(target_end);
         self.version += 1;
+    }
+
+    /// Messages were appended to the target queue outside a fire (a
+    /// commit), which now ends at `target_end`: restart scans start there.
+    pub fn target_advanced(&mut self, target_end: u64) {
+        if target_end > self.target_end {
+            self.target_end = target_end;
+            self.version += 1;
+        }
     }
 
     /// The batch `keys` could not be fired: pending again.

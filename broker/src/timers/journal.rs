@@ -14,6 +14,7 @@ use shale_hot::{AppendRequest, Appended, MessageId, Record, durable_file};
 use super::index::{FireState, Key};
 use super::{RECALL_PROPERTY, TimerQueue};
 use crate::error::{BrokerError, BrokerResult};
+use crate::txn::records::{PARKED_AT, decided_halves, half_key};
 
 /// Frame magic of a saved fire state.
 const STATE_MAGIC: [u8; 4] = *b"SHTF";
@@ -39,13 +40,22 @@ impl TimerQueue {
             })?);
         }
         let queue = self.queue;
+        // A half message's id carries its birth, not its (never) due time.
         let mint = |i: usize, offset: u64| {
-            MessageId::scheduled(due[i], queue, offset, rand::random::<u32>())
+            let at = match due[i] {
+                PARKED_AT => batch[i].born_ms,
+                at => at,
+            };
+            MessageId::scheduled(at, queue, offset, rand::random::<u32>())
         };
         let mut index = self.index.lock();
         let appended = self.journal.append_minted(batch, &mint)?;
-        for (a, at) in appended.iter().zip(&due) {
+        let mut txns = self.txns.lock();
+        for ((a, at), r) in appended.iter().zip(&due).zip(batch) {
             index.insert((*at, a.offset));
+            if let Some(begin) = crate::txn::records::begin_of(r, a) {
+                txns.apply(begin);
+            }
         }
         Ok(appended)
     }
@@ -106,10 +116,26 @@ impl TimerQueue {
 pub enum Entry {
     Timer(Key),
     Recall(Key),
+    /// A transaction's decision: it ends the half messages at these offsets.
+    Decision(std::ops::Range<u64>),
+}
+
+impl Entry {
+    /// The timers a record ends (a recall's one, a decision's halves).
+    pub fn ended(&self) -> Vec<Key> {
+        match self {
+            Entry::Timer(_) => Vec::new(),
+            Entry::Recall(k) => vec![*k],
+            Entry::Decision(seqs) => seqs.clone().map(half_key).collect(),
+        }
+    }
 }
 
 /// Classifies a journal record; `None` for one that is neither (skipped).
 pub fn entry_of(r: &Record) -> Option<Entry> {
+    if let Some(halves) = decided_halves(r) {
+        return Some(Entry::Decision(halves));
+    }
     let at = r.deliver_at_ms?;
     match r.properties.iter().find(|(k, _)| k == RECALL_PROPERTY) {
         Some((_, v)) => v.parse().ok().map(|seq| Entry::Recall((at, seq))),

@@ -90,7 +90,8 @@ fn queue_after(c: ListKey, queue: u32) -> Key {
 }
 
 impl Broker {
-    /// The timers of `topic` queue `queue` (a DELAY topic) if this node holds the queue.
+    /// The timers of `topic` queue `queue` (a DELAY or TRANSACTION topic) if
+    /// this node holds the queue.
     async fn timers_if_any(
         &self,
         topic: &str,
@@ -99,11 +100,13 @@ impl Broker {
         if let Some(q) = self.timers.get(topic, queue) {
             return Ok(Some(q));
         }
-        let delay = self
-            .topics
-            .get(topic)
-            .is_some_and(|t| t.config().message_type == MessageType::Delay);
-        if !delay || !self.cluster.holds(topic, queue) {
+        let timed = self.topics.get(topic).is_some_and(|t| {
+            matches!(
+                t.config().message_type,
+                MessageType::Delay | MessageType::Transaction
+            )
+        });
+        if !timed || !self.cluster.holds(topic, queue) {
             return Ok(None);
         }
         self.open_held_timers(topic, queue, &[]).await.map(Some)
@@ -123,8 +126,21 @@ impl Broker {
     /// How many delay messages of `topic`/`queue` are pending here (0 when
     /// another node serves the queue).
     pub async fn queue_pending_timers(&self, topic: &str, queue: u32) -> BrokerResult<u64> {
+        let delay = self
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.config().message_type == MessageType::Delay);
         Ok(match self.timers_if_any(topic, queue).await? {
-            Some(tq) => tq.index.lock().pending_count() as u64,
+            Some(tq) if delay => tq.index.lock().pending_count() as u64,
+            _ => 0,
+        })
+    }
+
+    /// How many transactions of `topic`/`queue` are undecided here (0 when
+    /// another node serves the queue, or for another type of topic).
+    pub async fn queue_pending_transactions(&self, topic: &str, queue: u32) -> BrokerResult<u64> {
+        Ok(match self.timers_if_any(topic, queue).await? {
+            Some(tq) => tq.txns.lock().pending() as u64,
             None => 0,
         })
     }
@@ -183,7 +199,8 @@ impl Broker {
 
     /// The delay message `id` of `topic` if it is one: pending or fired.
     pub async fn lookup_timer(&self, t: &Topic, id: MessageId) -> BrokerResult<TimerLookup> {
-        if t.config().message_type != MessageType::Delay
+        let kind = t.config().message_type;
+        if !matches!(kind, MessageType::Delay | MessageType::Transaction)
             || !id.is_scheduled()
             || id.queue() >= t.queues()
         {
@@ -192,6 +209,24 @@ impl Broker {
         let Some(tq) = self.timers_if_any(&t.name, id.queue()).await? else {
             return Ok(TimerLookup::Unknown);
         };
+        if kind == MessageType::Transaction {
+            // A half message is seen by nobody; a committed one is in its
+            // queue, after its birth (the time its id carries).
+            let pending = {
+                let txns = tq.txns.lock();
+                txns.containing(id.offset()).is_some_and(|(seq0, _)| {
+                    txns.get(seq0)
+                        .is_some_and(|t| t.decision == crate::txn::table::TxnDecision::Pending)
+                })
+            };
+            if pending {
+                return Ok(TimerLookup::Unknown);
+            }
+            return Ok(match self.find_fired(&t.name, id).await? {
+                Some(r) => TimerLookup::Delivered(r),
+                None => TimerLookup::Unknown,
+            });
+        }
         let key = (id.store_ms(), id.offset());
         let state = tq.index.lock().state_of(key);
         match state {
@@ -307,7 +342,7 @@ impl Broker {
 }
 
 /// The record of the timer `key`, pending in memory.
-async fn pending_record(tq: &Arc<TimerQueue>, key: Key) -> BrokerResult<Option<Record>> {
+pub(crate) async fn pending_record(tq: &Arc<TimerQueue>, key: Key) -> BrokerResult<Option<Record>> {
     let source = tq.index.lock().source_of(key);
     match source {
         None => Ok(None),
@@ -336,7 +371,11 @@ const LIST_WINDOW_MS: i64 = 3_600_000;
 
 impl Broker {
     /// The timer `key` in the runs, unless a run holds its tombstone.
-    async fn run_record(&self, tq: &Arc<TimerQueue>, key: Key) -> BrokerResult<Option<Record>> {
+    pub(crate) async fn run_record(
+        &self,
+        tq: &Arc<TimerQueue>,
+        key: Key,
+    ) -> BrokerResult<Option<Record>> {
         let entries = {
             let mut set = tq.runs.lock().await;
             tq.read_runs(&self.tier, &mut set, Some(before(key)), key)

@@ -91,6 +91,10 @@ pub struct TimerQueue {
     pub(crate) runs: tokio::sync::Mutex<store::RunSet>,
     /// The timer checkpoint epoch this node holds for the queue.
     pub(crate) epoch: u64,
+    /// The queue's transactions (TRANSACTION topics; empty otherwise).
+    /// Changed only under the index lock, with the journal record stating
+    /// the change (lock order: index, then txns).
+    pub txns: parking_lot::Mutex<crate::txn::table::TxnTable>,
 }
 
 /// Every queue's timers on this node.

@@ -65,9 +65,13 @@ pub async fn recover(
             "an unconditional take was refused",
         )
     })?;
+    let mut table = crate::txn::snapshot::read(&state.tier, topic, queue, ckpt.value()).await?;
     if config.durability == Durability::Object && !owners.is_empty() {
-        let replayed =
-            replay_wal(state, topic, queue, config.created_ms, owners, &mut ckpt).await?;
+        let wal = WalReplay {
+            created_ms: config.created_ms,
+            owners,
+        };
+        let replayed = replay_wal(state, topic, queue, wal, &mut ckpt, &mut table).await?;
         if replayed {
             // The journal continues after what is now in runs.
             let now = ckpt.value();
@@ -84,10 +88,13 @@ pub async fn recover(
     };
     let (journal, saved, spilled_end) =
         settle_journal(state, topic, queue, previous.as_ref(), local_state).await?;
-    let (entries, recalls) = {
+    let (entries, recalls, events) = {
         let j = journal.clone();
         tokio::task::spawn_blocking(move || read_journal(&j, spilled_end)).await??
     };
+    for e in events {
+        table.apply(e);
+    }
     let (fired_after, target_end) = fires_after(state, topic, queue, saved.target_end).await?;
     let set = RunSet::new(ckpt);
     let index = TimerIndex::restore(
@@ -111,7 +118,9 @@ pub async fn recover(
         state_path,
         epoch: set.epoch(),
         runs: tokio::sync::Mutex::new(set),
+        txns: parking_lot::Mutex::new(table),
     };
+    crate::txn::recover::finish_commits(&q, &fired_after)?;
     {
         let mut set = q.runs.lock().await;
         q.load_ahead(&state.tier, &mut set, state.clock.now_ms())
@@ -143,14 +152,21 @@ pub async fn recover(
 /// beyond the checkpoint's `spilled_end` into a run (their seqs may be below
 /// the checkpoint's `journal_end`, which a new journal continues after), and
 /// remembers their dedup ids. Whether anything was replayed.
+/// Whose write-ahead chunks to replay, for a topic created when.
+struct WalReplay<'a> {
+    created_ms: i64,
+    owners: &'a [QueueOwner],
+}
+
 async fn replay_wal(
     state: &Broker,
     topic: &str,
     queue: u32,
-    created_ms: i64,
-    owners: &[QueueOwner],
+    wal: WalReplay<'_>,
     ckpt: &mut FencedObject<TimerCheckpoint>,
+    table: &mut crate::txn::table::TxnTable,
 ) -> BrokerResult<bool> {
+    let (created_ms, owners) = (wal.created_ms, wal.owners);
     let from = ckpt.value().spilled_end;
     let records = state
         .records_of(&super::wal_topic(topic), created_ms, queue, owners)
@@ -162,7 +178,11 @@ async fn replay_wal(
     let since = state.clock.now_ms() - DEDUP_WINDOW_MS;
     let mut timers: BTreeMap<Key, Bytes> = BTreeMap::new();
     let mut tombstones = Vec::new();
+    let table_before = table.version();
     for r in &records {
+        if let Some(e) = crate::txn::records::event_of(r) {
+            table.apply(e);
+        }
         match entry_of(r) {
             Some(Entry::Timer(k)) => {
                 timers.insert(k, Bytes::from(r.encode()));
@@ -174,10 +194,15 @@ async fn replay_wal(
                     state.dedup.record(topic, id, hit);
                 }
             }
-            Some(Entry::Recall(k)) if k.1 >= from => {
-                timers.remove(&k);
+            Some(e @ (Entry::Recall(_) | Entry::Decision(_))) => {
+                for k in e.ended() {
+                    if k.1 >= from {
+                        timers.remove(&k);
+                    } else {
+                        tombstones.push(k);
+                    }
+                }
             }
-            Some(Entry::Recall(k)) => tombstones.push(k),
             None => {}
         }
     }
@@ -197,14 +222,26 @@ async fn replay_wal(
     } else {
         Some(write_run(&state.tier, topic, queue, ckpt, entries).await?)
     };
+    let snapshot = match table.version() != table_before {
+        true => {
+            Some(crate::txn::snapshot::write(&state.tier, topic, queue, ckpt, table.rows()).await?)
+        }
+        false => None,
+    };
+    let replaced = crate::txn::snapshot::replaced(ckpt.value(), snapshot.as_ref());
     ckpt.update(|c| {
+        let listed = run.is_some();
         list_run(c, run.as_ref());
+        crate::txn::snapshot::list(c, snapshot.as_ref(), listed);
         c.spilled_end = c.spilled_end.max(end);
         c.journal_end = c.journal_end.max(end);
         Ok(())
     })
     .await
     .map_err(|e| tiering_err("writing the timer checkpoint", e))?;
+    if let Some(old) = replaced {
+        crate::txn::snapshot::delete(&state.tier, topic, queue, &old).await;
+    }
     tracing::info!(
         topic,
         queue,
@@ -267,12 +304,13 @@ async fn settle_journal(
     Ok((j, fire_state_of(p), p.spilled_end))
 }
 
-/// Every timer and recall (with its record's offset) in the journal from `from`.
-/// Timers, and recalls with their record's offset, read from a journal.
-type JournalEntries = (Vec<Key>, Vec<(Key, u64)>);
+/// Timers, recalls with their record's offset (a decision's halves
+/// included) and transaction events, read from a journal.
+type JournalEntries = (Vec<Key>, Vec<(Key, u64)>, Vec<crate::txn::table::TxnEvent>);
 
+/// Every timer, recall and transaction event in the journal from `from`.
 fn read_journal(journal: &QueueLog, from: u64) -> BrokerResult<JournalEntries> {
-    let (mut entries, mut recalls) = (Vec::new(), Vec::new());
+    let (mut entries, mut recalls, mut events) = (Vec::new(), Vec::new(), Vec::new());
     let mut at = journal.min_offset().max(from);
     let end = journal.max_offset();
     while at < end {
@@ -289,14 +327,15 @@ fn read_journal(journal: &QueueLog, from: u64) -> BrokerResult<JournalEntries> {
         };
         at = last.offset + 1;
         for r in &records {
+            events.extend(crate::txn::records::event_of(r));
             match entry_of(r) {
                 Some(Entry::Timer(k)) => entries.push(k),
-                Some(Entry::Recall(k)) => recalls.push((k, r.offset)),
+                Some(e) => recalls.extend(e.ended().into_iter().map(|k| (k, r.offset))),
                 None => {}
             }
         }
     }
-    Ok((entries, recalls))
+    Ok((entries, recalls, events))
 }
 
 /// Keys of the timers fired into the queue at or after `from`, and where the queue ends.
@@ -324,8 +363,11 @@ async fn fires_after(
     Ok((fired, end))
 }
 
-/// The timer key a fired message carries.
+/// The timer key a fired message carries (a committed half's included).
 pub fn fired_key(r: &Record) -> Option<Key> {
+    if let Some(k) = crate::txn::records::committed_key(r) {
+        return Some(k);
+    }
     let seq = r
         .properties
         .iter()

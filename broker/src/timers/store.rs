@@ -67,6 +67,8 @@ pub struct RunSet {
     checkpointed: (Instant, u64),
     /// When the oldest unspilled timer was written (None: nothing unspilled).
     pub(crate) unspilled_since: Option<Instant>,
+    /// The transaction table version the checkpoint's snapshot holds.
+    pub(crate) txn_version: u64,
 }
 
 impl RunSet {
@@ -76,6 +78,7 @@ impl RunSet {
             footers: HashMap::new(),
             checkpointed: (Instant::now(), 0),
             unspilled_since: None,
+            txn_version: 0,
         }
     }
 
@@ -248,12 +251,16 @@ impl TimerQueue {
     pub(crate) async fn spill(&self, tier: &Tier, set: &mut RunSet, now: i64) -> BrokerResult<()> {
         // In-flight timers are due, so at most `loaded_until` after this.
         self.load_ahead(tier, set, now).await?;
-        let (from, end, loaded) = {
+        let (from, end, loaded, table) = {
             let index = self.index.lock();
+            // Taken with the journal's end: the table as of `end`.
+            let txns = self.txns.lock();
+            let table = (txns.version() != set.txn_version).then(|| (txns.rows(), txns.version()));
             (
                 index.spilled_end(),
                 index.journal_end(),
                 index.loaded_until(),
+                table,
             )
         };
         if end <= from {
@@ -272,9 +279,12 @@ impl TimerQueue {
                         key: k,
                         record: bytes,
                     }),
-                    Some(Entry::Recall(k)) if k.1 < from => {
-                        entries.push(RunEntry::Tombstone { key: k })
-                    }
+                    Some(e @ (Entry::Recall(_) | Entry::Decision(_))) => entries.extend(
+                        e.ended()
+                            .into_iter()
+                            .filter(|k| k.1 < from)
+                            .map(|key| RunEntry::Tombstone { key }),
+                    ),
                     _ => {}
                 }
             }
@@ -295,16 +305,35 @@ impl TimerQueue {
         } else {
             Some(self.write_run(tier, set, entries).await?)
         };
+        let snapshot = match table {
+            Some((rows, version)) => {
+                let name =
+                    crate::txn::snapshot::write(tier, &self.topic, self.queue, &set.ckpt, rows)
+                        .await?;
+                Some((name, version))
+            }
+            None => None,
+        };
         let state = self.index.lock().state();
+        let name = snapshot.as_ref().map(|s| &s.0);
+        let replaced = crate::txn::snapshot::replaced(set.ckpt.value(), name);
         set.ckpt
             .update(|c| {
+                let listed = meta.is_some();
                 list_run(c, meta.as_ref());
+                crate::txn::snapshot::list(c, name, listed);
                 c.spilled_end = c.spilled_end.max(end);
                 set_fire_state(c, &state, end);
                 Ok(())
             })
             .await
             .map_err(|e| tiering_err("writing the timer checkpoint", e))?;
+        if let Some((_, version)) = snapshot {
+            set.txn_version = version;
+        }
+        if let Some(old) = replaced {
+            crate::txn::snapshot::delete(tier, &self.topic, self.queue, &old).await;
+        }
         let evicted = self.index.lock().spilled(end, net_beyond);
         set.unspilled_since = None;
         set.checkpointed = (Instant::now(), self.index.lock().version());
@@ -477,6 +506,8 @@ impl TimerQueue {
                 let _ = timer_run::delete_run(tier.store().as_ref(), &path).await;
             }
         }
+        let table = set.ckpt.value().txn_table.clone();
+        crate::txn::snapshot::delete_orphans(tier, &self.topic, self.queue, table.as_deref()).await;
     }
 }
 

@@ -468,3 +468,37 @@ fn settle(
         }
     }
 }
+
+impl Broker {
+    /// Waits until `log` is durable through `through` at `durability`: its
+    /// fsync from SYNC on and, at OBJECT, at the same time the group commit
+    /// of its records under `wal_topic` (for a topic created at `created_ms`).
+    pub(crate) async fn make_durable(
+        self: &Arc<Self>,
+        log: &Arc<QueueLog>,
+        wal_topic: String,
+        created_ms: i64,
+        through: u64,
+        durability: crate::topics::Durability,
+    ) -> BrokerResult<()> {
+        use crate::topics::Durability;
+        if durability < Durability::Sync {
+            return Ok(());
+        }
+        let committed = async {
+            if durability < Durability::Object {
+                return Ok(());
+            }
+            let item = CommitItem {
+                log: log.clone(),
+                wal_topic,
+                topic_created_ms: created_ms,
+                through,
+            };
+            self.wal.commit(self, &[item]).await
+        };
+        let (synced, committed) = tokio::join!(log.sync(through), committed);
+        synced?;
+        committed
+    }
+}

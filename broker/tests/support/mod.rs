@@ -119,7 +119,7 @@ impl Node {
     pub async fn produce(&self, topic: &str, messages: Vec<MessageInput>) {
         let batch = ProduceBatch {
             messages,
-            transaction: false,
+            transaction: None,
         };
         self.broker
             .producer(topic)

@@ -207,7 +207,9 @@ async fn names(
     parts: &mut Parts,
     body: Body,
 ) -> Result<(Option<String>, Option<String>, Body), ApiError> {
-    let uses_path = matches!(need.topic, Name::Path(_)) || matches!(need.group, Name::Path(_));
+    let uses_path = [need.topic, need.group]
+        .iter()
+        .any(|n| matches!(n, Name::Path(_) | Name::TxnPath(_)));
     let params: HashMap<String, String> = if uses_path {
         Path::<HashMap<String, String>>::from_request_parts(parts, &())
             .await
@@ -237,6 +239,19 @@ async fn names(
             Name::Path(param) => params.get(param).cloned().map(Some).ok_or_else(|| {
                 ApiError::new(ErrorCode::Internal, format!("no path parameter `{param}`"))
             }),
+            Name::TxnPath(param) => {
+                let id = params.get(param).ok_or_else(|| {
+                    ApiError::new(ErrorCode::Internal, format!("no path parameter `{param}`"))
+                })?;
+                shale_broker::txn::records::TxnId::parse(id)
+                    .map(|t| Some(t.topic))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::TransactionNotFound,
+                            format!("transaction {id} not found"),
+                        )
+                    })
+            }
             Name::Query(param) => query_param(parts, param),
             Name::Body(field) => match json.as_ref().and_then(|j| j.get(field)) {
                 Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),

@@ -25,7 +25,11 @@
 //! - creating, changing and deleting topics is ADMIN; describing a topic
 //!   takes any action on it; the lists take any action and show only what
 //!   the token may see;
-//! - the cluster view is ADMIN.
+//! - the cluster view is ADMIN;
+//! - committing or rolling back a transaction is PUBLISH on its topic (the
+//!   id names it); polling a producer group's checks is PUBLISH on that
+//!   group (producer groups are matched by the rule's group patterns), and
+//!   its view PUBLISH or ADMIN.
 
 use axum::http::Method;
 
@@ -42,6 +46,8 @@ pub enum Name {
     Query(&'static str),
     /// A top-level string field of the JSON body (required).
     Body(&'static str),
+    /// The topic inside the transaction id of a path parameter.
+    TxnPath(&'static str),
 }
 
 /// What a `/v1` route needs.
@@ -82,6 +88,8 @@ const ANY: &[Action] = &[Action::Publish, Action::Subscribe, Action::Admin];
 const TOPIC: Name = Name::Path("topic");
 const GROUP: Name = Name::Path("group");
 const BODY_TOPIC: Name = Name::Body("topic");
+const TXN_TOPIC: Name = Name::TxnPath("transaction_id");
+const PRODUCER_GROUP: Name = Name::Path("producer_group");
 
 const fn need(actions: &'static [Action], topic: Name, group: Name) -> Access {
     Access::Need(Need {
@@ -192,6 +200,27 @@ pub const ROUTES: &[Route] = &[
         "/v1/groups/{group}/offsets/reset",
         need(ADMIN, BODY_TOPIC, GROUP),
     ),
+    // Transactions.
+    route(
+        "POST",
+        "/v1/transactions/{transaction_id}/commit",
+        need(PUBLISH, TXN_TOPIC, Name::None),
+    ),
+    route(
+        "POST",
+        "/v1/transactions/{transaction_id}/rollback",
+        need(PUBLISH, TXN_TOPIC, Name::None),
+    ),
+    route(
+        "GET",
+        "/v1/producer-groups/{producer_group}",
+        need(PUBLISH_OR_ADMIN, Name::None, PRODUCER_GROUP),
+    ),
+    route(
+        "GET",
+        "/v1/producer-groups/{producer_group}/transaction-checks",
+        need(PUBLISH, Name::None, PRODUCER_GROUP),
+    ),
     // Cluster and operations.
     route("GET", "/v1/cluster", need(ADMIN, Name::None, Name::None)),
     route("GET", "/healthz", Access::Open),
@@ -237,6 +266,7 @@ impl Need {
             .filter_map(|(what, name)| match name {
                 Name::None => None,
                 Name::Path(_) => Some(format!("the {what} of the path")),
+                Name::TxnPath(_) => Some(format!("the {what} the transaction id names")),
                 Name::Query(q) => Some(format!(
                     "the {what} of the query parameter `{q}` (if given)"
                 )),

@@ -478,3 +478,115 @@ pub async fn sum_lag(
     }
     Ok(local)
 }
+
+/// The base URLs of every other member.
+fn every_other_node(state: &AppState) -> Vec<String> {
+    let cluster = &state.broker.cluster;
+    cluster
+        .members()
+        .into_iter()
+        .filter(|n| *n != state.broker.node_id)
+        .filter_map(|n| cluster.address_of(&n))
+        .collect()
+}
+
+/// The answers of every other member to the same request. A node that
+/// does not answer makes the call a 503.
+pub async fn from_every_node(
+    state: &AppState,
+    request: &axum::http::request::Parts,
+) -> ApiResult<Vec<Value>> {
+    let mut answers = Vec::new();
+    for base in every_other_node(state) {
+        answers.push(send_json(same_request_at(state, request, &base), &base).await?);
+    }
+    Ok(answers)
+}
+
+/// Checks of producer group `group` over the cluster (each node offers the
+/// checks of the queues it owns): first a pass over every node without
+/// waiting, taking at most `max` in all; when that finds none and the caller
+/// waits, every node is polled at once and the first to answer with checks
+/// is the answer. A check another node hands out after that answer is lost
+/// to this caller, and offered again at its next check (`check_after_ms`
+/// later). Nodes that do not answer are skipped (their checks wait for them).
+pub async fn transaction_checks(
+    state: &Arc<AppState>,
+    group: &str,
+    request: &axum::http::request::Parts,
+    max: usize,
+    wait: std::time::Duration,
+) -> ApiResult<Vec<crate::routes::transactions::CheckObject>> {
+    use crate::routes::transactions::check_object;
+    let mut out: Vec<Value> = Vec::new();
+    let local = state
+        .broker
+        .transaction_checks(group, max, std::time::Duration::ZERO)
+        .await;
+    let encode = |c| serde_json::to_value(check_object(c)).unwrap_or(Value::Null);
+    out.extend(local.into_iter().map(encode));
+    let others = every_other_node(state);
+    for base in &others {
+        if out.len() >= max {
+            break;
+        }
+        if let Ok(v) = checks_at(state, request, base, group, max - out.len(), 0).await {
+            out.extend(v);
+        }
+    }
+    if out.is_empty() && !wait.is_zero() {
+        let wait_ms = wait.as_millis() as u64;
+        let mut polls = futures::stream::FuturesUnordered::new();
+        for base in &others {
+            polls.push(futures::future::Either::Left(checks_at(
+                state, request, base, group, max, wait_ms,
+            )));
+        }
+        let here = async {
+            let got = state.broker.transaction_checks(group, max, wait).await;
+            Ok(got.into_iter().map(encode).collect::<Vec<Value>>())
+        };
+        polls.push(futures::future::Either::Right(Box::pin(here)));
+        while let Some(answer) = polls.next().await {
+            if let Ok(v) = answer
+                && !v.is_empty()
+            {
+                out = v;
+                break;
+            }
+        }
+    }
+    out.truncate(max);
+    Ok(out
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
+}
+
+/// The checks node `base` hands out for `group` (its own queues only).
+async fn checks_at(
+    state: &AppState,
+    request: &axum::http::request::Parts,
+    base: &str,
+    group: &str,
+    max: usize,
+    wait_ms: u64,
+) -> ApiResult<Vec<Value>> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| {
+        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(["v1", "producer-groups", group, "transaction-checks"]);
+    url.query_pairs_mut()
+        .append_pair("wait_ms", &wait_ms.to_string())
+        .append_pair("max", &max.to_string());
+    let call = client()
+        .get(url)
+        .timeout(super::forward::CALL_TIMEOUT + std::time::Duration::from_millis(wait_ms))
+        .header(super::FORWARDED, state.broker.node_id.as_str())
+        .headers(caller_authorization(&request.headers));
+    let answer = send_json(call, base).await?;
+    Ok(answer["checks"].as_array().cloned().unwrap_or_default())
+}

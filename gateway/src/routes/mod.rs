@@ -16,6 +16,7 @@ pub mod query;
 pub mod read;
 pub mod timers;
 pub mod topics;
+pub mod transactions;
 
 use std::sync::Arc;
 
@@ -53,6 +54,22 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(
             "/v1/topics/{topic}/queues/{queue}/offset",
             get(read::offset_for_timestamp),
+        )
+        .route(
+            "/v1/transactions/{transaction_id}/commit",
+            post(transactions::commit),
+        )
+        .route(
+            "/v1/transactions/{transaction_id}/rollback",
+            post(transactions::rollback),
+        )
+        .route(
+            "/v1/producer-groups/{producer_group}",
+            get(transactions::get_producer_group),
+        )
+        .route(
+            "/v1/producer-groups/{producer_group}/transaction-checks",
+            get(transactions::checks),
         )
         .route("/v1/groups", get(groups::list_groups))
         .route(

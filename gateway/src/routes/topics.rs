@@ -25,7 +25,7 @@ pub struct CreateTopic {
     pub name: String,
     /// 1-1024, default 8.
     pub queues: Option<u32>,
-    /// Default NORMAL. TRANSACTION is rejected (400): this node has no half-message store yet.
+    /// Default NORMAL. TRANSACTION topics take only half messages (see Transactions).
     pub message_type: Option<MessageTypeWire>,
     /// At least 60000, default 259200000 (3 days).
     pub retention_ms: Option<u64>,
@@ -70,6 +70,8 @@ pub struct QueueInfo {
     pub owner: String,
     /// Delay messages of the queue not yet due (DELAY topics; 0 otherwise).
     pub pending_timers: u64,
+    /// Transactions of the queue not decided yet (TRANSACTION topics; 0 otherwise).
+    pub pending_transactions: u64,
 }
 
 /// `GET /v1/topics/{topic}` answer: the topic object whose `queues` is the
@@ -85,14 +87,16 @@ pub struct TopicDetail {
     pub created_ms: i64,
     /// Delay messages not yet due (DELAY topics; 0 for others).
     pub pending_timers: u64,
+    /// Transactions not decided yet (TRANSACTION topics; 0 for others).
+    pub pending_transactions: u64,
 }
 
 /// Create a topic.
 #[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
     description = "Creates a topic. 201 with the topic object when new, 200 when it exists with \
         the same settings, 409 ALREADY_EXISTS when it exists with others. Names starting `%` are \
-        system names and cannot be created (400). message_type TRANSACTION is rejected with 400 \
-        INVALID_ARGUMENT: this node has no half-message store yet. DELAY topics keep delay messages \
+        system names and cannot be created (400). TRANSACTION topics keep half messages out of their \
+        queue until committed (see the transactions operations). DELAY topics keep delay messages \
         out of their queue until due, at any durability (at OBJECT a delay message is answered \
         once it is in the object store); their timers are spilled to the object store and move \
         with their queue between nodes. durability OBJECT answers a \
@@ -173,9 +177,11 @@ pub async fn get_topic(
             cold_segments: q.cold_segments,
             owner: q.owner,
             pending_timers: q.pending_timers,
+            pending_transactions: q.pending_transactions,
         })
         .collect::<Vec<QueueInfo>>();
     let pending_timers = queues.iter().map(|q| q.pending_timers).sum();
+    let pending_transactions = queues.iter().map(|q| q.pending_transactions).sum();
     let detail = TopicDetail {
         name: config.name,
         queues,
@@ -185,6 +191,7 @@ pub async fn get_topic(
         durability: config.durability.into(),
         created_ms: config.created_ms,
         pending_timers,
+        pending_transactions,
     };
     let local =
         serde_json::to_value(detail).map_err(|e| ApiError::internal("encoding a topic", e))?;
@@ -194,14 +201,16 @@ pub async fn get_topic(
     let name = local["name"].as_str().unwrap_or_default().to_string();
     let mut gathered =
         crate::cluster::gather::overlay_queues(&state, &name, &request, None, local).await?;
-    // Each queue's count comes from the node serving it.
-    let pending: u64 = gathered["queues"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|q| q["pending_timers"].as_u64())
-        .sum();
-    gathered["pending_timers"] = pending.into();
+    // Each queue's counts come from the node serving it.
+    for field in ["pending_timers", "pending_transactions"] {
+        let pending: u64 = gathered["queues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|q| q[field].as_u64())
+            .sum();
+        gathered[field] = pending.into();
+    }
     Ok(Json(gathered))
 }
 

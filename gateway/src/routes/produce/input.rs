@@ -20,6 +20,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use shale_broker::produce::{DelayInput, MessageInput};
+use shale_broker::txn::TxnSettings;
 use shale_broker::validate;
 
 use crate::error::ApiError;
@@ -33,10 +34,20 @@ const PROPERTY_HEADER_PREFIX: &str = "shale-property-";
 pub struct ProduceRequest {
     /// 1-1024 messages, at most 32 MiB of bodies and metadata in total.
     pub messages: Vec<ProduceMessage>,
-    /// Only for TRANSACTION topics, which this node does not support yet:
-    /// present → 400 MESSAGE_TYPE_MISMATCH.
-    #[schema(value_type = Option<Object>)]
-    pub transaction: Option<serde_json::Value>,
+    /// TRANSACTION topics only, and required there: the messages are one
+    /// transaction's half messages (see Transactions).
+    pub transaction: Option<TransactionInput>,
+}
+
+/// The transaction of a produce request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionInput {
+    /// Who is asked to decide (check-back): `[A-Za-z0-9][A-Za-z0-9._-]{0,126}`.
+    pub producer_group: String,
+    /// 1000-3600000, default 6000: first check this long after the produce,
+    /// then again each time this long after.
+    pub check_after_ms: Option<u32>,
 }
 
 /// One message of a JSON produce request. Unknown fields are rejected (400).
@@ -85,10 +96,13 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses a JSON produce body; returns the messages and whether `transaction`
-/// was given. `system`: the request is a node's dead-letter copy (see
-/// [`MessageInput::validate_as`]).
-pub fn from_json(body: &[u8], system: bool) -> Result<(Vec<MessageInput>, bool), ApiError> {
+/// Parses a JSON produce body; returns the messages and the transaction
+/// settings if given. `system`: the request is a node's dead-letter copy
+/// (see [`MessageInput::validate_as`]).
+pub fn from_json(
+    body: &[u8],
+    system: bool,
+) -> Result<(Vec<MessageInput>, Option<TxnSettings>), ApiError> {
     let req: ProduceRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid produce request: {e}")).with_source(e))?;
     if req.messages.is_empty() {
@@ -101,14 +115,19 @@ pub fn from_json(body: &[u8], system: bool) -> Result<(Vec<MessageInput>, bool),
             req.messages.len()
         )));
     }
-    let has_transaction = req.transaction.is_some();
+    let transaction = req.transaction.map(|t| TxnSettings {
+        producer_group: t.producer_group,
+        check_after_ms: t
+            .check_after_ms
+            .unwrap_or(shale_broker::txn::DEFAULT_CHECK_AFTER_MS),
+    });
     let inputs = req
         .messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| json_message(m, system).map_err(|e| e.prefixed(&format!("messages[{i}]: "))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((inputs, has_transaction))
+    Ok((inputs, transaction))
 }
 
 fn json_message(m: ProduceMessage, system: bool) -> Result<MessageInput, ApiError> {

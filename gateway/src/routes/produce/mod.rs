@@ -45,6 +45,10 @@ pub struct ProduceResult {
     /// Delay messages only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliver_at_ms: Option<i64>,
+    /// Half messages only: the transaction to commit or roll back (the same
+    /// for every message of the request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
 }
 
 impl From<Produced> for ProduceResult {
@@ -54,6 +58,7 @@ impl From<Produced> for ProduceResult {
             queue: p.queue,
             offset: (!p.scheduled).then_some(p.offset),
             deliver_at_ms: p.deliver_at_ms,
+            transaction_id: None,
         }
     }
 }
@@ -87,8 +92,10 @@ impl From<Produced> for ProduceResult {
         fields 400. Type rules (400 MESSAGE_TYPE_MISMATCH): FIFO topics require `message_group` and \
         only they accept it; only DELAY topics accept, and require, one of `delay_ms`, \
         `deliver_at_ms`, `delay_level` (1-18, RocketMQ 4 table), at most 40 days ahead of the \
-        request's arrival; `transaction` is always a mismatch (TRANSACTION topics are not supported \
-        yet). Queue: explicit `queue` (must be below the topic's queues, else 400), else FNV-1a hash \
+        request's arrival; TRANSACTION topics require, and only they accept, `transaction` \
+        ({producer_group, check_after_ms}): the messages are then one transaction's half messages, \
+        all on one queue (pinned `queue`s must agree, else 400), answered with `transaction_id` and \
+        no `offset`, and `dedup_id` is refused (400); a raw (non-JSON) produce cannot carry one. Queue: explicit `queue` (must be below the topic's queues, else 400), else FNV-1a hash \
         of `message_group`, else one round-robin queue per request shared by all its un-pinned \
         messages. Each queue's messages are appended atomically; a request spanning queues is atomic \
         per queue. `born_ms` is the request's arrival time. `dedup_id`: a repeat on the same topic \
@@ -127,16 +134,26 @@ pub async fn produce(
     let (messages, transaction) = if input::is_json(&headers) {
         input::from_json(&body, system)?
     } else {
-        (vec![input::from_raw(&headers, body)?], false)
+        (vec![input::from_raw(&headers, body)?], None)
     };
+    let transactional = transaction.is_some();
     let batch = ProduceBatch {
         messages,
         transaction,
     };
     let results = producer.produce(batch).await?;
-    Ok(Json(ProduceResponse {
-        results: results.into_iter().map(ProduceResult::from).collect(),
-    }))
+    let mut results: Vec<ProduceResult> = results.into_iter().map(ProduceResult::from).collect();
+    if transactional {
+        // One request, one transaction: named by its first half message.
+        let first = results.first().and_then(|r| r.message_id.parse().ok());
+        if let Some(first) = first {
+            let id = shale_broker::txn::records::TxnId { first, topic: name }.to_string();
+            for r in &mut results {
+                r.transaction_id = Some(id.clone());
+            }
+        }
+    }
+    Ok(Json(ProduceResponse { results }))
 }
 
 /// The `Shale-Durability` header, if given.
