@@ -390,3 +390,116 @@ async fn a_new_owner_recovers_every_acknowledged_timer_from_the_write_ahead_chun
         "every chunk was covered and deleted"
     );
 }
+
+/// TRANSACTION at OBJECT: half messages, decisions and check counts
+/// acknowledged by an owner that dies before spilling are replayed by the
+/// new owner from the write-ahead chunks: pending ones stay pending (and can
+/// be committed once), decided ones answer as decided, and the committed
+/// messages are in their queue once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_recovers_every_acknowledged_transaction_from_the_write_ahead_chunks() {
+    use shale_broker::txn::TxnSettings;
+    use shale_broker::txn::records::TxnId;
+    use shale_broker::txn::table::TxnDecision;
+
+    let faults = Faults::default();
+    let tier_a = Arc::new(Tier::in_memory_with_faults(&faults, 1 << 20));
+    let (a, _) = member_at(&tier_a, "a");
+    a.broker.cluster.join().await.unwrap();
+    a.broker
+        .create_topic(shale_broker::topic_admin::NewTopic {
+            name: "t".into(),
+            queues: Some(2),
+            message_type: Some(MessageType::Transaction),
+            retention_ms: None,
+            durability: Some(Durability::Object),
+        })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..12u32 {
+        let batch = ProduceBatch {
+            messages: vec![
+                to_queue(&format!("h{i}-a"), i % 2),
+                to_queue(&format!("h{i}-b"), i % 2),
+            ],
+            transaction: Some(TxnSettings {
+                producer_group: "pg".into(),
+                check_after_ms: 60_000,
+            }),
+        };
+        let got = a
+            .broker
+            .producer("t")
+            .unwrap()
+            .produce(batch)
+            .await
+            .unwrap();
+        ids.push(
+            TxnId {
+                first: got[0].message_id,
+                topic: "t".into(),
+            }
+            .to_string(),
+        );
+    }
+    for id in &ids[..4] {
+        a.broker
+            .decide_transaction(id, TxnDecision::Committed)
+            .await
+            .unwrap();
+    }
+    for id in &ids[4..6] {
+        a.broker
+            .decide_transaction(id, TxnDecision::RolledBack)
+            .await
+            .unwrap();
+    }
+    // `a` dies without a hand-over and without having spilled anything.
+
+    let tier_b = shared(&tier_a);
+    let (b, _) = member_at(&tier_b, "b");
+    take_over_from_the_dead(&b).await;
+    assert_eq!(b.broker.pending_transactions("t").await.unwrap(), 6);
+    let again = b
+        .broker
+        .decide_transaction(&ids[0], TxnDecision::Committed)
+        .await
+        .unwrap();
+    assert!(
+        !again.now,
+        "a commit acknowledged by the dead owner is remembered"
+    );
+    let opposite = b
+        .broker
+        .decide_transaction(&ids[5], TxnDecision::Committed)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        opposite.code(),
+        shale_broker::ErrorCode::TransactionAlreadyResolved
+    );
+    for id in &ids[6..9] {
+        assert!(
+            b.broker
+                .decide_transaction(id, TxnDecision::Committed)
+                .await
+                .unwrap()
+                .now
+        );
+    }
+    let mut seen = Vec::new();
+    for q in 0..2 {
+        for r in read_all(&b.broker, "t", q).await {
+            seen.push(String::from_utf8_lossy(&r.body).to_string());
+        }
+    }
+    seen.sort();
+    let mut want: Vec<String> = (0..4)
+        .chain(6..9)
+        .flat_map(|i| [format!("h{i}-a"), format!("h{i}-b")])
+        .collect();
+    want.sort();
+    assert_eq!(seen, want, "every committed message once");
+    assert_eq!(b.broker.pending_transactions("t").await.unwrap(), 3);
+}

@@ -159,6 +159,11 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delay_ms: Option<u64>,
 
+    /// Checks offered for an undecided transaction before it is rolled back, 1-1000 [env: SHALE_TRANSACTION_MAX_CHECKS] [default: 15]
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_max_checks: Option<u32>,
+
     /// On SIGTERM, how long in-flight requests may take to finish [env: SHALE_DRAIN_TIMEOUT_MS] [default: 30s]
     #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
     #[serde(skip_serializing_if = "Option::is_none")]

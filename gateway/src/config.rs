@@ -50,6 +50,7 @@ pub const SETTING_KEYS: &[&str] = &[
     "cluster_lease_ms",
     "object_commit_interval_ms",
     "max_delay_ms",
+    "transaction_max_checks",
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
@@ -145,6 +146,9 @@ pub struct NodeConfig {
     /// `deliver_at_ms`); further is 400. 1 ms to 365 days, default 40 days.
     #[serde(deserialize_with = "units::duration_ms")]
     pub max_delay_ms: u64,
+    /// Checks offered for an undecided transaction before it is rolled
+    /// back. 1 to 1000, default 15 (RocketMQ's).
+    pub transaction_max_checks: u32,
 }
 
 impl Default for NodeConfig {
@@ -168,6 +172,7 @@ impl Default for NodeConfig {
             cluster_lease_ms: 10_000,
             object_commit_interval_ms: 10,
             max_delay_ms: 40 * 24 * 3_600_000,
+            transaction_max_checks: shale_broker::txn::DEFAULT_MAX_CHECKS,
         }
     }
 }
@@ -365,6 +370,12 @@ impl NodeConfig {
                     "{} is outside 1 ms..=365 days ({year} ms)",
                     self.max_delay_ms
                 ),
+            ));
+        }
+        if !(1..=1000).contains(&self.transaction_max_checks) {
+            return Err(ConfigError::invalid(
+                "transaction_max_checks",
+                format!("{} is outside 1..=1000", self.transaction_max_checks),
             ));
         }
         match (&self.tls_cert, &self.tls_key) {

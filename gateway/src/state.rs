@@ -47,6 +47,7 @@ impl AppState {
         let auth = load_auth(config)?;
         let metrics = crate::metrics::install();
         let broker = Broker::open_with_clock(&broker_config(config)?, clock)?;
+        broker.set_transaction_max_checks(config.transaction_max_checks);
         Ok(Self::over(broker, metrics, auth))
     }
 
@@ -60,6 +61,7 @@ impl AppState {
         let auth = load_auth(config)?;
         let metrics = crate::metrics::install();
         let broker = Broker::open_with(&broker_config(config)?, clock, tier)?;
+        broker.set_transaction_max_checks(config.transaction_max_checks);
         Ok(Self::over(broker, metrics, auth))
     }
 

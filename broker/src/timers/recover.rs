@@ -120,7 +120,9 @@ pub async fn recover(
         runs: tokio::sync::Mutex::new(set),
         txns: parking_lot::Mutex::new(table),
     };
-    crate::txn::recover::finish_commits(&q, &fired_after)?;
+    if let Some(end) = crate::txn::recover::finish_commits(&q, &fired_after)? {
+        q.journal.sync(end).await?;
+    }
     {
         let mut set = q.runs.lock().await;
         q.load_ahead(&state.tier, &mut set, state.clock.now_ms())

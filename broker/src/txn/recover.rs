@@ -10,8 +10,9 @@ use super::table::{TxnDecision, TxnEvent};
 use crate::error::BrokerResult;
 use crate::timers::{Key, TimerQueue};
 
-/// Writes the commit notes missing for the halves in `fired_after`. Blocking.
-pub(crate) fn finish_commits(q: &TimerQueue, fired_after: &[Key]) -> BrokerResult<()> {
+/// Writes the commit notes missing for the halves in `fired_after`; the
+/// journal offset to sync through when it wrote any. Blocking (appends).
+pub(crate) fn finish_commits(q: &TimerQueue, fired_after: &[Key]) -> BrokerResult<Option<u64>> {
     let mut index = q.index.lock();
     let mut txns = q.txns.lock();
     let open: BTreeSet<(u64, u32)> = fired_after
@@ -23,6 +24,7 @@ pub(crate) fn finish_commits(q: &TimerQueue, fired_after: &[Key]) -> BrokerResul
                 .is_some_and(|t| t.decision == TxnDecision::Pending)
         })
         .collect();
+    let mut end = None;
     for (seq0, n) in open {
         let a = q
             .journal
@@ -32,6 +34,7 @@ pub(crate) fn finish_commits(q: &TimerQueue, fired_after: &[Key]) -> BrokerResul
             index.recall(half_key(seq), note);
         }
         index.skip_journal_to(note + 1);
+        end = Some(note + 1);
         txns.apply(TxnEvent::Decided {
             seq0,
             decision: TxnDecision::Committed,
@@ -39,6 +42,5 @@ pub(crate) fn finish_commits(q: &TimerQueue, fired_after: &[Key]) -> BrokerResul
         });
         tracing::info!(topic = %q.topic, queue = q.queue, seq0, "finished a commit a restart interrupted");
     }
-    q.journal.flush()?;
-    Ok(())
+    Ok(end)
 }

@@ -110,10 +110,14 @@ impl Broker {
             // Reads only the (indexed) records carrying an id, from the mapped segments.
             crate::broker::rebuild_queue_dedup(&log, &self.dedup, self.clock.now_ms());
         }
-        if config.message_type == crate::topics::MessageType::Delay {
+        if matches!(
+            config.message_type,
+            crate::topics::MessageType::Delay | crate::topics::MessageType::Transaction
+        ) {
             // Before `recovering_from` is cleared (the timers replay the same
             // owners' chunks) and after the queue's own records are back (the
-            // timers look for their fires there): timers fire only once.
+            // timers look for their fires there): timers fire only once, and
+            // a committed half message is appended only once.
             self.timers.forget(topic, queue);
             self.open_held_timers(topic, queue, &acquired.recovering_from)
                 .await?;
