@@ -128,6 +128,11 @@ fn request_for(
     let uri = path
         .replace("{topic}", topic)
         .replace("{group}", group)
+        .replace("{producer_group}", group)
+        .replace(
+            "{transaction_id}",
+            &format!("0190c7f0000000000000000000800000.{topic}"),
+        )
         .replace("{queue}", "0")
         .replace("{message_id}", "0190c7f0000000000000000000000000");
     let route = ROUTES

@@ -403,7 +403,7 @@ fn body_and_query_names_are_where_the_handlers_read_them() {
         };
         for name in [need.topic, need.group] {
             match name {
-                Name::Path(p) => assert!(
+                Name::Path(p) | Name::TxnPath(p) => assert!(
                     r.path.contains(&format!("{{{p}}}")),
                     "{} {}",
                     r.method,

@@ -226,7 +226,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(!tx);
+        assert!(tx.is_none());
         assert_eq!(&m[0].body[..], b"hi");
         assert_eq!(&m[1].body[..], b"\xff\x00");
         for bad in [
