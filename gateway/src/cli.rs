@@ -2,7 +2,8 @@
 //!
 //! `shale serve [FLAGS]` runs a node; `shale [FLAGS]` with no subcommand does
 //! the same. `shale bench` runs the load generator ([`crate::bench`]);
-//! `shale token` makes a token for the auth file ([`crate::auth::token`]).
+//! `shale token` makes a token for the auth file ([`crate::auth::token`]);
+//! `shale doctor` checks an object store ([`crate::doctor`]).
 //!
 //! Each serve flag is also an environment variable and a key of the config
 //! file (see [`crate::config`]); flags win. [`ServeArgs`] serializes only the
@@ -47,6 +48,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print a new random token and the auth-file lines (its SHA-256) that admit it.
     Token(crate::auth::token::TokenArgs),
+    /// Check that an object store honours what Shale relies on (create-only and conditional writes, read-after-write, list, ranged GET, delete); exit 1 if not.
+    Doctor(crate::doctor::DoctorArgs),
 }
 
 impl Cli {
@@ -168,6 +171,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_timeout_ms: Option<u64>,
+
+    /// Longest a client may take to send request headers; then the connection is closed [env: SHALE_REQUEST_HEADER_TIMEOUT_MS] [default: 10s]
+    #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_header_timeout_ms: Option<u64>,
+
+    /// Longest a client may take to send a request body; then 408 [env: SHALE_REQUEST_BODY_TIMEOUT_MS] [default: 30s]
+    #[arg(long, value_name = "MS", value_parser = units::parse_duration_ms)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body_timeout_ms: Option<u64>,
+
+    /// Start even if the s3:// object store fails the start-up check of `shale doctor` [env: SHALE_SKIP_STORE_CHECK]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skip_store_check: bool,
 }
 
 #[cfg(test)]
@@ -278,6 +296,22 @@ mod tests {
     #[test]
     fn serve_flags_and_a_subcommand_do_not_mix() {
         assert!(parse(&["--listen", "127.0.0.1:0", "bench"]).is_err());
+    }
+
+    #[test]
+    fn doctor_is_a_subcommand() {
+        match parse(&["doctor", "--object-store", "memory://", "--create-bucket"]) {
+            Ok(Command::Doctor(args)) => {
+                assert_eq!(args.object_store, "memory://");
+                assert!(args.create_bucket);
+            }
+            other => panic!("expected doctor, got {other:?}"),
+        }
+        let args = serve_args(&["--skip-store-check"]);
+        assert_eq!(
+            serde_json::to_value(&args).unwrap()["skip_store_check"],
+            true
+        );
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub const SETTING_KEYS: &[&str] = &[
     "object_commit_interval_ms",
     "max_delay_ms",
     "transaction_max_checks",
+    "request_header_timeout_ms",
+    "request_body_timeout_ms",
+    "skip_store_check",
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
@@ -62,6 +65,10 @@ pub use shale_hot::{MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 
 // The messages below spell the range out; keep them true.
 const _: () = assert!(MIN_SEGMENT_BYTES == 64 * 1024 && MAX_SEGMENT_BYTES == 1 << 30);
+
+/// Bounds of `request_header_timeout_ms` and `request_body_timeout_ms`.
+const MIN_CLIENT_TIMEOUT_MS: u64 = 100;
+const MAX_CLIENT_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Settings of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +156,27 @@ pub struct NodeConfig {
     /// Checks offered for an undecided transaction before it is rolled
     /// back. 1 to 1000, default 15 (RocketMQ's).
     pub transaction_max_checks: u32,
+    /// Longest a client may take to send a request's headers (from its first
+    /// byte, or from the end of the previous request on a kept-alive
+    /// connection); then the connection is closed. Bounds what a client that
+    /// opens connections and sends nothing (or a byte now and then) costs.
+    /// Longer tolerates slower links; idle kept-alive connections are closed
+    /// after this too. 100 ms to 1 h, default 10 s.
+    #[serde(deserialize_with = "units::duration_ms")]
+    pub request_header_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, from the end of
+    /// its headers; then it gets 408 `REQUEST_TIMEOUT` and the connection is
+    /// closed. A 32 MiB produce needs about 1.1 MB/s at the default 30 s.
+    /// Waits for an answer (long polls with `wait_ms`) are not body reads and
+    /// are not cut by it. 100 ms to 1 h.
+    #[serde(deserialize_with = "units::duration_ms")]
+    pub request_body_timeout_ms: u64,
+    /// Start even when an `s3://` object store fails the start-up check
+    /// (`shale doctor`'s checks, run once before the node opens its storage:
+    /// about ten small requests under `{prefix}/doctor/`). A store that
+    /// accepts a second create-only write of one key would let two owners of
+    /// a queue both write; skip only for a store known good.
+    pub skip_store_check: bool,
 }
 
 impl Default for NodeConfig {
@@ -173,6 +201,9 @@ impl Default for NodeConfig {
             object_commit_interval_ms: 10,
             max_delay_ms: 40 * 24 * 3_600_000,
             transaction_max_checks: shale_broker::txn::DEFAULT_MAX_CHECKS,
+            request_header_timeout_ms: 10_000,
+            request_body_timeout_ms: 30_000,
+            skip_store_check: false,
         }
     }
 }
@@ -378,6 +409,17 @@ impl NodeConfig {
                 format!("{} is outside 1..=1000", self.transaction_max_checks),
             ));
         }
+        for (key, value) in [
+            ("request_header_timeout_ms", self.request_header_timeout_ms),
+            ("request_body_timeout_ms", self.request_body_timeout_ms),
+        ] {
+            if !(MIN_CLIENT_TIMEOUT_MS..=MAX_CLIENT_TIMEOUT_MS).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{value} is outside 100 ms..=1 h"),
+                ));
+            }
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
                 return Err(ConfigError::invalid(
@@ -423,6 +465,14 @@ impl NodeConfig {
     /// [`NodeConfig::object_store`] parsed.
     pub fn object_store_url(&self) -> Result<ObjectStoreUrl, String> {
         ObjectStoreUrl::parse(&self.object_store)
+    }
+
+    /// How long clients may take to send a request (see [`crate::server::slow_clients`]).
+    pub fn client_timeouts(&self) -> crate::server::slow_clients::ClientTimeouts {
+        crate::server::slow_clients::ClientTimeouts {
+            header: std::time::Duration::from_millis(self.request_header_timeout_ms),
+            body: std::time::Duration::from_millis(self.request_body_timeout_ms),
+        }
     }
 
     /// Whether the node serves HTTPS.

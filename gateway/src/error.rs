@@ -62,19 +62,24 @@ pub enum Code {
     Unauthenticated,
     /// 403: the token lacks the action on that topic or group.
     PermissionDenied,
+    /// 408: the client did not send the request body within the node's
+    /// `request_body_timeout_ms` (see `crate::server::slow_clients`).
+    RequestTimeout,
 }
 
 impl Code {
     /// Every code, in the contract's order (the broker's with the two auth
-    /// codes after `MESSAGE_TYPE_MISMATCH`, as in API.md's table).
+    /// codes after `MESSAGE_TYPE_MISMATCH`, as in API.md's table; the
+    /// transport's `REQUEST_TIMEOUT` last).
     pub fn all() -> Vec<Code> {
-        let mut all = Vec::with_capacity(ErrorCode::ALL.len() + 2);
+        let mut all = Vec::with_capacity(ErrorCode::ALL.len() + 3);
         for code in ErrorCode::ALL {
             all.push(Code::Broker(code));
             if code == ErrorCode::MessageTypeMismatch {
                 all.extend([Code::Unauthenticated, Code::PermissionDenied]);
             }
         }
+        all.push(Code::RequestTimeout);
         all
     }
 
@@ -84,6 +89,7 @@ impl Code {
             Code::Broker(code) => code.as_str(),
             Code::Unauthenticated => "UNAUTHENTICATED",
             Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::RequestTimeout => "REQUEST_TIMEOUT",
         }
     }
 
@@ -93,6 +99,7 @@ impl Code {
             Code::Broker(code) => status_of(code),
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! - [`app`]: `fn app(state) -> Router`, the HTTP API of `../shared/API.md`.
 //! - [`auth`]: tokens, rules and the middleware that checks them (`--auth-file`).
 //! - [`server`]: binding, the `shale listening on …` line, background work, SIGTERM drain.
-//! - [`cli`]: the `shale` command line; [`bench`]: `shale bench`.
+//! - [`cli`]: the `shale` command line; [`bench`]: `shale bench`; [`doctor`]:
+//!   `shale doctor`, the object-store self-check (also run at node start).
 
 pub mod app;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod message;
 pub mod metrics;

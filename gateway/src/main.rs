@@ -1,5 +1,6 @@
 //! `shale`: run a node (`shale serve`, the default), a benchmark (`shale
-//! bench`), or make an auth token (`shale token`).
+//! bench`), make an auth token (`shale token`), or check an object store
+//! (`shale doctor`: exit 1 when a check fails, 2 on a bad URL).
 //!
 //! Exit status: 0 after a clean shutdown, 1 on a runtime failure (port taken,
 //! storage error), 2 on invalid settings (flags, `SHALE_*`, config file, TLS
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     match command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => run_async(shale_gateway::bench::run(args)),
+        Command::Doctor(args) => doctor(&args),
         Command::Token(args) => match shale_gateway::auth::token::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -51,6 +53,30 @@ fn serve(args: ServeArgs) -> ExitCode {
         return print_config(&node_config);
     }
     run_async(shale_gateway::server::run(node_config))
+}
+
+fn doctor(args: &shale_gateway::doctor::DoctorArgs) -> ExitCode {
+    use shale_gateway::doctor::DoctorError;
+    let mut status = ExitCode::SUCCESS;
+    let work = async {
+        match shale_gateway::doctor::run(args).await {
+            Ok(()) => {}
+            Err(DoctorError::Usage(message)) => {
+                eprintln!("shale: {message}");
+                status = ExitCode::from(EXIT_BAD_SETTINGS);
+            }
+            Err(DoctorError::Failed(error)) => {
+                eprintln!("shale: {error:#}");
+                status = ExitCode::from(EXIT_FAILURE);
+            }
+        }
+        Ok(())
+    };
+    let ran = run_async(work);
+    if ran != ExitCode::SUCCESS {
+        return ran;
+    }
+    status
 }
 
 fn print_config(node_config: &config::NodeConfig) -> ExitCode {

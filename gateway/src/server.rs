@@ -45,7 +45,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, NodeConfig};
+use hyper_util::rt::TokioTimer;
 use shale_broker::tasks::Background;
+use slow_clients::{ClientTimeouts, HeadDeadlineAcceptor};
 
 use crate::state::AppState;
 
@@ -71,6 +73,8 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     if config.advertise_url.is_none() {
         config.advertise_url = Some(default_advertise_url(&listener, tls.is_some())?);
     }
+
+    check_store_at_start(&config).await?;
 
     tracing::info!(
         node_id = config.node_id.as_deref().unwrap_or("?"),
@@ -132,7 +136,10 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         listener,
         crate::app::app(state.clone()),
         tls,
-        drain_timeout,
+        Limits {
+            drain_timeout,
+            clients: config.client_timeouts(),
+        },
         announce,
         shutdown,
     )
@@ -153,6 +160,38 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         _ => tracing::error!("stopped with errors"),
     }
     served.and(flushed)
+}
+
+/// Runs `shale doctor`'s checks on a store other nodes may share (`s3://`)
+/// and logs them; a failure stops the start unless `skip_store_check`.
+async fn check_store_at_start(config: &NodeConfig) -> anyhow::Result<()> {
+    let url = config
+        .object_store_url()
+        .map_err(|why| anyhow::anyhow!("object store: {why}"))?;
+    if !crate::doctor::checked_at_start(&url) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let report = crate::doctor::check_url(&url)
+        .await
+        .context("opening the object store for its start-up check")?;
+    for check in &report.checks {
+        tracing::info!(check = check.name, result = %check.outcome, detail = %check.detail, "object store check");
+    }
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    if report.passed() {
+        tracing::info!(elapsed_ms, "object store checks passed");
+        return Ok(());
+    }
+    let failed: Vec<&str> = report.failures().map(|c| c.name).collect();
+    if config.skip_store_check {
+        tracing::warn!(failed = %failed.join(", "), "object store checks failed; starting anyway (skip_store_check)");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the object store {url} failed its start-up check ({}); see `shale doctor --object-store {url}`, or start with --skip-store-check if you know it is safe",
+        failed.join(", ")
+    )
 }
 
 /// Logs whether auth is on, and what a cluster with it would miss.
@@ -199,29 +238,62 @@ fn announce(url: &str) {
     tracing::info!(%url, "listening");
 }
 
+/// The time bounds of [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// On shutdown, how long open requests may take before their
+    /// connections are closed.
+    pub drain_timeout: Duration,
+    /// How long clients may take to send requests ([`slow_clients`]).
+    pub clients: ClientTimeouts,
+}
+
 /// Serves `router` on `listener` (HTTPS with `tls`) until `shutdown`
-/// completes, then stops accepting and waits up to `drain_timeout` for open
-/// requests before closing their connections. `on_ready` gets the URL
-/// (`http://127.0.0.1:PORT`) once connections are being accepted.
+/// completes, then stops accepting and waits up to `limits.drain_timeout`
+/// for open requests before closing their connections. Clients that send
+/// requests too slowly are cut off ([`slow_clients`]). `on_ready` gets the
+/// URL (`http://127.0.0.1:PORT`) once connections are being accepted.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<RustlsConfig>,
-    drain_timeout: Duration,
+    limits: Limits,
     on_ready: impl FnOnce(&str),
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let Limits {
+        drain_timeout,
+        clients,
+    } = limits;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let handle: Handle<SocketAddr> = Handle::new();
-    let server = axum_server::Server::from_listener(listener).handle(handle.clone());
+    let mut server = axum_server::Server::from_listener(listener).handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(clients.header);
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        clients.body,
+        slow_clients::bound_body,
+    ));
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut serving: JoinHandle<std::io::Result<()>> = match tls {
-        None => tokio::spawn(server.acceptor(NoDelayAcceptor).serve(service)),
-        Some(tls) => tokio::spawn(
+        None => tokio::spawn(
             server
-                .acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor))
+                .acceptor(HeadDeadlineAcceptor::new(NoDelayAcceptor, clients.header))
                 .serve(service),
         ),
+        Some(tls) => {
+            let tls = RustlsAcceptor::new(tls)
+                .handshake_timeout(clients.header)
+                .acceptor(NoDelayAcceptor);
+            tokio::spawn(
+                server
+                    .acceptor(HeadDeadlineAcceptor::new(tls, clients.header))
+                    .serve(service),
+            )
+        }
     };
 
     match handle.listening().await {
@@ -328,6 +400,8 @@ impl Signals {
         }
     }
 }
+
+pub mod slow_clients;
 
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,14 @@ fn file_then_env_then_flags() {
         assert_eq!(config.node_id.as_deref(), Some("from-env"));
         assert_eq!(config.flush_interval_ms, 50);
         assert_eq!(config.drain_timeout_ms, 30_000, "default");
+        assert_eq!(
+            (
+                config.request_header_timeout_ms,
+                config.request_body_timeout_ms
+            ),
+            (10_000, 30_000),
+            "defaults"
+        );
         Ok(())
     });
 }
@@ -102,10 +110,15 @@ fn units_in_every_layer() {
         );
         jail.set_env("SHALE_SEGMENT_BYTES", "128 KiB");
         jail.set_env("SHALE_DRAIN_TIMEOUT_MS", "2m");
+        jail.set_env("SHALE_REQUEST_BODY_TIMEOUT_MS", "45s");
         let config = loaded(Some(Path::new("shale.toml")), &no_flags());
         assert_eq!(
-            (config.segment_bytes, config.drain_timeout_ms),
-            (128 << 10, 120_000)
+            (
+                config.segment_bytes,
+                config.drain_timeout_ms,
+                config.request_body_timeout_ms
+            ),
+            (128 << 10, 120_000, 45_000)
         );
         Ok(())
     });
@@ -217,6 +230,14 @@ fn invalid_values_are_refused_with_their_origin() {
             "invalid max_delay_ms (from --max-delay-ms)",
         ),
         (json!({"max_delay_ms": 0}), "invalid max_delay_ms"),
+        (
+            json!({"request_header_timeout_ms": 50}),
+            "invalid request_header_timeout_ms (from --request-header-timeout-ms): 50 is outside 100 ms..=1 h",
+        ),
+        (
+            json!({"request_body_timeout_ms": "2h"}),
+            "invalid request_body_timeout_ms",
+        ),
     ];
     jailed(|_| {
         for (flags, expected) in cases {

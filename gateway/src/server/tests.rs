@@ -58,7 +58,10 @@ async fn start(tls: Option<RustlsConfig>, drain_timeout: Duration) -> Running {
         listener,
         router(arrived.clone()),
         tls,
-        drain_timeout,
+        Limits {
+            drain_timeout,
+            clients: ClientTimeouts::default(),
+        },
         move |url| ready_tx.send(url.to_string()).unwrap(),
         async move {
             let _ = stop_rx.await;
