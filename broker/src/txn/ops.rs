@@ -140,12 +140,24 @@ impl Broker {
             config.durability,
         )
         .await?;
-        // From here the messages are in their queue: the note only records it.
-        self.end_halves(topic, q, seq0, row.n, TxnDecision::Committed)
-            .await?;
-        q.index.lock().target_advanced(end);
+        // From here the messages are in their queue: the note only records
+        // it, and the answer does not wait for it to be durable. Until it is,
+        // restart scans still start before this commit (`target_advanced`
+        // comes after), so a crash that loses the note finds the messages
+        // and writes it again ([`super::recover`]). Notes are durable in
+        // journal order, so a later commit's advance covers this one's too.
+        let note = self.append_decision(q, seq0, row.n, TxnDecision::Committed)?;
         drop(permit);
         crate::metrics::txn_decided(&q.topic, "commit");
+        let (broker, topic, q) = (self.clone(), topic.clone(), q.clone());
+        tokio::spawn(async move {
+            match broker.journal_durable(&topic, &q, note + 1).await {
+                Ok(()) => q.index.lock().target_advanced(end),
+                Err(e) => {
+                    tracing::warn!(topic = %q.topic, queue = q.queue, error = %crate::error::error_chain(&e), "a commit note is not durable yet; a restart finishes the commit from the queue")
+                }
+            }
+        });
         Ok(())
     }
 
@@ -159,8 +171,10 @@ impl Broker {
         row: &Txn,
         reason: RollbackReason,
     ) -> BrokerResult<()> {
-        self.end_halves(topic, q, seq0, row.n, TxnDecision::RolledBack)
-            .await?;
+        // Answered once durable: a rollback lost in a crash would be
+        // checked (and could be committed) again.
+        let note = self.append_decision(q, seq0, row.n, TxnDecision::RolledBack)?;
+        self.journal_durable(topic, q, note + 1).await?;
         let label = match reason {
             RollbackReason::Producer => "rollback",
             RollbackReason::CheckLimit => "rollback_check_limit",
@@ -169,40 +183,44 @@ impl Broker {
         Ok(())
     }
 
-    /// Appends the decision note of `seq0` to the journal (ending its halves
-    /// in the index and deciding it in the table) and waits for it to be
-    /// durable at the topic's durability.
-    async fn end_halves(
-        self: &Arc<Self>,
-        topic: &Arc<Topic>,
+    /// Appends the decision note of `seq0` to the journal, ending its halves
+    /// in the index and deciding it in the table; the note's offset. A
+    /// one-record append under the index lock (as every journal append).
+    fn append_decision(
+        &self,
         q: &Arc<TimerQueue>,
         seq0: u64,
         n: u32,
         decision: TxnDecision,
+    ) -> BrokerResult<u64> {
+        let mut index = q.index.lock();
+        let a = q.journal.append(&[decision_note(seq0, n, decision)])?;
+        let note = a[0].offset;
+        for seq in seq0..seq0 + u64::from(n) {
+            index.recall(half_key(seq), note);
+        }
+        index.skip_journal_to(note + 1);
+        q.txns.lock().apply(TxnEvent::Decided {
+            seq0,
+            decision,
+            at_ms: a[0].store_ms,
+        });
+        Ok(note)
+    }
+
+    /// Waits until `q`'s journal is durable through `through` at the topic's durability.
+    async fn journal_durable(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        q: &Arc<TimerQueue>,
+        through: u64,
     ) -> BrokerResult<()> {
-        let q2 = q.clone();
-        let note = tokio::task::spawn_blocking(move || {
-            let mut index = q2.index.lock();
-            let a = q2.journal.append(&[decision_note(seq0, n, decision)])?;
-            let note = a[0].offset;
-            for seq in seq0..seq0 + u64::from(n) {
-                index.recall(half_key(seq), note);
-            }
-            index.skip_journal_to(note + 1);
-            q2.txns.lock().apply(TxnEvent::Decided {
-                seq0,
-                decision,
-                at_ms: a[0].store_ms,
-            });
-            Ok::<_, BrokerError>(note)
-        })
-        .await??;
         let config = topic.config();
         self.make_durable(
             &q.journal,
             crate::timers::wal_topic(&topic.name),
             config.created_ms,
-            note + 1,
+            through,
             config.durability,
         )
         .await
