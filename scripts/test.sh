@@ -11,12 +11,16 @@
 # 4. `cargo build --workspace --all-targets`, so the black-box tests find
 #    `$CARGO_TARGET_DIR/debug/shale` (default target dir: ./target).
 # 5. The tests: cargo-nextest when installed (one process per test, faster),
-#    else `cargo test`; doc tests either way. Exit status non-zero on any failure.
+#    else `cargo test`; doc tests either way.
+# 6. With no test filter given: scripts/schemathesis.sh, schemathesis (installed
+#    into the same virtualenv) against a running node, bounded to ~150 s.
+# Exit status non-zero on any failure.
 #
 # Environment:
 #   CARGO_TARGET_DIR   where builds go (honoured as cargo does)
 #   SHALE_VENV         the virtualenv to use or create (default: .venv)
-#   SHALE_SKIP_VENV=1  no virtualenv and no moto: the S3 and pyarrow tests skip
+#   SHALE_SKIP_VENV=1  no virtualenv and no moto: the S3 and pyarrow tests skip,
+#                      and schemathesis does not run
 #   SHALE_NO_NEXTEST=1 use `cargo test` even when cargo-nextest is installed
 # Exported to the tests: SHALE_TEST_PYTHON (the venv's python), PATH with the venv's bin
 # first, and for S3: AWS_ENDPOINT_URL & co., SHALE_TEST_S3_BUCKET, SHALE_REQUIRE_S3=1.
@@ -62,8 +66,15 @@ if [ "${SHALE_NO_NEXTEST:-}" != 1 ] && cargo nextest --version >/dev/null 2>&1; 
   if [ $# -eq 0 ]; then
     cargo test --workspace --locked --doc || status=$?
   fi
-  exit "$status"
 else
   say "running the tests with cargo test"
-  cargo test --workspace --locked --no-fail-fast "$@"
+  status=0
+  cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 fi
+
+# --- 6. The OpenAPI document against a running node (schemathesis, ~3 min) ------
+if [ $# -eq 0 ] && [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
+  say "checking the OpenAPI document with schemathesis (scripts/schemathesis.sh)"
+  scripts/schemathesis.sh || status=$?
+fi
+exit "$status"

@@ -112,9 +112,12 @@ impl TopicConfig {
                 self.queues
             )));
         }
-        if self.retention_ms < MIN_RETENTION_MS {
+        // At most i64::MAX: times are i64 milliseconds (the OpenAPI document
+        // says int64); that is still 292 million years.
+        if self.retention_ms < MIN_RETENTION_MS || i64::try_from(self.retention_ms).is_err() {
             return Err(BrokerError::invalid(format!(
-                "retention_ms must be at least {MIN_RETENTION_MS}, got {}",
+                "retention_ms must be {MIN_RETENTION_MS}-{}, got {}",
+                i64::MAX,
                 self.retention_ms
             )));
         }

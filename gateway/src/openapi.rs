@@ -95,11 +95,17 @@ use crate::wire::{
 )]
 struct ApiDoc;
 
-/// The OpenAPI document of the node's API.
-pub fn document() -> utoipa::openapi::OpenApi {
+mod common;
+
+/// The OpenAPI document of the node's API, as served (JSON).
+pub fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     secure(&mut doc);
-    doc
+    // utoipa's model cannot hold everything `common` adds (e.g. `propertyNames`),
+    // so the last touches are made to the JSON.
+    let mut json = serde_json::to_value(&doc).unwrap_or_default();
+    common::apply(&mut json);
+    json
 }
 
 /// Name of the bearer security scheme.

@@ -184,12 +184,15 @@ impl From<ConsumeFrom> for ConsumeFromWire {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupBody {
-    /// When given, it must be the name in the path.
+    /// When given (and not empty), it must be the name in the path.
+    #[schema(pattern = "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,126})?$")]
     pub name: Option<String>,
     pub consume_mode: Option<ConsumeModeWire>,
     /// 1-1000, default 16.
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_delivery_attempts: Option<u32>,
-    /// 1-64 delays, each at most a day; the last one repeats.
+    /// 1-64 delays, each at most a day (86400000); the last one repeats.
+    #[schema(min_items = 1, max_items = 64)]
     pub retry_backoff_ms: Option<Vec<u64>>,
     pub consume_from: Option<ConsumeFromWire>,
 }
@@ -234,9 +237,24 @@ impl From<GroupConfig> for GroupObject {
 #[serde(deny_unknown_fields)]
 #[schema(as = FilterSpec)]
 pub struct FilterBody {
+    /// `TAG` or `SQL92`.
     #[serde(rename = "type")]
+    #[schema(value_type = FilterType)]
     pub kind: String,
+    /// TAG: `*`, `a` or `a||b` (each tag 1-128 bytes, no `|`, `*`, whitespace); SQL92: an
+    /// expression over properties and `TAGS` (a syntax error is 400).
+    #[schema(min_length = 1)]
     pub expression: String,
+}
+
+/// The kind of a receive filter.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, reason = "a schema only: the broker parses the string")]
+pub enum FilterType {
+    #[schema(rename = "TAG")]
+    Tag,
+    #[schema(rename = "SQL92")]
+    Sql92,
 }
 
 impl From<FilterBody> for FilterSpec {

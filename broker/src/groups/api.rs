@@ -212,6 +212,7 @@ impl Broker {
         topic: &str,
         handles: &[String],
     ) -> BrokerResult<Vec<AckOutcome>> {
+        crate::validate::group_name(group)?;
         self.topics.require(topic)?;
         if handles.is_empty() || handles.len() > MAX_ACK_HANDLES {
             return Err(BrokerError::invalid(format!(
@@ -230,6 +231,7 @@ impl Broker {
         handle: &str,
         invisible_ms: i64,
     ) -> BrokerResult<(String, i64)> {
+        crate::validate::group_name(group)?;
         self.topics.require(topic)?;
         if !(0..=MAX_INVISIBLE_MS).contains(&invisible_ms) {
             return Err(BrokerError::invalid(format!(
@@ -248,6 +250,7 @@ impl Broker {
         topic: &str,
         handle: &str,
     ) -> BrokerResult<(String, i64)> {
+        crate::validate::group_name(group)?;
         self.topics.require(topic)?;
         deliver::give_back(self, group, topic, handle).await
     }

@@ -99,9 +99,16 @@ pub async fn get_group(
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
+    #[schema(pattern = "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,126}|%[A-Za-z0-9._%-]{0,132})$")]
     pub topic: String,
+    /// 1-64, default 16.
+    #[schema(minimum = 1, maximum = 64)]
     pub max_messages: Option<u64>,
+    /// 1000-43200000, default 30000.
+    #[schema(minimum = 1000, maximum = 43200000)]
     pub invisible_ms: Option<i64>,
+    /// 0-30000, default 0.
+    #[schema(minimum = 0, maximum = 30000)]
     pub wait_ms: Option<u64>,
     pub filter: Option<FilterBody>,
     pub consumer_id: Option<String>,
@@ -197,7 +204,10 @@ pub async fn receive_here(state: &Arc<AppState>, group: &str, raw: &Value) -> Ap
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
+    #[schema(pattern = "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,126}|%[A-Za-z0-9._%-]{0,132})$")]
     pub topic: String,
+    /// 1-1024 handles.
+    #[schema(min_items = 1, max_items = 1024)]
     pub receipt_handles: Vec<String>,
 }
 
@@ -263,8 +273,11 @@ pub async fn ack(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeInvisibilityBody {
+    #[schema(pattern = "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,126}|%[A-Za-z0-9._%-]{0,132})$")]
     pub topic: String,
     pub receipt_handle: String,
+    /// 0-43200000 (0: visible again now).
+    #[schema(minimum = 0, maximum = 43200000)]
     pub invisible_ms: i64,
     /// `false` with `invisible_ms: 0`: give the message back for delivery at
     /// once, without the group's retry backoff. Default `true`.
@@ -321,6 +334,11 @@ pub async fn change_invisibility(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct OffsetsParams {
+    /// The topic (required).
+    #[param(
+        required = true,
+        pattern = "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,126}|%[A-Za-z0-9._%-]{0,132})$"
+    )]
     pub topic: Option<String>,
     pub consumer_id: Option<String>,
 }
@@ -376,6 +394,7 @@ fn encode_offsets(offsets: Vec<shale_broker::groups::deliver::QueueOffsets>) -> 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
+    #[schema(pattern = "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,126}|%[A-Za-z0-9._%-]{0,132})$")]
     pub topic: String,
     pub timestamp_ms: Option<i64>,
     /// `EARLIEST` or `LATEST`.

@@ -29,12 +29,14 @@ pub struct GetParams {
 #[into_params(parameter_in = Query)]
 pub struct KeyParams {
     /// Required, 1-128 bytes.
+    #[param(required = true, min_length = 1, max_length = 128)]
     pub key: Option<String>,
     /// Only messages with `store_ms >= begin_ms` (default 0).
     pub begin_ms: Option<i64>,
     /// Only messages with `store_ms <= end_ms` (default: no bound).
     pub end_ms: Option<i64>,
     /// 1-1024, default 32.
+    #[param(minimum = 1, maximum = 1024)]
     pub max_messages: Option<u64>,
     /// `base64` forces `body_base64`.
     pub encoding: Option<BodyEncoding>,

@@ -14,11 +14,14 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TimerParams {
-    /// Only pending messages carrying this key.
+    /// Only pending messages carrying this key (1-128 bytes).
+    #[param(min_length = 1, max_length = 128)]
     pub key: Option<String>,
     /// 1-1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next` cursor of the previous page.
+    #[param(pattern = "^-?[0-9]{1,18}\\.[0-9]{1,9}\\.[0-9]{1,19}$")]
     pub after: Option<String>,
 }
 

@@ -22,12 +22,15 @@ use crate::wire::{DurabilityWire, MessageTypeWire, TopicObject};
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     /// `[A-Za-z0-9][A-Za-z0-9._-]{0,126}`; names starting `%` are reserved (400).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$")]
     pub name: String,
     /// 1-1024, default 8.
+    #[schema(minimum = 1, maximum = 1024)]
     pub queues: Option<u32>,
     /// Default NORMAL. TRANSACTION topics take only half messages (see Transactions).
     pub message_type: Option<MessageTypeWire>,
     /// At least 60000, default 259200000 (3 days).
+    #[schema(minimum = 60000, maximum = 9223372036854775807_u64)]
     pub retention_ms: Option<u64>,
     /// Default SYNC. ASYNC answers once written to the node's page cache; SYNC after the local
     /// group-commit fsync; OBJECT after the node's object-store group commit (one PUT per commit
@@ -40,9 +43,11 @@ pub struct CreateTopic {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTopic {
-    /// New number of queues: may only grow (a smaller number is 400).
+    /// New number of queues: may only grow (a smaller number is 400), at most 1024.
+    #[schema(minimum = 1, maximum = 1024)]
     pub queues: Option<u32>,
     /// New retention, at least 60000.
+    #[schema(minimum = 60000, maximum = 9223372036854775807_u64)]
     pub retention_ms: Option<u64>,
 }
 

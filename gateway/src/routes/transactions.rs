@@ -90,8 +90,10 @@ async fn decide(
 #[into_params(parameter_in = Query)]
 pub struct CheckParams {
     /// 0-30000 (default 0): how long to wait for a check.
+    #[param(minimum = 0, maximum = 30_000)]
     pub wait_ms: Option<u64>,
     /// 1-64 (default 16).
+    #[param(minimum = 1, maximum = 64)]
     pub max: Option<usize>,
 }
 

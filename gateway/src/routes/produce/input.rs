@@ -33,6 +33,7 @@ const PROPERTY_HEADER_PREFIX: &str = "shale-property-";
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     /// 1-1024 messages, at most 32 MiB of bodies and metadata in total.
+    #[schema(min_items = 1, max_items = 1024)]
     pub messages: Vec<ProduceMessage>,
     /// TRANSACTION topics only, and required there: the messages are one
     /// transaction's half messages (see Transactions).
@@ -44,9 +45,11 @@ pub struct ProduceRequest {
 #[serde(deny_unknown_fields)]
 pub struct TransactionInput {
     /// Who is asked to decide (check-back): `[A-Za-z0-9][A-Za-z0-9._-]{0,126}`.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$")]
     pub producer_group: String,
     /// 1000-3600000, default 6000: first check this long after the produce,
     /// then again each time this long after.
+    #[schema(minimum = 1000, maximum = 3_600_000)]
     pub check_after_ms: Option<u32>,
 }
 
@@ -58,25 +61,34 @@ pub struct ProduceMessage {
     pub body: Option<String>,
     /// Standard base64 body.
     pub body_base64: Option<String>,
-    /// 1-128 bytes, no `|`, `*`, whitespace.
+    /// 1-128 bytes, no `|`, `*`, whitespace or control characters.
+    #[schema(pattern = "^[^|*\\s\\x00-\\x1f\\x7f-\\x9f]{1,128}$")]
     pub tag: Option<String>,
     /// Up to 32 keys of 1-128 bytes.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub keys: Vec<String>,
     /// Up to 64 properties, names `[A-Za-z0-9._-]{1,64}` not starting `shale.`, 16 KiB in total.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// FIFO topics only (required there), 1-128 bytes.
+    #[schema(min_length = 1, max_length = 128)]
     pub message_group: Option<String>,
-    /// DELAY topics only: deliver this many ms after the request arrived.
+    /// DELAY topics only: deliver this many ms after the request arrived (at most the node's
+    /// `max_delay_ms`, default 40 days).
+    #[schema(minimum = 0)]
     pub delay_ms: Option<i64>,
-    /// DELAY topics only: deliver at this Unix ms.
+    /// DELAY topics only: deliver at this Unix ms (at most `max_delay_ms` ahead).
+    #[schema(minimum = 0)]
     pub deliver_at_ms: Option<i64>,
     /// DELAY topics only: RocketMQ 4 level 1-18 (1s 5s 10s 30s 1m 2m ... 30m 1h 2h).
+    #[schema(minimum = 1, maximum = 18)]
     pub delay_level: Option<u32>,
     /// Explicit queue, below the topic's number of queues.
+    #[schema(minimum = 0, maximum = 1023)]
     pub queue: Option<u32>,
     /// 1-128 bytes: a repeat on the same topic within 5 minutes is not stored again.
+    #[schema(min_length = 1, max_length = 128)]
     pub dedup_id: Option<String>,
 }
 
@@ -103,7 +115,9 @@ pub fn from_json(
     body: &[u8],
     system: bool,
 ) -> Result<(Vec<MessageInput>, Option<TxnSettings>), ApiError> {
-    let req: ProduceRequest = serde_json::from_slice(body)
+    crate::routes::extract::require_object(body)?;
+    let body = crate::routes::extract::integral_numbers(body);
+    let req: ProduceRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid produce request: {e}")).with_source(e))?;
     if req.messages.is_empty() {
         return Err(ApiError::invalid("messages must hold at least one message"));

@@ -76,16 +76,16 @@ impl From<Produced> for ProduceResult {
         ("Shale-Delay-Ms" = Option<i64>, Header, description = "Raw produce: delay"),
         ("Shale-Deliver-At-Ms" = Option<i64>, Header, description = "Raw produce: delivery time"),
         ("Shale-Dedup-Id" = Option<String>, Header, description = "Raw produce: dedup id"),
-        ("Shale-Property-{name}" = Option<String>, Header, description = "Raw produce: property `name`. \
-            HTTP header names are case-insensitive and arrive lowercased, so property names given this \
-            way are lowercase."),
     ),
     request_body(content(
         (input::ProduceRequest = "application/json"),
         (Vec<u8> = "application/octet-stream"),
     ), description = "JSON (`application/json`): `{\"messages\": [...]}`. Any other content type (or \
         none) is a raw produce: the request body is the single message's body and its metadata comes \
-        from the `Shale-*` headers; an unknown `Shale-*` header is 400."),
+        from the `Shale-*` headers above, plus one `Shale-Property-<name>: <value>` header per property \
+        (HTTP header names are case-insensitive and arrive lowercased, so property names given this \
+        way are lowercase); an unknown `Shale-*` header is 400. A JSON produce ignores the raw \
+        produce headers."),
     description = "Validates the whole request before storing anything: one invalid message is a 400 \
         and nothing is stored. Limits: 1-1024 messages; bodies 0-4 MiB (413); 32 MiB of messages per \
         request and an HTTP body of at most 48 MiB (413, to leave room for JSON and base64); unknown \

@@ -24,12 +24,18 @@ pub struct ReadParams {
     /// First offset to read; default `min_offset`.
     pub offset: Option<u64>,
     /// 1-1024, default 100 (NDJSON: any number ≥ 1, default all up to the `max_offset` at the request's start).
+    #[param(minimum = 1, maximum = 1024)]
     pub max_messages: Option<u64>,
     /// 1-33554432, default 1048576: stop before returning more encoded bytes (at least one message is returned). Ignored by NDJSON.
+    #[param(minimum = 1, maximum = 33554432)]
     pub max_bytes: Option<u64>,
     /// 0-30000: when `offset == max_offset`, wait up to this long for a message. Ignored by NDJSON.
+    #[param(minimum = 0, maximum = 30000)]
     pub wait_ms: Option<u64>,
     /// `*`, `a` or `a||b`: return only messages with one of these tags; skipped messages still advance `next_offset`.
+    #[param(
+        pattern = "^\\s*(?:\\*|[^|*\\s\\x00-\\x1f\\x7f-\\x9f]{1,128}(?:\\s*\\|\\|\\s*[^|*\\s\\x00-\\x1f\\x7f-\\x9f]{1,128})*)\\s*$"
+    )]
     pub tag: Option<String>,
     /// `base64` forces `body_base64`.
     pub encoding: Option<BodyEncoding>,
