@@ -43,6 +43,7 @@ shale=${SHALE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/shale}
 
 work=$(mktemp -d -t shale-schemathesis.XXXXXX)
 node_pid=
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   if [ -n "$node_pid" ]; then
     kill "$node_pid" 2>/dev/null || true
