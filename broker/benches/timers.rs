@@ -66,6 +66,9 @@
 //!   cargo bench -p shale-broker --bench timers -- --runs 3
 //!   cargo bench -p shale-broker --bench timers -- --scenarios fire --runs 1
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -93,6 +96,8 @@ use shale_broker::tasks::Background;
 use shale_broker::topic_admin::NewTopic;
 use shale_broker::{Broker, BrokerConfig, Clock, Durability, MessageType, SystemClock};
 use shale_tiering::{ObjectStoreUrl, RetryPolicy, RetryStore, Tier};
+
+use common::{malloc_trim_now, mib, node_jobs, rss_anon_kib};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -210,43 +215,6 @@ fn options() -> Options {
         "--horizon-days must be 1-365"
     );
     o
-}
-
-/// The process's `RssAnon` in KiB (heap and other anonymous memory, not the
-/// page cache of the mapped segments).
-fn rss_anon_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon line")
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod trim {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-
-    /// Gives the heap's free pages back to the kernel (glibc), so RssAnon
-    /// shows live memory rather than what the allocator keeps for reuse.
-    /// Diagnostic only: the node never calls it.
-    pub fn malloc_trim_now() -> bool {
-        // SAFETY: malloc_trim only walks the allocator's own free lists.
-        unsafe { malloc_trim(0) == 1 }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-mod trim {
-    pub fn malloc_trim_now() -> bool {
-        false
-    }
 }
 
 // ---------------------------------------------------------------- object-store requests
@@ -582,17 +550,6 @@ fn open_at(o: &Options, dir: &Path, clock: Arc<dyn Clock>) -> Arc<Broker> {
 
 fn open(o: &Options, dir: &Path) -> Arc<Broker> {
     open_at(o, dir, Arc::new(SystemClock))
-}
-
-/// The node's own `cluster` (lease renewal) and `timers` jobs, nothing else
-/// (uploads would fill the process with object-store state).
-fn node_jobs(broker: &Arc<Broker>) -> Background {
-    let jobs = broker
-        .jobs(Duration::from_secs(1))
-        .into_iter()
-        .filter(|j| j.name == "cluster" || j.name == "timers")
-        .collect();
-    Background::spawn(jobs)
 }
 
 async fn create(broker: &Arc<Broker>, name: &str, message_type: MessageType, queues: u32) {
@@ -968,7 +925,7 @@ async fn child_fill(o: &Options, dir: &Path) -> Fill {
         .filter_map(|q| broker.timers.get(DELAY, q))
         .map(|q| q.index.lock().in_memory() as u64)
         .sum();
-    trim::malloc_trim_now();
+    malloc_trim_now();
     let rss_trimmed_kib = rss_anon_kib();
     let mut run_files = Vec::new();
     files_under(

@@ -21,6 +21,9 @@
 //!
 //! Each scenario runs `--runs` (3) times in a fresh directory; medians.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -31,12 +34,13 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use shale_broker::produce::{MessageInput, ProduceBatch};
-use shale_broker::tasks::Background;
 use shale_broker::topic_admin::NewTopic;
 use shale_broker::txn::TxnSettings;
 use shale_broker::txn::records::TxnId;
 use shale_broker::txn::table::TxnDecision;
 use shale_broker::{Broker, BrokerConfig, Durability, MessageType, SystemClock};
+
+use common::{malloc_trim_now, mib, node_jobs, rss_anon_kib};
 
 struct Options {
     scenarios: Vec<String>,
@@ -96,33 +100,6 @@ fn options() -> Options {
     o
 }
 
-fn rss_anon_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon line")
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn malloc_trim_now() {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn malloc_trim_now() {}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 fn config(dir: &Path) -> BrokerConfig {
     BrokerConfig {
         data_dir: dir.join("data"),
@@ -142,15 +119,6 @@ fn config(dir: &Path) -> BrokerConfig {
 fn open(dir: &Path) -> Arc<Broker> {
     std::fs::create_dir_all(dir.join("objects")).expect("objects dir");
     Broker::open_with_clock(&config(dir), Arc::new(SystemClock)).expect("open")
-}
-
-fn node_jobs(broker: &Arc<Broker>) -> Background {
-    let jobs = broker
-        .jobs(Duration::from_secs(1))
-        .into_iter()
-        .filter(|j| j.name == "cluster" || j.name == "timers")
-        .collect();
-    Background::spawn(jobs)
 }
 
 async fn create(broker: &Arc<Broker>, name: &str, message_type: MessageType, queues: u32) {
@@ -442,7 +410,7 @@ async fn child_fill(o: &Options, dir: &Path) -> Fill {
     jobs.stop().await;
     let pending = broker.pending_transactions("txn").await.expect("pending");
     assert_eq!(pending, o.pending);
-    malloc_trim_now();
+    let _ = malloc_trim_now();
     Fill {
         seconds,
         rss_start_kib,
@@ -465,7 +433,7 @@ async fn child_restart(o: &Options, dir: &Path) -> Restart {
         "every transaction pending after the restart"
     );
     let rss_kib = rss_anon_kib();
-    malloc_trim_now();
+    let _ = malloc_trim_now();
     Restart {
         serving_ms,
         rss_kib,

@@ -93,6 +93,18 @@ fn caller_authorization(headers: &axum::http::HeaderMap) -> axum::http::HeaderMa
     only
 }
 
+/// `{base}/{segments…}` (each segment percent-encoded).
+fn node_url(base: &str, segments: &[&str]) -> ApiResult<reqwest::Url> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| {
+        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
+    })?;
+    url.path_segments_mut()
+        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
 /// `POST {base}/v1/groups/{group}/{action}` with `body`, as a forwarded call
 /// with the caller's credentials.
 async fn call(
@@ -103,13 +115,7 @@ async fn call(
     action: &str,
     body: &Value,
 ) -> ApiResult<Value> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| {
-        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
-    })?;
-    url.path_segments_mut()
-        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
-        .pop_if_empty()
-        .extend(["v1", "groups", group, action]);
+    let url = node_url(base, &["v1", "groups", group, action])?;
     let wait = std::time::Duration::from_millis(body["wait_ms"].as_u64().unwrap_or(0).min(60_000));
     let call = credentials.apply(
         client()
@@ -572,13 +578,10 @@ async fn checks_at(
     max: usize,
     wait_ms: u64,
 ) -> ApiResult<Vec<Value>> {
-    let mut url = reqwest::Url::parse(base).map_err(|e| {
-        ApiError::unavailable(format!("node address {base} is not a URL")).with_source(e)
-    })?;
-    url.path_segments_mut()
-        .map_err(|()| ApiError::unavailable(format!("node address {base} cannot take a path")))?
-        .pop_if_empty()
-        .extend(["v1", "producer-groups", group, "transaction-checks"]);
+    let mut url = node_url(
+        base,
+        &["v1", "producer-groups", group, "transaction-checks"],
+    )?;
     url.query_pairs_mut()
         .append_pair("wait_ms", &wait_ms.to_string())
         .append_pair("max", &max.to_string());
