@@ -444,6 +444,62 @@ async fn transactions_move_with_their_queue_to_an_empty_node() {
     assert_eq!(node2.broker.pending_transactions("pay").await.unwrap(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_repeated_commits_of_one_queue_append_each_message_once() {
+    let tier = tier();
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path(), &tier, START_MS, "n1");
+    txn_topic(&node, "pay", 1).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let b = format!("m{i}");
+        ids.push(half(&node, "pay", &[&b], None, 60_000).await.unwrap().0);
+    }
+    // Every transaction committed twice and rolled back once, all at once:
+    // one call decides it, the same decision again is 200, the opposite 409.
+    let mut calls = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        for d in [COMMIT, COMMIT, ROLLBACK] {
+            let (b, id) = (node.broker.clone(), id.clone());
+            calls.push(tokio::spawn(async move {
+                let got = b.decide_transaction(&id, d).await;
+                (i, d, got.map(|x| x.now).map_err(|e| e.code()))
+            }));
+        }
+    }
+    let mut outcomes: BTreeMap<usize, Vec<(TxnDecision, Result<bool, ErrorCode>)>> =
+        BTreeMap::new();
+    for c in calls {
+        let (i, d, got) = c.await.unwrap();
+        outcomes.entry(i).or_default().push((d, got));
+    }
+    let mut want = Vec::new();
+    for (i, got) in outcomes {
+        let winners: Vec<TxnDecision> = got
+            .iter()
+            .filter(|(_, r)| *r == Ok(true))
+            .map(|(d, _)| *d)
+            .collect();
+        assert_eq!(winners.len(), 1, "transaction {i}: {got:?}");
+        for (d, r) in &got {
+            let expected_if_lost = if *d == winners[0] {
+                Ok(false)
+            } else {
+                Err(ErrorCode::TransactionAlreadyResolved)
+            };
+            assert!(
+                *r == Ok(true) || *r == expected_if_lost,
+                "transaction {i}: {got:?}"
+            );
+        }
+        if winners[0] == COMMIT {
+            want.push(format!("m{i}"));
+        }
+    }
+    want.sort();
+    assert_eq!(all_bodies(&queue_records(&node, "pay", 1).await), want);
+}
+
 /// One step of the property test.
 #[derive(Debug, Clone)]
 enum Op {

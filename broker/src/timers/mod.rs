@@ -95,6 +95,12 @@ pub struct TimerQueue {
     /// Changed only under the index lock, with the journal record stating
     /// the change (lock order: index, then txns).
     pub txns: parking_lot::Mutex<crate::txn::table::TxnTable>,
+    /// Transactions being committed (appended, not yet noted): first half's
+    /// journal offset → the queue's end after their messages.
+    pub(crate) committing: parking_lot::Mutex<std::collections::BTreeMap<u64, u64>>,
+    /// Where those commits' messages start in the queue, until their notes
+    /// are durable: restart scans must not start past the lowest.
+    pub(crate) committing_starts: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 /// Every queue's timers on this node.

@@ -119,6 +119,8 @@ pub async fn recover(
         epoch: set.epoch(),
         runs: tokio::sync::Mutex::new(set),
         txns: parking_lot::Mutex::new(table),
+        committing: Default::default(),
+        committing_starts: Default::default(),
     };
     if let Some(end) = crate::txn::recover::finish_commits(&q, &fired_after)? {
         q.journal.sync(end).await?;

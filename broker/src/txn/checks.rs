@@ -125,7 +125,10 @@ impl Broker {
         let Some(row) = q.txns.lock().get(seq0).cloned() else {
             return Ok(());
         };
-        if row.decision != TxnDecision::Pending || row.next_check_ms > now {
+        if row.decision != TxnDecision::Pending
+            || row.next_check_ms > now
+            || q.committing.lock().contains_key(&seq0)
+        {
             return Ok(());
         }
         if row.checks >= self.transaction_max_checks() {

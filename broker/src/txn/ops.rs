@@ -65,7 +65,7 @@ impl Broker {
             _ => return Err(not_found(id)),
         };
         let q = self.timer_queue(&topic.name, txn.queue()).await?;
-        let _one = q.firing.lock().await;
+        let one = q.firing.lock().await;
         let row = q.txns.lock().get(txn.seq0()).cloned();
         let row = match row {
             Some(r) if r.rand == txn.first.random() && r.born_ms == txn.first.store_ms() => r,
@@ -77,6 +77,28 @@ impl Broker {
             decision,
             now,
         };
+        let committing = q.committing.lock().get(&txn.seq0()).copied();
+        if let Some(end) = committing {
+            // Being committed right now (its messages are going to disk).
+            if decision != TxnDecision::Committed {
+                return Err(BrokerError::new(
+                    ErrorCode::TransactionAlreadyResolved,
+                    format!("transaction {id} is being committed"),
+                ));
+            }
+            drop(one);
+            let target = self.queue_for_write(&q.topic, q.queue).await?.0;
+            let config = topic.config();
+            self.make_durable(
+                &target,
+                topic.name.clone(),
+                config.created_ms,
+                end,
+                config.durability,
+            )
+            .await?;
+            return Ok(done(false));
+        }
         if row.decision == decision {
             return Ok(done(false));
         }
@@ -93,7 +115,7 @@ impl Broker {
             ));
         }
         match decision {
-            TxnDecision::Committed => self.commit(&topic, &q, &txn, &row).await?,
+            TxnDecision::Committed => self.commit(&topic, &q, &txn, &row, one).await?,
             _ => {
                 self.rollback(&topic, &q, txn.seq0(), &row, RollbackReason::Producer)
                     .await?
@@ -102,14 +124,19 @@ impl Broker {
         Ok(done(true))
     }
 
-    /// Appends the halves of `row` to their queue, durably, then ends them
-    /// with a commit note. The caller holds the queue's fire lock.
+    /// Appends the halves of `row` to their queue under the queue's fire
+    /// lock (`one`, held by the caller), marks the transaction committing,
+    /// waits for the queue's durability without the lock (so the commits of
+    /// one queue share its fsyncs), then ends the halves with a commit note
+    /// under the lock again. The write permit, held throughout, keeps the
+    /// queue from moving meanwhile.
     async fn commit(
         self: &Arc<Self>,
         topic: &Arc<Topic>,
         q: &Arc<TimerQueue>,
         txn: &TxnId,
         row: &Txn,
+        one: tokio::sync::MutexGuard<'_, ()>,
     ) -> BrokerResult<()> {
         let (target, permit) = self.queue_for_write(&q.topic, q.queue).await?;
         let seq0 = txn.seq0();
@@ -131,7 +158,16 @@ impl Broker {
         let end = appended
             .last()
             .map_or(target.max_offset(), |a| a.offset + 1);
+        let start = appended.first().map_or(end, |a| a.offset);
+        // Until its note is written, restart scans must start at or before
+        // `start` (see `target_advanced` below), and no check, rollback or
+        // second commit touches it.
+        q.committing.lock().insert(seq0, end);
+        q.committing_starts.lock().insert(start);
+        drop(one);
         let config = topic.config();
+        // On failure it stays committing: a retry waits for the same end, and
+        // a restart finds the messages (if they reached the disk) by the scan.
         self.make_durable(
             &target,
             topic.name.clone(),
@@ -140,6 +176,7 @@ impl Broker {
             config.durability,
         )
         .await?;
+        let _one = q.firing.lock().await;
         // From here the messages are in their queue: the note only records
         // it, and the answer does not wait for it to be durable. Until it is,
         // restart scans still start before this commit (`target_advanced`
@@ -147,12 +184,19 @@ impl Broker {
         // and writes it again ([`super::recover`]). Notes are durable in
         // journal order, so a later commit's advance covers this one's too.
         let note = self.append_decision(q, seq0, row.n, TxnDecision::Committed)?;
+        q.committing.lock().remove(&seq0);
         drop(permit);
         crate::metrics::txn_decided(&q.topic, "commit");
         let (broker, topic, q) = (self.clone(), topic.clone(), q.clone());
         tokio::spawn(async move {
             match broker.journal_durable(&topic, &q, note + 1).await {
-                Ok(()) => q.index.lock().target_advanced(end),
+                Ok(()) => {
+                    // Never past a commit whose note may not be durable yet.
+                    let mut starts = q.committing_starts.lock();
+                    starts.remove(&start);
+                    let bound = starts.first().copied().unwrap_or(u64::MAX);
+                    q.index.lock().target_advanced(end.min(bound));
+                }
                 Err(e) => {
                     tracing::warn!(topic = %q.topic, queue = q.queue, error = %crate::error::error_chain(&e), "a commit note is not durable yet; a restart finishes the commit from the queue")
                 }
