@@ -444,6 +444,9 @@ async fn transactions_move_with_their_queue_to_an_empty_node() {
     assert_eq!(node2.broker.pending_transactions("pay").await.unwrap(), 0);
 }
 
+/// A decision asked for and what it answered (`Ok(true)`: it decided).
+type Outcome = (TxnDecision, Result<bool, ErrorCode>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_and_repeated_commits_of_one_queue_append_each_message_once() {
     let tier = tier();
@@ -467,8 +470,7 @@ async fn concurrent_and_repeated_commits_of_one_queue_append_each_message_once()
             }));
         }
     }
-    let mut outcomes: BTreeMap<usize, Vec<(TxnDecision, Result<bool, ErrorCode>)>> =
-        BTreeMap::new();
+    let mut outcomes: BTreeMap<usize, Vec<Outcome>> = BTreeMap::new();
     for c in calls {
         let (i, d, got) = c.await.unwrap();
         outcomes.entry(i).or_default().push((d, got));
