@@ -181,24 +181,12 @@ impl Broker {
         let end = appended
             .last()
             .map_or(target.max_offset(), |a| a.offset + 1);
-        if durability >= Durability::Sync {
-            let committed = async {
-                if durability < Durability::Object {
-                    return Ok(());
-                }
-                let created_ms = self.topics.require(&q.topic)?.config().created_ms;
-                let item = crate::wal::CommitItem {
-                    log: target.clone(),
-                    wal_topic: q.topic.clone(),
-                    topic_created_ms: created_ms,
-                    through: end,
-                };
-                self.wal.commit(self, &[item]).await
-            };
-            let (synced, committed) = tokio::join!(target.sync(end), committed);
-            synced?;
-            committed?;
-        }
+        let created_ms = match durability {
+            Durability::Object => self.topics.require(&q.topic)?.config().created_ms,
+            _ => 0,
+        };
+        self.make_durable(target, q.topic.clone(), created_ms, end, durability)
+            .await?;
         let now = self.clock.now_ms();
         for ((at, _), a) in keys.iter().zip(&appended) {
             crate::metrics::timer_fired(&q.topic, a.store_ms.max(now) - at);

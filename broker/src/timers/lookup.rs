@@ -22,7 +22,7 @@ use super::journal::{Entry, entry_of};
 use crate::broker::Broker;
 use crate::error::{BrokerError, BrokerResult, ErrorCode};
 use crate::queue_view::TieredQueue;
-use crate::topics::{Durability, MessageType, Topic};
+use crate::topics::{MessageType, Topic};
 use shale_tiering::timer_run::RunEntry;
 
 /// Timers listed per page without `limit`.
@@ -299,18 +299,15 @@ impl Broker {
         match recalled {
             Recall::Recalled => {
                 let end = tq.journal.max_offset();
-                if t.config().durability >= Durability::Sync {
-                    tq.journal.sync(end).await?;
-                }
-                if t.config().durability == Durability::Object {
-                    let item = crate::wal::CommitItem {
-                        log: tq.journal.clone(),
-                        wal_topic: super::wal_topic(&t.name),
-                        topic_created_ms: t.config().created_ms,
-                        through: end,
-                    };
-                    self.wal.commit(self, &[item]).await?;
-                }
+                let config = t.config();
+                self.make_durable(
+                    &tq.journal,
+                    super::wal_topic(&t.name),
+                    config.created_ms,
+                    end,
+                    config.durability,
+                )
+                .await?;
                 Ok(t.name.clone())
             }
             Recall::Delivered => Err(delivered()),

@@ -88,15 +88,7 @@ impl Broker {
             }
             drop(one);
             let target = self.queue_for_write(&q.topic, q.queue).await?.0;
-            let config = topic.config();
-            self.make_durable(
-                &target,
-                topic.name.clone(),
-                config.created_ms,
-                end,
-                config.durability,
-            )
-            .await?;
+            self.queue_durable(&topic, &target, end).await?;
             return Ok(done(false));
         }
         if row.decision == decision {
@@ -165,17 +157,9 @@ impl Broker {
         q.committing.lock().insert(seq0, end);
         q.committing_starts.lock().insert(start);
         drop(one);
-        let config = topic.config();
         // On failure it stays committing: a retry waits for the same end, and
         // a restart finds the messages (if they reached the disk) by the scan.
-        self.make_durable(
-            &target,
-            topic.name.clone(),
-            config.created_ms,
-            end,
-            config.durability,
-        )
-        .await?;
+        self.queue_durable(topic, &target, end).await?;
         let _one = q.firing.lock().await;
         // From here the messages are in their queue: the note only records
         // it, and the answer does not wait for it to be durable. Until it is,
@@ -250,6 +234,19 @@ impl Broker {
             at_ms: a[0].store_ms,
         });
         Ok(note)
+    }
+
+    /// Waits until the queue `target` of `topic` is durable through `through`.
+    async fn queue_durable(
+        self: &Arc<Self>,
+        topic: &Arc<Topic>,
+        target: &Arc<shale_hot::QueueLog>,
+        through: u64,
+    ) -> BrokerResult<()> {
+        let config = topic.config();
+        let name = topic.name.clone();
+        self.make_durable(target, name, config.created_ms, through, config.durability)
+            .await
     }
 
     /// Waits until `q`'s journal is durable through `through` at the topic's durability.
