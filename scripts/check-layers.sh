@@ -4,7 +4,9 @@
 # - shale-broker depends directly on axum, tower, hyper, http or utoipa, or
 #   axum or utoipa appear anywhere in its tree (object_store's own HTTP client
 #   underneath is fine);
-# - a lower crate depends on a higher one.
+# - a lower crate depends on a higher one;
+# - shale-client depends on any other shale crate (it speaks only the HTTP
+#   contract, so users and the CLI get it without the node's code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +28,10 @@ for pair in "shale-hot shale-tiering" "shale-hot shale-broker" "shale-hot shale-
     fail=1
   fi
 done
+client_deps=$(cargo tree -p shale-client -e normal --prefix none --locked | sed 1d)
+if grep -E '^shale-' <<<"$client_deps"; then
+  echo "check-layers: shale-client must not depend on another shale crate" >&2
+  fail=1
+fi
 [ "$fail" = 0 ] && echo "check-layers: ok" >&2
 exit "$fail"
