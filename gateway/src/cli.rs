@@ -3,7 +3,9 @@
 //! `shale serve [FLAGS]` runs a node; `shale [FLAGS]` with no subcommand does
 //! the same. `shale bench` runs the load generator ([`crate::bench`]);
 //! `shale token` makes a token for the auth file ([`crate::auth::token`]);
-//! `shale doctor` checks an object store ([`crate::doctor`]).
+//! `shale doctor` checks an object store ([`crate::doctor`]). The user
+//! subcommands (`topic`, `group`, `send`, `consume`, `replay`, `tail`,
+//! `cluster`, `completions`) talk to a node over HTTP ([`crate::tools`]).
 //!
 //! Each serve flag is also an environment variable and a key of the config
 //! file (see [`crate::config`]); flags win. [`ServeArgs`] serializes only the
@@ -50,6 +52,9 @@ pub enum Command {
     Token(crate::auth::token::TokenArgs),
     /// Check that an object store honours what Shale relies on (create-only and conditional writes, read-after-write, list, ranged GET, delete); exit 1 if not.
     Doctor(crate::doctor::DoctorArgs),
+    /// The user subcommands (topic, group, send, consume, replay, tail, cluster, completions).
+    #[command(flatten)]
+    Tool(crate::tools::ToolCommand),
 }
 
 impl Cli {

@@ -57,7 +57,7 @@ pub const SETTING_KEYS: &[&str] = &[
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
-pub const OTHER_ENV_VARS: &[&str] = &["SHALE_CONFIG", "SHALE_LOG"];
+pub const OTHER_ENV_VARS: &[&str] = &["SHALE_CONFIG", "SHALE_LOG", "SHALE_URL", "SHALE_TOKEN"];
 
 /// The accepted range of `segment_bytes`, defined once by the hot tier so
 /// that every size this check accepts also opens it (see `shale_hot`).

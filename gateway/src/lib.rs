@@ -10,7 +10,8 @@
 //! - [`auth`]: tokens, rules and the middleware that checks them (`--auth-file`).
 //! - [`server`]: binding, the `shale listening on …` line, background work, SIGTERM drain.
 //! - [`cli`]: the `shale` command line; [`bench`]: `shale bench`; [`doctor`]:
-//!   `shale doctor`, the object-store self-check (also run at node start).
+//!   `shale doctor`, the object-store self-check (also run at node start);
+//!   [`tools`]: the user subcommands (`shale topic|group|send|consume|replay|tail|cluster`).
 
 pub mod app;
 pub mod auth;
@@ -26,4 +27,5 @@ pub mod openapi;
 mod routes;
 pub mod server;
 pub mod state;
+pub mod tools;
 pub mod wire;

@@ -1,6 +1,9 @@
 //! `shale`: run a node (`shale serve`, the default), a benchmark (`shale
-//! bench`), make an auth token (`shale token`), or check an object store
-//! (`shale doctor`: exit 1 when a check fails, 2 on a bad URL).
+//! bench`), make an auth token (`shale token`), check an object store
+//! (`shale doctor`: exit 1 when a check fails, 2 on a bad URL), or use a
+//! node as a client (`shale topic|group|send|consume|replay|tail|cluster|
+//! completions`, see `shale_gateway::tools`: exit 1 on an API or network
+//! error, 2 on a usage error).
 //!
 //! Exit status: 0 after a clean shutdown, 1 on a runtime failure (port taken,
 //! storage error), 2 on invalid settings (flags, `SHALE_*`, config file, TLS
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => run_async(shale_gateway::bench::run(args)),
         Command::Doctor(args) => doctor(&args),
+        Command::Tool(tool) => shale_gateway::tools::run(tool),
         Command::Token(args) => match shale_gateway::auth::token::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {

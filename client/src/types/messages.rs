@@ -148,11 +148,11 @@ pub struct ProduceResult {
     pub message_id: String,
     pub queue: u32,
     /// None for delay and half messages (they get one when they enter the queue).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_at_ms: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction_id: Option<String>,
 }
 
@@ -239,8 +239,9 @@ pub(crate) struct MessageList {
 pub struct ReadOptions {
     /// First offset to read (default 0; below `min_offset` is 416).
     pub offset: u64,
-    /// At most this many messages (server default when None).
-    pub max_messages: Option<u32>,
+    /// At most this many messages (server default when None; a stream
+    /// without it goes to the queue's end).
+    pub max_messages: Option<u64>,
     /// At most about this many bytes (JSON page only).
     pub max_bytes: Option<u64>,
     /// Long poll when `offset == max_offset`, ≤ 30000.

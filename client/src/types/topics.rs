@@ -12,6 +12,18 @@ pub enum MessageType {
     Transaction,
 }
 
+impl MessageType {
+    /// The contract's spelling (`NORMAL`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Normal => "NORMAL",
+            MessageType::Fifo => "FIFO",
+            MessageType::Delay => "DELAY",
+            MessageType::Transaction => "TRANSACTION",
+        }
+    }
+}
+
 /// When a produce answers 200 (API.md "Durability").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
