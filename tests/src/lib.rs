@@ -4,6 +4,7 @@
 //! - [`node`]: spawn `shale serve` on port 0, wait for its
 //!   `shale listening on …` line, SIGTERM / kill -9 it; nothing leaks (Drop kills).
 //! - [`api`]: thin HTTP helpers over the API.md contract and error-shape checks.
+//! - [`cli`]: run `shale` as a client (`shale send …`) to completion, bounded.
 //! - [`segments`]: the hot tier's on-disk layout and record framing
 //!   (`hot/src/record.rs`), to cut or flip bytes in segment files.
 //! - [`tmpfs`]: a small tmpfs mount (disk-full tests), unmounted on Drop.
@@ -11,6 +12,7 @@
 //! Every wait is bounded and polls a condition; no fixed ports, no sleeps for luck.
 
 pub mod api;
+pub mod cli;
 pub mod node;
 pub mod segments;
 pub mod tmpfs;

@@ -28,7 +28,7 @@ pub enum GroupCommand {
     Create {
         name: String,
         /// Where a new group starts: EARLIEST, LATEST or a time (2026-11-30T12:00:00Z, -1h)
-        #[arg(long, value_name = "WHERE", value_parser = parse_spec)]
+        #[arg(long, value_name = "WHERE", value_parser = parse_spec, allow_hyphen_values = true)]
         from: Option<TimeSpec>,
         /// clustering (each message to one member) or broadcasting (to every consumer id)
         #[arg(long, value_parser = parse_mode)]

@@ -32,7 +32,7 @@ pub struct ResetArgs {
     #[arg(long)]
     pub topic: String,
     /// A time (2026-11-30T12:00:00Z, -1h, -30m, epoch ms), EARLIEST or LATEST
-    #[arg(long, value_name = "WHERE", value_parser = parse_spec,
+    #[arg(long, value_name = "WHERE", value_parser = parse_spec, allow_hyphen_values = true,
         required_unless_present = "offsets", conflicts_with = "offsets")]
     pub to: Option<TimeSpec>,
     /// An explicit offset of one queue, QUEUE=OFFSET (repeatable; other queues keep theirs)

@@ -37,10 +37,10 @@ pub struct ReplayArgs {
     #[arg(long, conflicts_with = "from_time")]
     pub offset: Option<u64>,
     /// Start at the first message stored at or after this time (2026-11-30T12:00:00Z, -1h), or EARLIEST/LATEST
-    #[arg(long, value_name = "TIME", value_parser = parse_spec)]
+    #[arg(long, value_name = "TIME", value_parser = parse_spec, allow_hyphen_values = true)]
     pub from_time: Option<TimeSpec>,
     /// Stop before the first message stored at or after this time
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     pub to_time: Option<i64>,
     /// Read only this queue (repeatable; default: all)
     #[arg(long = "queue", id = "queues", value_name = "QUEUE")]

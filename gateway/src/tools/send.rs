@@ -67,7 +67,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
     pub delay: Option<u64>,
     /// DELAY topics: deliver at this time (2026-11-30T12:00:00Z, +10m, epoch ms)
-    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "delay")]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true, conflicts_with = "delay")]
     pub deliver_at: Option<i64>,
     /// Send to this queue
     #[arg(long)]
