@@ -93,13 +93,37 @@ impl RetryClass {
         }
     }
 
-    /// Whether a transport failure may be retried.
+    /// Whether a transport failure may be retried. A TLS failure (an
+    /// untrusted certificate: rustls reports it as invalid data) never is.
     pub(crate) fn retries_transport(self, error: &reqwest::Error) -> bool {
+        if is_invalid_data(error) {
+            return false;
+        }
         match self {
             RetryClass::Safe => !error.is_builder() && !error.is_decode(),
             RetryClass::Idempotent | RetryClass::Once => error.is_connect(),
         }
     }
+}
+
+/// Whether an `io::Error` of kind `InvalidData` is among the causes (also
+/// inside another `io::Error`, whose `source` skips its own inner error).
+fn is_invalid_data(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let Some(io) = current.downcast_ref::<std::io::Error>() else {
+            cause = current.source();
+            continue;
+        };
+        if io.kind() == std::io::ErrorKind::InvalidData {
+            return true;
+        }
+        cause = match io.get_ref() {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    false
 }
 
 /// `Retry-After` in seconds (the form Shale sends; HTTP dates are ignored).
@@ -147,6 +171,22 @@ mod tests {
         assert!(RetryClass::Safe.retries_status(503));
         assert!(RetryClass::Idempotent.retries_status(503));
         assert!(!RetryClass::Once.retries_status(503));
+    }
+
+    #[test]
+    fn tls_failures_are_invalid_data_even_when_wrapped() {
+        use std::io::{Error, ErrorKind};
+        let tls = Error::new(ErrorKind::InvalidData, "invalid peer certificate");
+        let wrapped = Error::other(tls);
+        assert!(is_invalid_data(&wrapped));
+        assert!(!is_invalid_data(&Error::new(
+            ErrorKind::ConnectionRefused,
+            "refused"
+        )));
+        assert!(!is_invalid_data(&Error::other(Error::new(
+            ErrorKind::TimedOut,
+            "slow"
+        ))));
     }
 
     #[test]

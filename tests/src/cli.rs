@@ -21,6 +21,7 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct Cli {
     args: Vec<OsString>,
+    url: Option<String>,
     envs: Vec<(OsString, OsString)>,
     stdin: Vec<u8>,
 }
@@ -65,15 +66,19 @@ impl CliOutput {
 }
 
 impl Cli {
-    /// `shale ARGS… --url BASE`.
+    /// `shale ARGS… --url BASE` (`--url` goes last, after any later `arg`).
     pub fn new(base: &str, args: &[&str]) -> Self {
-        Cli::bare(args).arg("--url").arg(base)
+        Cli {
+            url: Some(base.to_string()),
+            ..Cli::bare(args)
+        }
     }
 
     /// `shale ARGS…` with no `--url`.
     pub fn bare(args: &[&str]) -> Self {
         Cli {
             args: args.iter().map(OsString::from).collect(),
+            url: None,
             envs: Vec::new(),
             stdin: Vec::new(),
         }
@@ -103,6 +108,9 @@ impl Cli {
     fn command(&self) -> Command {
         let mut cmd = Command::new(shale_bin());
         cmd.args(&self.args);
+        if let Some(url) = &self.url {
+            cmd.arg("--url").arg(url);
+        }
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("SHALE_") {
                 cmd.env_remove(&k);

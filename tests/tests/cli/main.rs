@@ -8,6 +8,7 @@ mod errors;
 mod follow;
 mod group_reset;
 mod replay;
+mod secure;
 mod send_consume;
 mod topics;
 
