@@ -2,20 +2,19 @@
 //!
 //! One `reqwest::Client` per [`Client`] (clones share it), so connections are
 //! kept alive and reused. Every request goes through [`Client::execute`]:
-//! bearer token, per-request timeout, retries by [`RetryClass`] within the
+//! bearer token, per-request timeout, retries by the request's retry class within the
 //! [`RetryPolicy`], and the decoding of the contract's error body.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, StatusCode};
-use serde::Serialize;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::de::DeserializeOwned;
 
+use crate::error::api_error;
 use crate::error::{Error, Result};
-use crate::retry::{RetryClass, RetryPolicy, parse_retry_after};
+use crate::request::Request;
+use crate::retry::RetryPolicy;
 
 /// Default time a request may take (a long poll's `wait_ms` comes on top).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -149,70 +148,6 @@ struct Inner {
     timeout: Duration,
 }
 
-/// One request, re-sendable (its body is shared bytes).
-#[derive(Debug, Clone)]
-pub(crate) struct Request {
-    pub method: Method,
-    /// Starts with `/`, segments already percent-encoded.
-    pub path: String,
-    pub query: Vec<(&'static str, String)>,
-    pub headers: HeaderMap,
-    pub body: Option<(Bytes, HeaderValue)>,
-    pub class: RetryClass,
-    /// Time the node may hold the request before answering (long polls).
-    pub wait: Duration,
-    /// No total timeout: a streamed body (bounded per read instead).
-    pub streamed: bool,
-}
-
-impl Request {
-    pub fn new(method: Method, path: String, class: RetryClass) -> Self {
-        Request {
-            method,
-            path,
-            query: Vec::new(),
-            headers: HeaderMap::new(),
-            body: None,
-            class,
-            wait: Duration::ZERO,
-            streamed: false,
-        }
-    }
-
-    pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.query.push((name, value.to_string()));
-        self
-    }
-
-    pub fn query_opt(self, name: &'static str, value: Option<impl ToString>) -> Self {
-        match value {
-            Some(value) => self.query(name, value),
-            None => self,
-        }
-    }
-
-    pub fn json(mut self, body: &impl Serialize) -> Result<Self> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| Error::Config(format!("cannot encode the request: {e}")))?;
-        self.body = Some((
-            Bytes::from(bytes),
-            HeaderValue::from_static("application/json"),
-        ));
-        Ok(self)
-    }
-
-    pub fn header(mut self, name: HeaderName, value: &str) -> Result<Self> {
-        let value = HeaderValue::try_from(value)
-            .map_err(|_| Error::Config(format!("{name}: {value:?} is not a valid header value")))?;
-        self.headers.append(name, value);
-        Ok(self)
-    }
-
-    fn context(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
-}
-
 impl Client {
     /// A client of `base_url` with default settings; see [`ClientBuilder`].
     pub fn new(base_url: impl Into<String>) -> Result<Client> {
@@ -323,78 +258,6 @@ impl Client {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
-/// The [`Error::Api`] of a non-2xx answer.
-async fn api_error(context: &str, response: reqwest::Response) -> Error {
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    let body = match response.bytes().await {
-        Ok(body) => body,
-        Err(source) => {
-            return Error::Transport {
-                context: format!("{context} (reading a {status} answer)"),
-                source,
-            };
-        }
-    };
-    decode_error(status, &body, retry_after)
-}
-
-fn decode_error(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> Error {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { error }) => Error::Api {
-            code: error.code,
-            message: error.message,
-            status: status.as_u16(),
-            retry_after,
-        },
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            Error::Api {
-                code: format!("HTTP_{}", status.as_u16()),
-                message: if text.is_empty() {
-                    status
-                        .canonical_reason()
-                        .unwrap_or("no message")
-                        .to_string()
-                } else {
-                    text.chars().take(512).collect()
-                },
-                status: status.as_u16(),
-                retry_after,
-            }
-        }
-    }
-}
-
-/// Percent-encodes one path segment (names may start with `%`, e.g. `%DLQ%g`).
-pub(crate) fn segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,30 +290,5 @@ mod tests {
             .add_root_certificate_pem(b"not a pem".to_vec())
             .build();
         assert!(matches!(bad_pem, Err(Error::Config(_))));
-    }
-
-    #[test]
-    fn error_bodies_decode_to_code_message_and_status() {
-        let body = br#"{"error": {"code": "TOPIC_NOT_FOUND", "message": "no topic orders"}}"#;
-        let error = decode_error(StatusCode::NOT_FOUND, body, None);
-        assert_eq!(error.to_string(), "TOPIC_NOT_FOUND: no topic orders");
-        assert_eq!(error.status(), Some(404));
-        assert!(error.is_code("TOPIC_NOT_FOUND"));
-        let error = decode_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None);
-        assert_eq!(error.code(), Some("HTTP_502"));
-        assert!(error.to_string().contains("bad gateway"));
-        let error = decode_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            b"",
-            Some(Duration::from_secs(1)),
-        );
-        assert_eq!(error.to_string(), "HTTP_503: Service Unavailable");
-    }
-
-    #[test]
-    fn path_segments_are_percent_encoded() {
-        assert_eq!(segment("orders.v1_a-b"), "orders.v1_a-b");
-        assert_eq!(segment("%DLQ%billing"), "%25DLQ%25billing");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
     }
 }

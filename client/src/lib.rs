@@ -109,6 +109,7 @@ mod api;
 mod client;
 mod error;
 mod ndjson;
+mod request;
 mod retry;
 pub mod types;
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 
-use crate::client::{Client, Request, segment};
+use crate::client::Client;
 use crate::error::Result;
+use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::groups::{
     AckResponse, AckResult, Group, GroupList, GroupSettings, GroupSummary, Invisibility,

@@ -2,8 +2,9 @@
 
 use reqwest::Method;
 
-use crate::client::{Client, Request};
+use crate::client::Client;
 use crate::error::Result;
+use crate::request::Request;
 use crate::retry::RetryClass;
 use crate::types::ops::{ClusterView, Status};
 

@@ -6,8 +6,9 @@
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::client::{Client, Request, segment};
+use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::messages::{ProduceRequest, ProduceResponse, ProduceResult, RawMessage};
 

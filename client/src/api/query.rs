@@ -3,8 +3,9 @@
 
 use reqwest::Method;
 
-use crate::client::{Client, Request, segment};
+use crate::client::Client;
 use crate::error::Result;
+use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::messages::{Message, MessageList};
 use crate::types::ops::TimerPage;

@@ -6,8 +6,9 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderValue};
 use std::time::Duration;
 
-use crate::client::{Client, Request, segment};
+use crate::client::Client;
 use crate::error::Result;
+use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::messages::{Message, OffsetResponse, ReadOptions, ReadPage};
 

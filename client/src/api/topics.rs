@@ -2,8 +2,9 @@
 
 use reqwest::Method;
 
-use crate::client::{Client, Request, segment};
+use crate::client::Client;
 use crate::error::Result;
+use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::topics::{CreateTopic, PatchTopic, Topic, TopicDetail, TopicList};
 

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::client::{Client, Request, segment};
+use crate::client::Client;
 use crate::error::Result;
+use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::ops::{CheckList, Decision, ProducerGroup, TransactionCheck};
 
