@@ -36,7 +36,7 @@
 //! # async fn demo(client: Client) -> Result<(), shale_client::Error> {
 //! let mut messages = client.read_stream("orders", 0, &ReadOptions::default()).await?;
 //! while let Some(message) = messages.try_next().await? {
-//!     println!("{} {:?}", message.offset, message.body);
+//!     println!("{:?} {:?}", message.offset, message.body);
 //! }
 //! # Ok(()) }
 //! ```

@@ -102,6 +102,14 @@ impl Client {
                 .map_err(|_| Error::Config(format!("bad property name {name:?}")))?;
             http = http.header(header, value)?;
         }
-        self.call(http).await
+        let response: ProduceResponse = self.call(http).await?;
+        response
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Decode {
+                context: format!("POST /v1/topics/{topic}/messages"),
+                reason: "no result for the raw message".into(),
+            })
     }
 }

@@ -184,7 +184,11 @@ pub struct Message {
     pub message_id: String,
     pub topic: String,
     pub queue: u32,
-    pub offset: u64,
+    /// The message's offset in its queue; none for a delay message still
+    /// pending (answered by id with `state: SCHEDULED`) or a half message
+    /// offered for a transaction check: they are not in their queue yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     #[serde(default)]
@@ -194,7 +198,9 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_group: Option<String>,
     pub born_ms: i64,
-    pub store_ms: i64,
+    /// When it entered its queue; none while not in it (as `offset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_at_ms: Option<i64>,
     /// `SCHEDULED` for a pending delay message answered by id; else none.

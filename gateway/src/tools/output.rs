@@ -140,7 +140,9 @@ pub fn message_line(message: &Message) -> String {
     format!(
         "{}:{}  {}  {}  {}\n",
         message.queue,
-        message.offset,
+        message
+            .offset
+            .map_or_else(|| "-".to_string(), |o| o.to_string()),
         or_dash(message.tag.as_deref()),
         or_dash(Some(&message.keys.join(","))),
         body

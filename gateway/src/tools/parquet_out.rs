@@ -78,11 +78,17 @@ impl ParquetDir {
 
     /// Adds a message (messages of one queue come in offset order).
     pub fn write(&mut self, message: Message) -> ToolResult {
+        let Some(first_offset) = message.offset else {
+            return Err(ToolError::Failed(format!(
+                "message {} has no offset",
+                message.message_id
+            )));
+        };
         if self.open.as_ref().is_some_and(|f| f.queue != message.queue) {
             self.finish_file()?;
         }
         if self.open.is_none() {
-            self.open = Some(self.create(message.queue, message.offset)?);
+            self.open = Some(self.create(message.queue, first_offset)?);
         }
         self.pending.push(message);
         if self.pending.len() >= BATCH_ROWS {
@@ -203,8 +209,8 @@ fn to_batch(schema: &SchemaRef, messages: &[Message]) -> ToolResult<RecordBatch>
                 m.message_id
             ))
         })?;
-        offset.append_value(m.offset as i64);
-        store_ms.append_value(m.store_ms);
+        offset.append_value(m.offset.unwrap_or_default() as i64);
+        store_ms.append_value(m.store_ms.unwrap_or_default());
         born_ms.append_value(m.born_ms);
         message_id.append_value(&m.message_id);
         tag.append_option(m.tag.as_deref());

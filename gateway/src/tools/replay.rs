@@ -134,10 +134,16 @@ pub async fn run(args: ReplayArgs) -> ToolResult {
                 .await?;
             let mut progressed = false;
             while let Some(message) = stream.try_next().await? {
-                if message.offset >= range.end {
+                let Some(offset) = message.offset else {
+                    return Err(ToolError::Failed(format!(
+                        "the node sent message {} without an offset",
+                        message.message_id
+                    )));
+                };
+                if offset >= range.end {
                     break;
                 }
-                next = message.offset + 1;
+                next = offset + 1;
                 progressed = true;
                 bar.set_position(done_before + next - range.start);
                 if args.key.as_ref().is_some_and(|k| !message.keys.contains(k)) {
