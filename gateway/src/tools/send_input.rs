@@ -7,8 +7,9 @@
 //! `\n` or `\r\n`; empty lines are skipped). An `--ndjson` line is a message
 //! object of a produce request (`body` or `body_base64`, `tag`, `keys`,
 //! `properties`, `message_group`, `delay_ms`, `deliver_at_ms`, `queue`,
-//! `dedup_id`); other fields are ignored, so the output of `shale replay`
-//! can be sent again.
+//! `dedup_id`); other fields are ignored, and so are properties named
+//! `shale.*` (reserved: the node sets them, e.g. `shale.dedup_id`), so the
+//! output of `shale replay` can be sent again.
 
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ use std::path::PathBuf;
 use shale_client::ProduceMessage;
 
 use super::{ToolError, ToolResult};
+
+/// Prefix of the property names only the node sets.
+const RESERVED: &str = "shale.";
 
 /// A source of message bodies or objects.
 #[derive(Debug)]
@@ -83,7 +87,7 @@ impl Input {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let message: ProduceMessage = serde_json::from_slice(&line).map_err(|e| {
+                let mut message: ProduceMessage = serde_json::from_slice(&line).map_err(|e| {
                     ToolError::usage(format!("stdin line {number}: not a message object: {e}"))
                 })?;
                 if message.body.is_some() && message.body_base64.is_some() {
@@ -91,6 +95,9 @@ impl Input {
                         "stdin line {number}: both body and body_base64"
                     )));
                 }
+                message
+                    .properties
+                    .retain(|name, _| !name.starts_with(RESERVED));
                 return Ok(Some(message));
             },
             Input::Files(files) => {

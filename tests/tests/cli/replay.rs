@@ -65,6 +65,34 @@ fn replay_to_ndjson_a_file_and_parquet() {
     assert_eq!(replay(&["--from-time", "-1h", "--to-time", "+1h"]).len(), 6);
     assert_eq!(replay(&["--from-time", "LATEST"]).len(), 0);
 
+    // What replay prints can be sent again (reserved shale.* properties dropped).
+    Cli::new(&node.base, &["topic", "create", "copy"])
+        .run()
+        .ok();
+    let again: Vec<String> = all
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m["properties"]["shale.dedup_id"] = "as the node sets it".into();
+            m.to_string()
+        })
+        .collect();
+    let sent = Cli::new(&node.base, &["send", "copy", "--ndjson", "--json"])
+        .stdin(again.join("\n"))
+        .run()
+        .ndjson();
+    assert_eq!(sent.len(), 6);
+    let copied = Cli::new(&node.base, &["replay", "copy", "--queue", "1"])
+        .run()
+        .ndjson();
+    assert_eq!(text(&copied), vec!["b0", "b1", "b2"], "queues kept");
+    assert_eq!(copied[0]["tag"], "x");
+    assert!(
+        copied[0]["properties"]["shale.dedup_id"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("cli-"))
+    );
+
     let file = dir.path().join("out.ndjson");
     let out = Cli::new(&node.base, &["replay", "t"])
         .arg("--output")
