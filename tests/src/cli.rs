@@ -146,6 +146,26 @@ impl Cli {
         }
     }
 
+    /// Runs to completion with stdin on a pseudo-terminal (so the command
+    /// sees a terminal there, as at an interactive prompt), typing `typed`.
+    pub fn run_on_terminal(&self, typed: &[u8]) -> CliOutput {
+        let (master, slave) = pseudo_terminal();
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::from(slave));
+        let mut child = cmd.spawn().expect("spawn shale");
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = drain(child.stderr.take().expect("stderr"));
+        let mut master = master;
+        master.write_all(typed).expect("type on the terminal");
+        let status = wait_bounded(&mut child, CLI_TIMEOUT)
+            .unwrap_or_else(|| panic!("shale {:?} did not exit within {CLI_TIMEOUT:?}", self.args));
+        CliOutput {
+            status,
+            stdout: stdout.join().expect("stdout thread"),
+            stderr: stderr.join().expect("stderr thread"),
+        }
+    }
+
     /// Starts it and returns the process and its stdout lines (stdin closed).
     pub fn spawn(&self) -> (Running, mpsc::Receiver<String>) {
         let mut cmd = self.command();
@@ -205,6 +225,39 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A new pseudo-terminal: (master, slave).
+fn pseudo_terminal() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain libc calls on a descriptor this function owns; the
+    // master is wrapped in a File (closed on drop) only once it is valid.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(
+        master >= 0,
+        "posix_openpt: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `master` is a valid descriptor nobody else owns.
+    let master_file = unsafe { std::fs::File::from_raw_fd(master) };
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: `name` is a writable buffer of the length given.
+    let ok = unsafe {
+        libc::grantpt(master) == 0
+            && libc::unlockpt(master) == 0
+            && libc::ptsname_r(master, name.as_mut_ptr(), name.len()) == 0
+    };
+    assert!(ok, "pty setup: {}", std::io::Error::last_os_error());
+    // SAFETY: ptsname_r wrote a NUL-terminated path into `name`.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    (master_file, slave)
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {

@@ -98,6 +98,35 @@ async fn group_reset_previews_and_applies_only_when_confirmed() {
     );
     assert_eq!(committed(&node), vec![5, 3], "a dry run applies nothing");
 
+    // At a terminal: a question; anything but y/yes applies nothing (exit 1).
+    let declined = Cli::new(
+        &node.base,
+        &["group", "reset", "g", "--topic", "t", "--to", "EARLIEST"],
+    )
+    .run_on_terminal(b"n\n");
+    assert_eq!(declined.code(), 1, "{declined:?}");
+    assert!(
+        declined.stderr.contains("[y/N]") && declined.stderr.contains("not confirmed"),
+        "{declined:?}"
+    );
+    assert_eq!(committed(&node), vec![5, 3]);
+    let confirmed = Cli::new(
+        &node.base,
+        &["group", "reset", "g", "--topic", "t", "--to", "EARLIEST"],
+    )
+    .run_on_terminal(b"y\n");
+    assert!(confirmed.ok().contains("applied"), "{confirmed:?}");
+    assert_eq!(committed(&node), vec![0, 0]);
+    Cli::new(
+        &node.base,
+        &[
+            "group", "reset", "g", "--topic", "t", "--to", "LATEST", "--yes",
+        ],
+    )
+    .run()
+    .ok();
+    assert_eq!(committed(&node), vec![5, 3]);
+
     // Explicit offsets: only the named queue moves.
     let applied = Cli::new(
         &node.base,
