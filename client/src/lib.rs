@@ -84,6 +84,7 @@
 //! | 503 `UNAVAILABLE` | retried | retried | **not retried** |
 //! | connection refused / failed to connect | retried | retried | retried |
 //! | timeout, connection cut after sending | retried | not retried | not retried |
+//! | TLS failure (e.g. an untrusted certificate) | not retried | not retried | not retried |
 //! | any other status | returned | returned | returned |
 //!
 //! Why: a 429 is answered before any work is done, and a failed connect

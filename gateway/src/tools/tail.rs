@@ -4,7 +4,9 @@
 //! long-polls each with a read by offset (`wait_ms`), one task per queue,
 //! printing messages as they arrive (queues interleave; each queue in
 //! offset order). Stops on Ctrl-C, after `--max` messages, or after
-//! `--idle-exit` without one; exit 0 in all three cases.
+//! `--idle-exit` without one; exit 0 in all three cases. Queues added to
+//! the topic after the start are not followed; an error of any queue (the
+//! topic deleted, retention passing a slow reader) ends the command.
 
 use std::time::Duration;
 
