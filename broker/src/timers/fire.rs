@@ -26,6 +26,9 @@ const FIRE_BATCH: usize = 1024;
 const FIRE_CONCURRENCY: usize = 16;
 /// Period of the job.
 pub const TIMER_TICK: Duration = Duration::from_millis(5);
+/// Most spills of one queue in one `timer-upkeep` tick (each at most
+/// [`super::store::SPILL_MAX_BYTES`] of journal).
+const SPILLS_PER_UPKEEP: usize = 4;
 /// Period of the `timer-upkeep` job (fire states saved, runs kept, journals trimmed).
 pub const HOUSEKEEP_PERIOD: Duration = Duration::from_secs(1);
 
@@ -235,8 +238,12 @@ impl Broker {
             return Ok(());
         };
         q.load_ahead(&self.tier, &mut set, now).await?;
-        if q.spill_due(&mut set) {
-            q.spill(&self.tier, &mut set, now).await?;
+        // A backlog goes up a bounded run at a time, a few per tick, so the
+        // other queues' upkeep is not held up for long.
+        for _ in 0..SPILLS_PER_UPKEEP {
+            if !q.spill_due(&mut set) || q.spill(&self.tier, &mut set, now).await? {
+                break;
+            }
         }
         q.merge(&self.tier, &mut set).await?;
         q.collect(&self.tier, &mut set).await?;
