@@ -14,7 +14,7 @@ use crate::routes::{
 };
 use crate::wire::{
     ConsumeFromWire, ConsumeModeWire, DurabilityWire, FilterBody, GroupBody, GroupObject,
-    MessageTypeWire, PositionWire, QueueOffsetsObject, TopicObject,
+    MessageTypeWire, OffsetsTotalObject, PositionWire, QueueOffsetsObject, TopicObject,
 };
 
 #[derive(OpenApi)]
@@ -77,7 +77,7 @@ use crate::wire::{
         produce::input::ProduceRequest, produce::input::ProduceMessage,
         produce::ProduceResult, read::ReadResponse, read::OffsetResponse,
         query::MessageList, timers::TimerList, timers::TimerObject, ops::Status, GroupObject, GroupBody, ConsumeModeWire, ConsumeFromWire,
-        PositionWire, FilterBody, QueueOffsetsObject, group_routes::GroupSummary, group_routes::GroupList,
+        PositionWire, FilterBody, QueueOffsetsObject, OffsetsTotalObject, group_routes::GroupSummary, group_routes::GroupList,
         group_routes::ReceiveBody, group_routes::ReceivedMessage, group_routes::ReceiveResponse,
         group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,
         group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,
