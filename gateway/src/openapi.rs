@@ -9,8 +9,8 @@ use utoipa::OpenApi;
 use crate::error::{ErrorBody, ErrorCodeSchema, ErrorDetail};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::routes::{
-    cluster as cluster_routes, groups as group_routes, ops, produce, query, read, timers,
-    topics as topic_routes, transactions,
+    cluster as cluster_routes, console, groups as group_routes, ops, produce, query, read,
+    send_back, timers, topics as topic_routes, transactions,
 };
 use crate::wire::{
     ConsumeFromWire, ConsumeModeWire, DurabilityWire, FilterBody, GroupBody, GroupObject,
@@ -52,6 +52,8 @@ use crate::wire::{
         query::recall_message,
         query::find_by_key,
         timers::list_timers,
+        send_back::send_back,
+        send_back::get_send_back,
         transactions::commit,
         transactions::rollback,
         transactions::checks,
@@ -69,6 +71,8 @@ use crate::wire::{
         ops::readyz,
         ops::metrics,
         ops::openapi,
+        console::index,
+        console::asset,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCodeSchema, TopicObject, MessageTypeWire, DurabilityWire, MessageObject,
@@ -83,7 +87,7 @@ use crate::wire::{
         group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,
         group_routes::ResetBody, cluster_routes::ClusterNode, cluster_routes::ClusterView,
         produce::input::TransactionInput, transactions::DecisionResponse, transactions::CheckObject,
-        transactions::CheckList, transactions::ProducerGroupObject,
+        transactions::CheckList, transactions::ProducerGroupObject, send_back::SentBackObject,
     )),
     tags(
         (name = "topics", description = "Topic administration"),

@@ -11,7 +11,8 @@
 //!   operations over both tiers ([`deliver`] re-exports them under their
 //!   old paths); [`api`]: the contract's limits on their arguments.
 //! - [`durable`]: cursor checkpoints; [`report`]: the group gauges;
-//!   [`ack_rate`]: recent ack rates (catch-up estimates).
+//!   [`ack_rate`]: recent ack rates (catch-up estimates); [`send_back`]:
+//!   a dead-letter message produced again to its origin topic.
 //!
 //! Cursors live in memory, each behind its own short lock that is never
 //! held across I/O (see [`cursor_map`]); one slow object-store read stalls
@@ -32,6 +33,7 @@ pub mod receipt;
 pub mod receive;
 pub mod report;
 pub mod secret;
+pub mod send_back;
 pub mod settings;
 
 use std::collections::HashMap;
