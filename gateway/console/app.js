@@ -36,7 +36,6 @@ async function render() {
     replace(main, view);
   } catch (err) {
     if (mine !== generation) return;
-    console.warn("page failed", err && err.code, err && err.message);
     replace(main, h("h1", {}, pages[name].title), errorBox(err));
   }
   main.dataset.ready = name;

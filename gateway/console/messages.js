@@ -47,15 +47,15 @@ export async function render(view, [topic, queue, offset]) {
       replace(results, errorBox(err));
     }
   };
-  const byOffset = h("form", { class: "inline", id: "by-offset", onsubmit: (e) => {
-    e.preventDefault();
+  const readOffsets = () => {
     const t = byOffset.querySelector("#offset-topic").value;
     const q = byOffset.querySelector("#offset-queue").value;
     const o = byOffset.querySelector("#offset-offset").value;
     const n = byOffset.querySelector("#offset-max").value;
     show(`of ${t} queue ${q} from offset ${o}`,
       `/v1/topics/${seg(t)}/queues/${seg(q)}/messages?offset=${seg(o)}&max_messages=${seg(n)}`);
-  } },
+  };
+  const byOffset = h("form", { class: "inline", id: "by-offset", onsubmit: (e) => { e.preventDefault(); readOffsets(); } },
     h("label", {}, "Topic", topicSelect("offset-topic")),
     h("label", {}, "Queue", h("input", { id: "offset-queue", type: "number", min: 0, value: queue || 0, required: true })),
     h("label", {}, "Offset", h("input", { id: "offset-offset", type: "number", min: 0, value: offset || 0, required: true })),
@@ -85,5 +85,5 @@ export async function render(view, [topic, queue, offset]) {
     h("div", { class: "card" }, h("h2", { style: { "margin-top": 0 } }, "By message id"), byId),
     h("div", { class: "card" }, h("h2", { style: { "margin-top": 0 } }, "By key"), byKey),
     results);
-  if (topic && queue !== undefined) byOffset.requestSubmit();
+  if (topic && queue !== undefined) readOffsets();
 }
