@@ -47,6 +47,12 @@ export function drawLines(canvas, series, now, spanMs, unit) {
       if (j === 0) g.moveTo(x, y); else g.lineTo(x, y);
     });
     g.stroke();
+    g.fillStyle = colorOf(i);
+    for (const p of s.points) {
+      const x = pad.left + w * (1 - (now - p.t) / spanMs);
+      const y = pad.top + hgt - (hgt * p.v) / top;
+      g.beginPath(); g.arc(x, y, 2.5, 0, 2 * Math.PI); g.fill();
+    }
   });
 }
 

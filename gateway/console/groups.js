@@ -43,7 +43,7 @@ async function detail(view, name) {
   view.append(
     h("h1", {}, h("a", { href: "#/groups" }, "Groups"), " / ", group.name),
     h("p", { class: "muted" },
-      `${group.consume_mode}, at most ${group.max_delivery_attempts} deliveries, then `,
+      `${group.consume_mode}, at most ${group.max_delivery_attempts} deliver${group.max_delivery_attempts === 1 ? "y" : "ies"}, then `,
       h("a", { href: "#/dlq/" + seg("%DLQ%" + group.name) }, "%DLQ%" + group.name)));
   // Offsets per topic; a topic the group has nothing on is only named.
   const answers = await Promise.all(topics.filter((t) => !t.name.startsWith("%")).map(async (t) => {

@@ -254,6 +254,7 @@ def run(shale, out, auth):
             node.call("POST", "/v1/topics/orders/messages", {"messages": [{"body": f"live {i}"}] * 20})
             time.sleep(0.7)
         c.wait(lambda d: re.search(r"orders \d", d.find_element(By.ID, "rate-legend").text), "the rate legend")
+        time.sleep(2.5)  # one more sample: a line, not only a point
         legend = driver.find_element(By.ID, "rate-legend").text
         assert re.search(r"orders (?!0\.00/s)", legend), f"a non-zero produce rate: {legend!r}"
         c.shot("topics")
