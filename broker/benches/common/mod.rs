@@ -39,14 +39,15 @@ pub fn malloc_trim_now() -> bool {
     false
 }
 
-/// The node's own `cluster` (lease renewal) and `timers` jobs (spills,
-/// fires, checks), nothing else (uploads would fill the process with
-/// object-store state), running until stopped.
+/// The node's own `cluster` (lease renewal), `timers` (fires, checks) and
+/// `timer-upkeep` (spills, merges, checkpoints, journal trims) jobs, nothing
+/// else (uploads would fill the process with object-store state), running
+/// until stopped.
 pub fn node_jobs(broker: &Arc<Broker>) -> Background {
     let jobs = broker
         .jobs(Duration::from_secs(1))
         .into_iter()
-        .filter(|j| j.name == "cluster" || j.name == "timers")
+        .filter(|j| matches!(j.name, "cluster" | "timers" | "timer-upkeep"))
         .collect();
     Background::spawn(jobs)
 }
