@@ -14,13 +14,15 @@
 #    else `cargo test`; doc tests either way.
 # 6. With no test filter given: scripts/schemathesis.sh, schemathesis (installed
 #    into the same virtualenv) against a running node, bounded to ~150 s.
+# 7. With no test filter given: scripts/console-test.sh, the web console in
+#    headless Chromium (skipped with a message where Chromium cannot be had).
 # Exit status non-zero on any failure.
 #
 # Environment:
 #   CARGO_TARGET_DIR   where builds go (honoured as cargo does)
 #   SHALE_VENV         the virtualenv to use or create (default: .venv)
 #   SHALE_SKIP_VENV=1  no virtualenv and no moto: the S3 and pyarrow tests skip,
-#                      and schemathesis does not run
+#                      and schemathesis and the console test do not run
 #   SHALE_NO_NEXTEST=1 use `cargo test` even when cargo-nextest is installed
 # Exported to the tests: SHALE_TEST_PYTHON (the venv's python), PATH with the venv's bin
 # first, and for S3: AWS_ENDPOINT_URL & co., SHALE_TEST_S3_BUCKET, SHALE_REQUIRE_S3=1.
@@ -76,5 +78,11 @@ fi
 if [ $# -eq 0 ] && [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
   say "checking the OpenAPI document with schemathesis (scripts/schemathesis.sh)"
   scripts/schemathesis.sh || status=$?
+fi
+
+# --- 7. The web console in headless Chromium (skipped where Chromium cannot be had)
+if [ $# -eq 0 ] && [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
+  say "checking the web console in headless Chromium (scripts/console-test.sh)"
+  scripts/console-test.sh || status=$?
 fi
 exit "$status"

@@ -615,7 +615,7 @@ async fn produce_load(
                 let mut h = Histogram::<u64>::new(3).expect("histogram");
                 let mut k = 0;
                 while k < per_producer {
-                    let messages = (k..k + batch)
+                    let messages: Vec<MessageInput> = (k..k + batch)
                         .map(|j| {
                             let i = t + j * producers;
                             MessageInput {
@@ -627,15 +627,22 @@ async fn produce_load(
                         })
                         .collect();
                     let call = Instant::now();
-                    let out = b
-                        .producer(&topic)
-                        .expect("producer")
-                        .produce(ProduceBatch {
-                            messages,
+                    // A queue whose spills fall behind refuses more (503): as a
+                    // client honouring Retry-After would, wait and send again.
+                    let out = loop {
+                        let batch = ProduceBatch {
+                            messages: messages.clone(),
                             transaction: None,
-                        })
-                        .await
-                        .expect("produce");
+                        };
+                        match b.producer(&topic).expect("producer").produce(batch).await {
+                            Ok(out) => break out,
+                            Err(e) if e.code() == shale_broker::ErrorCode::Unavailable => {
+                                REFUSED.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => panic!("produce: {e}"),
+                        }
+                    };
                     h.record(call.elapsed().as_micros() as u64).expect("record");
                     k += out.len() as u64;
                     done.fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -675,6 +682,9 @@ async fn produce_load(
         calls,
     }
 }
+
+/// Produce calls refused (503) while spills caught up, over the process.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
@@ -813,6 +823,9 @@ struct Fill {
     requests: Requests,
     /// Bytes of the local journal files once the housekeeping trimmed them.
     journal_bytes: u64,
+    /// Produce calls refused (503) while spills caught up.
+    #[serde(default)]
+    refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -958,6 +971,7 @@ async fn child_fill(o: &Options, dir: &Path) -> Fill {
             .sum(),
         requests,
         journal_bytes,
+        refused: REFUSED.load(Ordering::Relaxed),
     }
 }
 
@@ -1120,6 +1134,10 @@ fn scenario_pending(o: &Options) {
             serde_json::from_str(&run_child(o, "due", dir.path(), true, fill.pending))
                 .expect("due result");
         let load = (load_before, load_avg());
+        eprintln!(
+            "fill run {run}: {} produce calls refused (503) while spills caught up",
+            fill.refused
+        );
         println!(
             "| {run} | {} → {} | {:.0} | {:.0} | {} / {:.2} | {:.1} / {:.1} / {:.1} / {:.1} | {:.1} | {:.1} | {:.0} + {:.0} + {:.0} + {:.0} + {:.0} = **{:.0}** | {:.1} / {:.1} | {}**{:.0}** | {:.1} / {:.1} |",
             load.0,

@@ -97,6 +97,12 @@ impl TieredQueue {
         }
     }
 
+    /// The first offset still in a local segment (`None` when the queue has
+    /// no local data on this node); below it, reads go to the object store.
+    pub fn hot_min_offset(&self) -> Option<u64> {
+        self.hot.as_ref().map(|h| h.min_offset())
+    }
+
     /// The visible end: the offset the next message readers see will get
     /// (the contract's `max_offset`). It only grows.
     pub fn max_offset(&self) -> u64 {

@@ -263,6 +263,7 @@ impl Broker {
             .map_err(|e| BrokerError::internal("removing topic metadata", e))?;
         *deleted = true;
         self.dedup.forget_topic(name);
+        self.groups.ack_rates.forget_topic(name);
         self.release_topic_queues(name).await;
         let broker = self.clone();
         let n = name.to_string();

@@ -578,3 +578,77 @@ async fn a_crash_after_a_spill_keeps_the_runs_and_the_unspilled_journal() {
         .collect();
     fire_all_and_check(&node, "mix", 2, &expected).await;
 }
+
+/// A backlog longer than one spill goes up in several bounded runs (none
+/// lost, none twice), and a queue whose unspilled timers reach the cap
+/// refuses more (503, nothing stored) until spills catch up.
+#[tokio::test]
+async fn a_backlog_spills_in_bounded_runs_and_a_full_queue_refuses_more() {
+    use shale_broker::timers::store::UNSPILLED_CAP;
+    let tier = tier();
+    let dir = tempfile::tempdir().unwrap();
+    let node = open_as(dir.path(), &tier, START_MS, "n1");
+    delay_topic(&node, "backlog", 1, Durability::Sync).await;
+    // No jobs run here, so nothing spills until the test says so.
+    let n = UNSPILLED_CAP as usize;
+    let delay = |i: usize| 60_000 + (i as i64 * 7919 % 300) * DAY_MS;
+    let body = |i: usize| format!("{i:08}-{}", "b".repeat(120));
+    for start in (0..n).step_by(1024) {
+        let batch = (start..(start + 1024).min(n))
+            .map(|i| delayed(&body(i), delay(i), 0))
+            .collect();
+        produce(&node, "backlog", batch).await.unwrap();
+        if start % (32 * 1024) == 0 {
+            // No jobs here: renew the lease as the cluster job would.
+            node.broker.cluster_tick().await;
+        }
+    }
+    let refused = produce(&node, "backlog", vec![delayed("one more", 60_000, 0)])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::Unavailable, "{refused}");
+    assert_eq!(
+        node.broker.pending_timers("backlog").await.unwrap(),
+        n as u64
+    );
+
+    node.broker.spill_timers("backlog").await.unwrap();
+    let q = node.broker.timers.get("backlog", 0).unwrap();
+    let runs = q.run_count().await;
+    // ~40 MB of journal, at most SPILL_MAX_BYTES (16 MiB) a run.
+    assert!(runs >= 3, "{runs} runs");
+    assert!(q.index.lock().in_memory() < 1000);
+    node.broker.cluster_tick().await;
+    produce(&node, "backlog", vec![delayed("one more", 60_000, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        node.broker.pending_timers("backlog").await.unwrap(),
+        n as u64 + 1
+    );
+    drop(q);
+
+    // On another node with an empty disk: every timer, in delivery order.
+    node.broker
+        .leave_cluster(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    drop(node);
+    let dir2 = tempfile::tempdir().unwrap();
+    let node2 = open_as(dir2.path(), &tier, START_MS + 1_000, "n2");
+    serve_all(&node2, "backlog", 1).await;
+    assert_eq!(
+        node2.broker.pending_timers("backlog").await.unwrap(),
+        n as u64 + 1
+    );
+    let (_, page, _) = node2
+        .broker
+        .list_timers("backlog", None, Some(1000), None)
+        .await
+        .unwrap();
+    assert!(
+        page.windows(2)
+            .all(|w| w[0].deliver_at_ms <= w[1].deliver_at_ms)
+    );
+    assert_eq!(page.len(), 1000);
+}

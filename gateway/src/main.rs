@@ -18,6 +18,12 @@ use shale_gateway::cli::{Cli, Command, ServeArgs};
 use shale_gateway::config::{self, ConfigError};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: glibc's per-thread arenas kept what
+/// a busy node had freed (a node that took 10 M delay timers stayed near
+/// 770 MiB RssAnon with about 150 MiB live; docs/BENCHMARKS.md, "Delay timers").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_FAILURE: u8 = 1;
 const EXIT_BAD_SETTINGS: u8 = 2;
 

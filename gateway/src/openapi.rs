@@ -9,12 +9,12 @@ use utoipa::OpenApi;
 use crate::error::{ErrorBody, ErrorCodeSchema, ErrorDetail};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::routes::{
-    cluster as cluster_routes, groups as group_routes, ops, produce, query, read, timers,
-    topics as topic_routes, transactions,
+    cluster as cluster_routes, console, groups as group_routes, ops, produce, query, read,
+    send_back, timers, topics as topic_routes, transactions,
 };
 use crate::wire::{
     ConsumeFromWire, ConsumeModeWire, DurabilityWire, FilterBody, GroupBody, GroupObject,
-    MessageTypeWire, PositionWire, QueueOffsetsObject, TopicObject,
+    MessageTypeWire, OffsetsTotalObject, PositionWire, QueueOffsetsObject, TopicObject,
 };
 
 #[derive(OpenApi)]
@@ -52,6 +52,8 @@ use crate::wire::{
         query::recall_message,
         query::find_by_key,
         timers::list_timers,
+        send_back::send_back,
+        send_back::get_send_back,
         transactions::commit,
         transactions::rollback,
         transactions::checks,
@@ -69,6 +71,8 @@ use crate::wire::{
         ops::readyz,
         ops::metrics,
         ops::openapi,
+        console::index,
+        console::asset,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCodeSchema, TopicObject, MessageTypeWire, DurabilityWire, MessageObject,
@@ -77,13 +81,13 @@ use crate::wire::{
         produce::input::ProduceRequest, produce::input::ProduceMessage,
         produce::ProduceResult, read::ReadResponse, read::OffsetResponse,
         query::MessageList, timers::TimerList, timers::TimerObject, ops::Status, GroupObject, GroupBody, ConsumeModeWire, ConsumeFromWire,
-        PositionWire, FilterBody, QueueOffsetsObject, group_routes::GroupSummary, group_routes::GroupList,
+        PositionWire, FilterBody, QueueOffsetsObject, OffsetsTotalObject, group_routes::GroupSummary, group_routes::GroupList,
         group_routes::ReceiveBody, group_routes::ReceivedMessage, group_routes::ReceiveResponse,
         group_routes::AckBody, group_routes::AckResponse, group_routes::ChangeInvisibilityBody,
         group_routes::ChangeInvisibilityResponse, group_routes::OffsetsResponse,
         group_routes::ResetBody, cluster_routes::ClusterNode, cluster_routes::ClusterView,
         produce::input::TransactionInput, transactions::DecisionResponse, transactions::CheckObject,
-        transactions::CheckList, transactions::ProducerGroupObject,
+        transactions::CheckList, transactions::ProducerGroupObject, send_back::SentBackObject,
     )),
     tags(
         (name = "topics", description = "Topic administration"),

@@ -267,14 +267,44 @@ impl From<FilterBody> for FilterSpec {
 }
 
 /// A queue's offsets for a group.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = QueueOffsets)]
 pub struct QueueOffsetsObject {
     pub queue: u32,
+    /// Lowest offset the group has not acked (or filtered out, or
+    /// dead-lettered); for a queue the group never consumed, where it would
+    /// start.
     pub committed_offset: u64,
+    /// The offset the next visible message will get.
     pub max_offset: u64,
+    /// `max_offset - committed_offset`.
     pub lag: u64,
+    /// Delivered messages still invisible (a receiver holds them).
     pub inflight: u64,
+    /// Part of `lag` at or above the first offset still in a segment on the
+    /// serving node's local disk (served from the hot tier).
+    pub lag_hot: u64,
+    /// Part of `lag` below that offset: only in the object store (evicted
+    /// from the hot tier, or never local), so consuming it reads Parquet.
+    /// `lag_hot + lag_cold = lag`.
+    pub lag_cold: u64,
+    /// Delivered, unacked messages whose invisibility ran out (timed out or
+    /// nacked): waiting out the group's retry backoff, or due again now (or,
+    /// attempts used up, for their move to the dead-letter topic). Within `lag`.
+    pub retrying: u64,
+    /// Delay messages of this queue not yet due (DELAY topics; 0 otherwise).
+    /// Not in `lag`: they enter the queue when due.
+    pub pending_timers: u64,
+    /// The group's successful acks a second on this queue over the last
+    /// minute, as seen by the serving node (its memory: empty after a
+    /// restart or a move); null when there was none.
+    #[schema(nullable, minimum = 0)]
+    pub consume_rate_per_s: Option<f64>,
+    /// Estimated time to consume the current `lag` at `consume_rate_per_s`
+    /// (ceil(lag * 1000 / rate)), not counting messages still to arrive: 0
+    /// without lag, null with lag but no recent acks.
+    #[schema(nullable, minimum = 0)]
+    pub catch_up_ms: Option<u64>,
 }
 
 impl From<QueueOffsets> for QueueOffsetsObject {
@@ -285,7 +315,58 @@ impl From<QueueOffsets> for QueueOffsetsObject {
             max_offset: o.max_offset,
             lag: o.lag,
             inflight: o.inflight,
+            lag_hot: o.lag_hot,
+            lag_cold: o.lag_cold,
+            retrying: o.retrying,
+            pending_timers: o.pending_timers,
+            consume_rate_per_s: o.consume_rate_per_s,
+            catch_up_ms: o.catch_up_ms,
         }
+    }
+}
+
+/// A group's offsets on a topic summed over its queues.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = OffsetsTotal)]
+pub struct OffsetsTotalObject {
+    /// Sum of the queues' `lag`.
+    pub lag: u64,
+    /// Sum of the queues' `lag_hot`.
+    pub lag_hot: u64,
+    /// Sum of the queues' `lag_cold`.
+    pub lag_cold: u64,
+    /// Sum of the queues' `inflight`.
+    pub inflight: u64,
+    /// Sum of the queues' `retrying`.
+    pub retrying: u64,
+    /// Sum of the queues' `pending_timers`.
+    pub pending_timers: u64,
+    /// Sum of the queues' rates; null when no queue has one.
+    #[schema(nullable, minimum = 0)]
+    pub consume_rate_per_s: Option<f64>,
+    /// Total `lag` at the summed rate (the queues are consumed in
+    /// parallel): 0 without lag, null with lag but no rate.
+    #[schema(nullable, minimum = 0)]
+    pub catch_up_ms: Option<u64>,
+}
+
+impl OffsetsTotalObject {
+    /// The sums over `queues`.
+    pub fn of(queues: &[QueueOffsetsObject]) -> Self {
+        let mut t = OffsetsTotalObject::default();
+        for q in queues {
+            t.lag += q.lag;
+            t.lag_hot += q.lag_hot;
+            t.lag_cold += q.lag_cold;
+            t.inflight += q.inflight;
+            t.retrying += q.retrying;
+            t.pending_timers += q.pending_timers;
+            if let Some(r) = q.consume_rate_per_s {
+                t.consume_rate_per_s = Some(t.consume_rate_per_s.unwrap_or(0.0) + r);
+            }
+        }
+        t.catch_up_ms = shale_broker::groups::ack_rate::catch_up_ms(t.lag, t.consume_rate_per_s);
+        t
     }
 }
 

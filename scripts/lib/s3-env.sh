@@ -1,5 +1,5 @@
 # Sourced by scripts/test.sh and scripts/bench.sh: a Python virtualenv with
-# moto's S3 server (and pyarrow), and a moto server on a free port with the
+# moto's S3 server (and pyarrow and DuckDB for the replay examples), and a moto server on a free port with the
 # bucket `shale-test`, stopped when the sourcing script exits.
 #
 # Needs: `root` (the checkout), `say` and `die` defined by the caller.
@@ -8,7 +8,7 @@
 # & co., SHALE_TEST_S3_BUCKET=shale-test, SHALE_REQUIRE_S3=1.
 
 # Python virtualenv
-python_requirements=("moto[s3]==5.2.5" "flask" "flask-cors" "pyarrow")
+python_requirements=("moto[s3]==5.2.5" "flask" "flask-cors" "pyarrow" "duckdb==1.5.5" "duckdb-extension-httpfs==1.5.5" "duckdb-extensions==1.5.5")
 if [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
   venv=${SHALE_VENV:-$root/.venv}
   stamp="$venv/.shale-requirements"

@@ -218,6 +218,15 @@ impl Layout {
     pub fn topic_meta(&self, topic: &str) -> Path {
         self.topic_dir(topic).child("topic.json")
     }
+
+    /// The record that a dead-letter message of `topic` (a `%DLQ%` topic)
+    /// was sent back to its origin: `topics/{topic}/sent-back/{message_id}.json`
+    /// (removed with the topic).
+    pub fn sent_back(&self, topic: &str, message_id: &str) -> Path {
+        self.topic_dir(topic)
+            .child("sent-back")
+            .child(format!("{message_id}.json"))
+    }
 }
 
 /// The `(epoch, base_offset)` of a staged segment's file name, as

@@ -404,7 +404,41 @@ impl Tier {
     /// it was created, else the bytes already stored (another node created
     /// the topic first; exactly one create wins).
     pub async fn create_topic_meta(&self, topic: &str, json: Bytes) -> Result<Option<Bytes>> {
-        let path = self.layout.topic_meta(topic);
+        self.create_or_read(self.layout.topic_meta(topic), json)
+            .await
+    }
+
+    /// Stores the record that dead-letter message `message_id` of `topic`
+    /// was sent back, unless one exists: `Ok(None)` when it was created, else
+    /// the record already stored (exactly one send-back is recorded).
+    pub async fn create_sent_back(
+        &self,
+        topic: &str,
+        message_id: &str,
+        json: Bytes,
+    ) -> Result<Option<Bytes>> {
+        self.create_or_read(self.layout.sent_back(topic, message_id), json)
+            .await
+    }
+
+    /// The record that dead-letter message `message_id` of `topic` was sent
+    /// back, `None` if it was not.
+    pub async fn sent_back(&self, topic: &str, message_id: &str) -> Result<Option<Bytes>> {
+        let path = self.layout.sent_back(topic, message_id);
+        match self.store.get(&path).await {
+            Ok(got) => {
+                Ok(Some(got.bytes().await.map_err(|e| {
+                    TieringError::store(format!("reading {path}"), e)
+                })?))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(TieringError::store(format!("reading {path}"), e)),
+        }
+    }
+
+    /// Creates `path` with `json` unless it exists (create-only put): `None`
+    /// when created, else the bytes already there.
+    async fn create_or_read(&self, path: Path, json: Bytes) -> Result<Option<Bytes>> {
         let opts = object_store::PutOptions {
             mode: object_store::PutMode::Create,
             ..Default::default()

@@ -7,6 +7,11 @@ use std::time::Duration;
 use shale_broker::Broker;
 use shale_broker::tasks::Background;
 
+/// The allocator of the `shale` binary (gateway/src/main.rs), so the benches
+/// measure the memory a node would use.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The process's `RssAnon` in KiB (heap and other anonymous memory, not the
 /// page cache of the mapped segments).
 pub fn rss_anon_kib() -> u64 {
@@ -22,9 +27,9 @@ pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Gives the heap's free pages back to the kernel (glibc), so RssAnon shows
-/// live memory rather than what the allocator keeps for reuse. Diagnostic
-/// only: the node never calls it. `false` where there is no such call.
+/// Gives glibc's heap's free pages back to the kernel. Diagnostic only, and
+/// since the benches (like the node) allocate through mimalloc it finds
+/// little: what RssAnon shows is mimalloc's. `false` where there is no such call.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn malloc_trim_now() -> bool {
     unsafe extern "C" {
@@ -39,14 +44,15 @@ pub fn malloc_trim_now() -> bool {
     false
 }
 
-/// The node's own `cluster` (lease renewal) and `timers` jobs (spills,
-/// fires, checks), nothing else (uploads would fill the process with
-/// object-store state), running until stopped.
+/// The node's own `cluster` (lease renewal), `timers` (fires, checks) and
+/// `timer-upkeep` (spills, merges, checkpoints, journal trims) jobs, nothing
+/// else (uploads would fill the process with object-store state), running
+/// until stopped.
 pub fn node_jobs(broker: &Arc<Broker>) -> Background {
     let jobs = broker
         .jobs(Duration::from_secs(1))
         .into_iter()
-        .filter(|j| j.name == "cluster" || j.name == "timers")
+        .filter(|j| matches!(j.name, "cluster" | "timers" | "timer-upkeep"))
         .collect();
     Background::spawn(jobs)
 }

@@ -106,7 +106,11 @@ pub async fn ack(
             let mut c = cursor.lock();
             freed_fifo |= !c.held.is_empty();
             match c.ack(r.offset, r.attempt, r.nonce, now) {
-                Ok(()) => AckOutcome::Ok,
+                Ok(()) => {
+                    drop(c);
+                    state.groups.ack_rates.record(&cursor_key(&r), 1, now);
+                    AckOutcome::Ok
+                }
                 Err(HandleError::Expired) => AckOutcome::Err(expired()),
             }
         })

@@ -94,6 +94,15 @@ impl ResetSpec {
     }
 }
 
+/// A group's lag over the queues a node serves for it, split by tier (see
+/// [`super::offsets`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupLag {
+    pub lag: u64,
+    pub lag_hot: u64,
+    pub lag_cold: u64,
+}
+
 impl Broker {
     /// Creates or replaces a group's settings.
     pub async fn put_group(
@@ -145,16 +154,21 @@ impl Broker {
     /// Every group with its total lag over the queues this node serves and
     /// tracks for it (in a cluster each node counts its own queues, so the
     /// sum over the nodes counts every queue once).
-    pub async fn list_groups(&self) -> BrokerResult<Vec<(GroupConfig, u64)>> {
+    pub async fn list_groups(&self) -> BrokerResult<Vec<(GroupConfig, GroupLag)>> {
         let mut groups = Vec::new();
         for config in self.groups.list() {
-            let mut lag = 0;
+            let mut lag = GroupLag::default();
             for (k, committed) in self.groups.committed_of(&config.name) {
                 if self.topics.get(&k.topic).is_none() || !self.cluster.holds(&k.topic, k.queue) {
                     continue;
                 }
                 let tq = crate::queue_view::TieredQueue::open(self, &k.topic, k.queue).await?;
-                lag += tq.max_offset().saturating_sub(committed);
+                let max = tq.max_offset();
+                let committed = committed.max(tq.min_offset()).min(max);
+                let (hot, cold) = super::offsets::split_lag(committed, max, tq.hot_min_offset());
+                lag.lag += max - committed;
+                lag.lag_hot += hot;
+                lag.lag_cold += cold;
             }
             groups.push((config, lag));
         }

@@ -137,6 +137,18 @@ impl Cursor {
             .count()
     }
 
+    /// Messages waiting for a redelivery: delivered and not acked, their
+    /// invisibility over (timed out or nacked), so they wait out the group's
+    /// backoff or are due now (or, with their attempts used up, wait for
+    /// their move to the dead-letter topic). Not those being dead-lettered
+    /// right now, nor FIFO messages held back before a first delivery.
+    pub fn retrying(&self, now: i64) -> usize {
+        self.pending
+            .iter()
+            .filter(|(o, p)| p.invisible_until <= now && !self.dead_lettering.contains_key(o))
+            .count()
+    }
+
     /// Earliest time a pending message becomes deliverable again.
     pub fn next_retry_at(&self, policy: &RedeliveryPolicy) -> Option<i64> {
         self.pending

@@ -391,3 +391,29 @@ fn give_back_makes_a_delivery_due_now_without_its_backoff() {
         "{again:?}"
     );
 }
+
+#[test]
+fn retrying_counts_deliveries_whose_invisibility_ran_out() {
+    let mut c = Cursor::at(0);
+    for o in 0..4 {
+        // 1 is invisible for 500 ms, the others for 1000.
+        let invisible = if o == 1 { 500 } else { 1000 };
+        c.offer(o, true, None, 0, invisible, o + 1).unwrap();
+    }
+    assert_eq!((c.inflight(0), c.retrying(0)), (4, 0));
+    // 0 is nacked, 1 times out, 2 is acked, 3 stays in flight.
+    c.change_invisibility(0, 1, 1, 10, 0, 50).unwrap();
+    c.ack(2, 1, 3, 10).unwrap();
+    assert_eq!((c.inflight(10), c.retrying(10)), (2, 1));
+    assert_eq!((c.inflight(600), c.retrying(600)), (1, 2));
+    // Attempts used up: 0, 1 and 3 are dead-lettered when due; while their
+    // move is under way they are no longer waiting for a retry.
+    let due = c.due(2000, 10, 1000, &policy(1), nonces());
+    assert_eq!(due.len(), 3, "{due:?}");
+    assert_eq!(c.retrying(2000), 0);
+    // A redelivery is in flight again, not retrying.
+    let mut c = Cursor::at(0);
+    c.offer(0, true, None, 0, 1000, 1).unwrap();
+    c.due(5000, 10, 1000, &policy(3), nonces());
+    assert_eq!((c.inflight(5000), c.retrying(5000)), (1, 0));
+}

@@ -10,13 +10,16 @@
 //! - [`receive`], [`dead_letter`], [`ack`], [`offsets`], [`settings`]: the
 //!   operations over both tiers ([`deliver`] re-exports them under their
 //!   old paths); [`api`]: the contract's limits on their arguments.
-//! - [`durable`]: cursor checkpoints; [`report`]: the group gauges.
+//! - [`durable`]: cursor checkpoints; [`report`]: the group gauges;
+//!   [`ack_rate`]: recent ack rates (catch-up estimates); [`send_back`]:
+//!   a dead-letter message produced again to its origin topic.
 //!
 //! Cursors live in memory, each behind its own short lock that is never
 //! held across I/O (see [`cursor_map`]); one slow object-store read stalls
 //! only the receive waiting on it.
 
 pub mod ack;
+pub mod ack_rate;
 pub mod api;
 pub mod config;
 pub mod cursor;
@@ -30,6 +33,7 @@ pub mod receipt;
 pub mod receive;
 pub mod report;
 pub mod secret;
+pub mod send_back;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -73,6 +77,8 @@ pub struct Groups {
     /// Serialises creations and updates of group settings.
     pub admin: tokio::sync::Mutex<()>,
     pub cursors: CursorMap,
+    /// Recent ack rates per cursor (catch-up estimates).
+    pub ack_rates: ack_rate::AckRates,
     /// The receipt-handle key, loaded from (or created in) the object store on first use.
     pub secret: tokio::sync::OnceCell<Vec<u8>>,
     /// Woken by acks, nacks and invisibility changes (long polls re-check).
@@ -113,6 +119,7 @@ impl Groups {
             configs: RwLock::new(configs),
             admin: tokio::sync::Mutex::new(()),
             cursors: CursorMap::default(),
+            ack_rates: ack_rate::AckRates::default(),
             secret: tokio::sync::OnceCell::new(),
             changed: tokio::sync::Notify::new(),
             round_robin: std::sync::atomic::AtomicU32::new(0),

@@ -8,6 +8,17 @@
 //! where it would start. A reset replaces the cursor's state under its lock:
 //! deliveries in flight, dead-letter and read claims are forgotten (their
 //! handles expire, and a receive that read before the reset drops what it read).
+//!
+//! Tier-aware lag: the lag `[committed_offset, max_offset)` splits at the
+//! first offset still in a local segment of the hot tier (`hot_min`):
+//! `lag_hot` is the part at or above it (read from local disk), `lag_cold`
+//! the part below it (only in the object store: evicted, or never local on
+//! this node), so `lag_hot + lag_cold == lag`. `retrying` counts the
+//! group's delivered, unacked messages whose invisibility ran out (waiting
+//! for a redelivery), `pending_timers` the queue's delay messages not yet
+//! due (not in the queue, so not in the lag), `consume_rate_per_s` the
+//! group's recent acks on the queue ([`super::ack_rate`]) and `catch_up_ms`
+//! the lag over that rate.
 
 use std::sync::Arc;
 
@@ -26,6 +37,27 @@ pub struct QueueOffsets {
     pub max_offset: u64,
     pub lag: u64,
     pub inflight: u64,
+    /// Part of `lag` still on this node's local disk.
+    pub lag_hot: u64,
+    /// Part of `lag` only in the object store.
+    pub lag_cold: u64,
+    /// Delivered, unacked, invisibility over: waiting for a redelivery.
+    pub retrying: u64,
+    /// Delay messages of the queue not yet due.
+    pub pending_timers: u64,
+    /// The group's acks a second on the queue over the last minute.
+    pub consume_rate_per_s: Option<f64>,
+    /// `lag` at `consume_rate_per_s`, in ms (0 without lag).
+    pub catch_up_ms: Option<u64>,
+}
+
+/// Splits the lag `[committed, max)` at `hot_min`, the first offset still on
+/// local disk (`None`: the queue has no local data here): `(hot, cold)`.
+pub fn split_lag(committed: u64, max: u64, hot_min: Option<u64>) -> (u64, u64) {
+    let lag = max.saturating_sub(committed);
+    let hot_from = hot_min.unwrap_or(max).clamp(committed, max.max(committed));
+    let hot = max.saturating_sub(hot_from);
+    (hot, lag - hot)
 }
 
 /// Where a reset moves the group.
@@ -62,22 +94,31 @@ pub async fn offsets(
         let k = CursorKey::new(&group.name, &topic.name, queue, consumer);
         let known = state.groups.cursors.get(&k).map(|c| {
             let c = c.lock();
-            (c.committed, c.inflight(now) as u64)
+            (c.committed, c.inflight(now) as u64, c.retrying(now) as u64)
         });
-        let (committed, inflight) = match known {
+        let (committed, inflight, retrying) = match known {
             Some(v) => v,
             None => match super::durable::peek(state, &k).await? {
-                Some(c) => (c.committed, c.inflight(now) as u64),
-                None => (start_offset(group.consume_from, &tq).await?, 0),
+                Some(c) => (c.committed, c.inflight(now) as u64, c.retrying(now) as u64),
+                None => (start_offset(group.consume_from, &tq).await?, 0, 0),
             },
         };
         let committed = committed.max(tq.min_offset()).min(max_offset);
+        let lag = max_offset - committed;
+        let (lag_hot, lag_cold) = split_lag(committed, max_offset, tq.hot_min_offset());
+        let consume_rate_per_s = state.groups.ack_rates.rate(&k, now);
         out.push(QueueOffsets {
             queue,
             committed_offset: committed,
             max_offset,
-            lag: max_offset - committed,
+            lag,
             inflight,
+            lag_hot,
+            lag_cold,
+            retrying,
+            pending_timers: state.queue_pending_timers(&topic.name, queue).await?,
+            consume_rate_per_s,
+            catch_up_ms: super::ack_rate::catch_up_ms(lag, consume_rate_per_s),
         });
     }
     Ok(out)
@@ -150,4 +191,25 @@ pub async fn reset(
     }
     state.groups.changed.notify_waiters();
     offsets(state, group, topic, consumer).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_lag;
+
+    #[test]
+    fn the_lag_splits_at_the_first_local_offset() {
+        // Local from 100: 40..100 only in the object store, 100..150 local.
+        assert_eq!(split_lag(40, 150, Some(100)), (50, 60));
+        // Committed past the local start: all local.
+        assert_eq!(split_lag(120, 150, Some(100)), (30, 0));
+        // Nothing local here (evicted to the end, or another node's queue).
+        assert_eq!(split_lag(40, 150, None), (0, 110));
+        assert_eq!(split_lag(40, 150, Some(150)), (0, 110));
+        // No lag.
+        assert_eq!(split_lag(150, 150, Some(100)), (0, 0));
+        // A local tier that starts below the committed offset or past the end.
+        assert_eq!(split_lag(10, 20, Some(0)), (10, 0));
+        assert_eq!(split_lag(10, 20, Some(30)), (0, 10));
+    }
 }

@@ -70,7 +70,10 @@ pub async fn store(
     let mut timers = BTreeMap::new();
     for &(q, scheduled) in by_queue.keys() {
         if scheduled {
-            timers.insert(q, state.timer_queue(&topic.name, q).await?);
+            let t = state.timer_queue(&topic.name, q).await?;
+            // Before anything is stored: memory holds what is not spilled yet.
+            t.refuse_when_behind()?;
+            timers.insert(q, t);
         }
     }
     let targets = Targets {

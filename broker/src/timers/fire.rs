@@ -2,12 +2,13 @@
 //! job saves fire states, loads, spills, merges and collects runs
 //! ([`super::store`]) and deletes journal segments no pending timer needs.
 //!
-//! A fire batch: take the due keys (in delivery order, marked in flight),
-//! read their journal records, append them to the queue in one append (each
-//! keeps its id and gains [`TIMER_PROPERTY`]), wait for the queue's
-//! durability, then mark them fired. Any failure puts the batch back to
-//! pending: a batch that was appended but not confirmed is found again by
-//! the restart scan, and one that was not appended fires on the next tick.
+//! A fire: take the due keys (in delivery order, marked in flight), read
+//! their journal records, append them to the queue (each keeps its id and
+//! gains [`TIMER_PROPERTY`]), a batch of at most [`FIRE_BATCH`] per append and
+//! up to [`BATCHES_PER_SYNC`] appends, then wait once for the queue's
+//! durability and mark them fired. Any failure puts what was not confirmed
+//! back to pending: what was appended but not confirmed is found again by
+//! the restart scan, and what was not appended fires on the next tick.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +23,15 @@ use crate::topics::{Durability, MessageType};
 
 /// Most timers fired in one append.
 const FIRE_BATCH: usize = 1024;
+/// Appends of one queue that share one durability wait (fsync) in a fire.
+const BATCHES_PER_SYNC: usize = 8;
 /// Queues fired at once.
 const FIRE_CONCURRENCY: usize = 16;
 /// Period of the job.
 pub const TIMER_TICK: Duration = Duration::from_millis(5);
+/// Most spills of one queue in one `timer-upkeep` tick (each at most
+/// [`super::store::SPILL_MAX_BYTES`] of journal).
+const SPILLS_PER_UPKEEP: usize = 4;
 /// Period of the `timer-upkeep` job (fire states saved, runs kept, journals trimmed).
 pub const HOUSEKEEP_PERIOD: Duration = Duration::from_secs(1);
 
@@ -110,6 +116,7 @@ impl Broker {
         if topic.config().message_type != MessageType::Delay {
             return Ok(());
         }
+        let durability = topic.config().durability;
         loop {
             let (target, permit) = match self.queue_for_write(&q.topic, q.queue).await {
                 Ok(held) => held,
@@ -117,39 +124,70 @@ impl Broker {
                 Err(e) if e.elsewhere().is_some() => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let due = q.index.lock().take_due(now, FIRE_BATCH);
-            if due.is_empty() {
-                return Ok(());
-            }
-            let keys: Vec<Key> = due.iter().map(|(k, _)| *k).collect();
-            let fired = self
-                .fire_batch(q, &target, due, topic.config().durability)
-                .await;
-            drop(permit);
-            match fired {
-                Ok(end) => q.index.lock().fired(&keys, end),
-                Err(e) => {
-                    q.index.lock().not_fired(&keys);
-                    return Err(e);
+            // Up to BATCHES_PER_SYNC appends share one durability wait.
+            let mut keys: Vec<Key> = Vec::new();
+            let mut stored: Vec<i64> = Vec::new();
+            let mut end = 0;
+            let mut failure = None;
+            let mut more = true;
+            for _ in 0..BATCHES_PER_SYNC {
+                let due = q.index.lock().take_due(now, FIRE_BATCH);
+                more = due.len() == FIRE_BATCH;
+                if due.is_empty() {
+                    break;
+                }
+                let batch: Vec<Key> = due.iter().map(|(k, _)| *k).collect();
+                match self.append_due(q, &target, due).await {
+                    Ok((store_ms, after)) => {
+                        keys.extend(batch);
+                        stored.extend(store_ms);
+                        end = after;
+                    }
+                    Err(e) => {
+                        q.index.lock().not_fired(&batch);
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                if !more {
+                    break;
                 }
             }
-            if keys.len() < FIRE_BATCH {
+            if !keys.is_empty() {
+                match self.fired_durable(q, &target, end, durability).await {
+                    Ok(()) => {
+                        let now = self.clock.now_ms();
+                        for ((at, _), store_ms) in keys.iter().zip(&stored) {
+                            crate::metrics::timer_fired(&q.topic, (*store_ms).max(now) - at);
+                        }
+                        q.index.lock().fired(&keys, end);
+                    }
+                    Err(e) => {
+                        q.index.lock().not_fired(&keys);
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            drop(permit);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if !more {
                 return Ok(());
             }
         }
     }
 
-    /// Appends the timers `keys` to `target`, durably; the target's end after them.
-    async fn fire_batch(
+    /// Appends the timers `due` to `target` in one append (not yet durable);
+    /// their store times, and the offset after the last.
+    async fn append_due(
         self: &Arc<Self>,
         q: &Arc<TimerQueue>,
         target: &Arc<shale_hot::QueueLog>,
         due: Vec<(Key, Source)>,
-        durability: Durability,
-    ) -> BrokerResult<u64> {
+    ) -> BrokerResult<(Vec<i64>, u64)> {
         let journal = q.journal.clone();
-        let target2 = target.clone();
-        let keys: Vec<Key> = due.iter().map(|(k, _)| *k).collect();
+        let target = target.clone();
         let appended = tokio::task::spawn_blocking(move || {
             let mut batch = Vec::with_capacity(due.len());
             let mut ids: Vec<MessageId> = Vec::with_capacity(due.len());
@@ -174,24 +212,28 @@ impl Broker {
                 ids.push(r.message_id);
                 batch.push(req);
             }
-            let appended = target2.append_minted(&batch, &|i, _| ids[i])?;
+            let appended = target.append_minted(&batch, &|i, _| ids[i])?;
             Ok::<_, BrokerError>(appended)
         })
         .await??;
-        let end = appended
-            .last()
-            .map_or(target.max_offset(), |a| a.offset + 1);
+        let end = appended.last().map_or(0, |a| a.offset + 1);
+        Ok((appended.iter().map(|a| a.store_ms).collect(), end))
+    }
+
+    /// Waits for `target`'s durability through `end` (its end after the fires).
+    async fn fired_durable(
+        self: &Arc<Self>,
+        q: &TimerQueue,
+        target: &Arc<shale_hot::QueueLog>,
+        end: u64,
+        durability: Durability,
+    ) -> BrokerResult<()> {
         let created_ms = match durability {
             Durability::Object => self.topics.require(&q.topic)?.config().created_ms,
             _ => 0,
         };
         self.make_durable(target, q.topic.clone(), created_ms, end, durability)
-            .await?;
-        let now = self.clock.now_ms();
-        for ((at, _), a) in keys.iter().zip(&appended) {
-            crate::metrics::timer_fired(&q.topic, a.store_ms.max(now) - at);
-        }
-        Ok(end)
+            .await
     }
 
     /// Loads, spills, merges and collects `q`'s runs, checkpoints, saves its
@@ -235,8 +277,12 @@ impl Broker {
             return Ok(());
         };
         q.load_ahead(&self.tier, &mut set, now).await?;
-        if q.spill_due(&mut set) {
-            q.spill(&self.tier, &mut set, now).await?;
+        // A backlog goes up a bounded run at a time, a few per tick, so the
+        // other queues' upkeep is not held up for long.
+        for _ in 0..SPILLS_PER_UPKEEP {
+            if !q.spill_due(&mut set) || q.spill(&self.tier, &mut set, now).await? {
+                break;
+            }
         }
         q.merge(&self.tier, &mut set).await?;
         q.collect(&self.tier, &mut set).await?;

@@ -44,6 +44,7 @@ mod index_tests;
 pub mod journal;
 pub mod lookup;
 pub mod recover;
+pub mod spill;
 pub mod store;
 
 use std::collections::HashMap;
@@ -272,8 +273,8 @@ impl crate::broker::Broker {
         let now = self.clock.now_ms();
         for q in self.timers.all().into_iter().filter(|q| q.topic == topic) {
             let mut set = q.runs.lock().await;
-            q.spill(&self.tier, &mut set, now).await?;
-            q.merge(&self.tier, &mut set).await?;
+            q.spill_all(&self.tier, &mut set, now).await?;
+            while q.merge(&self.tier, &mut set).await? {}
             q.checkpoint(&mut set, true).await?;
         }
         Ok(())
@@ -294,7 +295,8 @@ impl crate::broker::Broker {
         let _firing = q.firing.lock().await;
         {
             let mut set = q.runs.lock().await;
-            q.spill(&self.tier, &mut set, self.clock.now_ms()).await?;
+            q.spill_all(&self.tier, &mut set, self.clock.now_ms())
+                .await?;
             q.checkpoint(&mut set, true).await?;
         }
         // Its write-ahead sections are all in runs now.

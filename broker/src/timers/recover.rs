@@ -133,7 +133,8 @@ pub async fn recover(
         if config.durability == Durability::Object {
             // Whatever the journal holds goes up now, so the write-ahead
             // commits of this owner start at its end.
-            q.spill(&state.tier, &mut set, state.clock.now_ms()).await?;
+            q.spill_all(&state.tier, &mut set, state.clock.now_ms())
+                .await?;
             let end = q.journal.max_offset();
             q.journal.mark_replicated(end);
             state.wal.reset_queue(&super::wal_topic(topic), queue, end);

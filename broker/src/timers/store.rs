@@ -5,16 +5,19 @@
 //! [`FencedObject`] of [`TimerCheckpoint`]) and `topics/{t}/timers/{q}/runs/…`
 //! (immutable sorted runs, [`shale_tiering::timer_run`]).
 //!
-//! - **Spill**: the journal range `[spilled_end, journal_end)` goes up as one
-//!   run (its pending timers, and tombstones for recalls of timers already in
-//!   runs), the checkpoint lists it and moves `spilled_end`, and the spilled
+//! - **Spill** ([`super::spill`]): the journal range `[spilled_end, journal_end)`
+//!   goes up as runs of at most [`SPILL_MAX_BYTES`] of journal each (their
+//!   pending timers, and tombstones for recalls of timers already in runs),
+//!   the checkpoint lists each and moves `spilled_end`, and the spilled
 //!   timers beyond `loaded_until` leave memory. Triggered by count, by age
 //!   (so the object store holds every timer older than [`SPILL_AGE`]) and by
 //!   a hand-over (everything).
 //! - **Load ahead**: run blocks with keys in `(loaded_until, now + LOAD_HORIZON]`
 //!   are read and their pending timers go to memory, before they are due.
 //! - **Merge**: more than [`MAX_RUNS`] runs → the smallest few are merged
-//!   (a timer and its tombstone cancel; fired timers are dropped).
+//!   (a timer and its tombstone cancel; fired timers are dropped), at most
+//!   [`MERGE_MAX_INPUT`] bytes at once: a merge holds its inputs and its
+//!   output in memory.
 //! - **Collect**: a run whose keys are all fired is deleted.
 //!
 //! Invariants: every run the checkpoint lists exists (a run is written
@@ -27,7 +30,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use shale_tiering::timer_checkpoint::{RunMeta, TimerCheckpoint, run_name};
 use shale_tiering::timer_run::{self, BlockMeta, RunEntry, RunFooter, RunWriter};
 use shale_tiering::{FencedObject, Tier};
@@ -35,7 +37,6 @@ use shale_tiering::{FencedObject, Tier};
 use super::TimerQueue;
 use super::entries::{cancel_tombstones, merge_entries};
 use super::index::{FireState, Key};
-use super::journal::{Entry, entry_of};
 use crate::error::{BrokerError, BrokerResult};
 
 /// How far ahead of now run entries are loaded into memory.
@@ -49,14 +50,14 @@ pub const MAX_RUNS: usize = 8;
 /// Runs merged at once.
 const MERGE_FANIN: usize = 4;
 /// Runs this big are not merged any more (a merge holds its inputs in memory).
-const MERGE_MAX_BYTES: u64 = 64 << 20;
+const MERGE_MAX_BYTES: u64 = 2 * SPILL_MAX_BYTES as u64;
+/// Most bytes of runs one merge reads (and so about what it writes).
+const MERGE_MAX_INPUT: u64 = 3 * MERGE_MAX_BYTES;
 /// Target size of a run block.
 const BLOCK_BYTES: usize = 64 << 10;
 /// Least time between two checkpoints written only for the fire state.
 pub const CHECKPOINT_PERIOD: Duration = Duration::from_secs(30);
-/// Journal records read per batch when spilling.
-const READ_BATCH: usize = 4096;
-const READ_BYTES: usize = 16 << 20;
+pub use super::spill::{SPILL_MAX_BYTES, UNSPILLED_CAP};
 
 /// The object-store state of one queue's timers (behind `TimerQueue::runs`).
 #[derive(Debug)]
@@ -64,7 +65,7 @@ pub struct RunSet {
     pub(crate) ckpt: FencedObject<TimerCheckpoint>,
     footers: HashMap<String, Arc<RunFooter>>,
     /// When the fire state was last written, and at which index version.
-    checkpointed: (Instant, u64),
+    pub(crate) checkpointed: (Instant, u64),
     /// When the oldest unspilled timer was written (None: nothing unspilled).
     pub(crate) unspilled_since: Option<Instant>,
     /// The transaction table version the checkpoint's snapshot holds.
@@ -92,6 +93,11 @@ impl RunSet {
             .sum()
     }
 
+    /// Runs the checkpoint lists.
+    pub fn run_count(&self) -> usize {
+        self.ckpt.value().runs.len()
+    }
+
     /// The checkpoint epoch this node writes under.
     pub fn epoch(&self) -> u64 {
         self.ckpt.epoch()
@@ -107,6 +113,11 @@ pub(crate) fn tiering_err(what: &str, e: shale_tiering::TieringError) -> BrokerE
 }
 
 impl TimerQueue {
+    /// Runs the queue's checkpoint lists (waits for an upkeep under way).
+    pub async fn run_count(&self) -> usize {
+        self.runs.lock().await.run_count()
+    }
+
     async fn footer(
         &self,
         tier: &Tier,
@@ -232,116 +243,7 @@ impl TimerQueue {
         Ok(())
     }
 
-    /// Whether a spill is due: enough unspilled timers, or old enough ones.
-    pub(crate) fn spill_due(&self, set: &mut RunSet) -> bool {
-        let (spilled, end) = {
-            let index = self.index.lock();
-            (index.spilled_end(), index.journal_end())
-        };
-        if end <= spilled {
-            set.unspilled_since = None;
-            return false;
-        }
-        let since = *set.unspilled_since.get_or_insert_with(Instant::now);
-        end - spilled >= SPILL_COUNT || since.elapsed() >= SPILL_AGE
-    }
-
-    /// Writes the unspilled journal range as a run and lists it in the
-    /// checkpoint; the spilled timers beyond `loaded_until` leave memory.
-    pub(crate) async fn spill(&self, tier: &Tier, set: &mut RunSet, now: i64) -> BrokerResult<()> {
-        // In-flight timers are due, so at most `loaded_until` after this.
-        self.load_ahead(tier, set, now).await?;
-        let (from, end, loaded, table) = {
-            let index = self.index.lock();
-            // Taken with the journal's end: the table as of `end`.
-            let txns = self.txns.lock();
-            let table = (txns.version() != set.txn_version).then(|| (txns.rows(), txns.version()));
-            (
-                index.spilled_end(),
-                index.journal_end(),
-                index.loaded_until(),
-                table,
-            )
-        };
-        if end <= from {
-            set.unspilled_since = None;
-            return Ok(());
-        }
-        let journal = self.journal.clone();
-        let records =
-            tokio::task::spawn_blocking(move || read_range(&journal, from, end)).await??;
-        let mut entries = Vec::new();
-        {
-            let index = self.index.lock();
-            for (r, bytes) in records {
-                match entry_of(&r) {
-                    Some(Entry::Timer(k)) if index.is_live(k) => entries.push(RunEntry::Timer {
-                        key: k,
-                        record: bytes,
-                    }),
-                    Some(e @ (Entry::Recall(_) | Entry::Decision(_))) => entries.extend(
-                        e.ended()
-                            .into_iter()
-                            .filter(|k| k.1 < from)
-                            .map(|key| RunEntry::Tombstone { key }),
-                    ),
-                    _ => {}
-                }
-            }
-        }
-        entries.sort_by_key(|e| e.key());
-        entries.dedup_by_key(|e| e.key());
-        let beyond = |k: Key| loaded.is_none_or(|l| k > l);
-        let net_beyond: i64 = entries
-            .iter()
-            .filter(|e| beyond(e.key()))
-            .map(|e| match e {
-                RunEntry::Timer { .. } => 1,
-                RunEntry::Tombstone { .. } => -1,
-            })
-            .sum();
-        let meta = if entries.is_empty() {
-            None
-        } else {
-            Some(self.write_run(tier, set, entries).await?)
-        };
-        let snapshot = match table {
-            Some((rows, version)) => {
-                let name =
-                    crate::txn::snapshot::write(tier, &self.topic, self.queue, &set.ckpt, rows)
-                        .await?;
-                Some((name, version))
-            }
-            None => None,
-        };
-        let state = self.index.lock().state();
-        let name = snapshot.as_ref().map(|s| &s.0);
-        let replaced = crate::txn::snapshot::replaced(set.ckpt.value(), name);
-        set.ckpt
-            .update(|c| {
-                let listed = meta.is_some();
-                list_run(c, meta.as_ref());
-                crate::txn::snapshot::list(c, name, listed);
-                c.spilled_end = c.spilled_end.max(end);
-                set_fire_state(c, &state, end);
-                Ok(())
-            })
-            .await
-            .map_err(|e| tiering_err("writing the timer checkpoint", e))?;
-        if let Some((_, version)) = snapshot {
-            set.txn_version = version;
-        }
-        if let Some(old) = replaced {
-            crate::txn::snapshot::delete(tier, &self.topic, self.queue, &old).await;
-        }
-        let evicted = self.index.lock().spilled(end, net_beyond);
-        set.unspilled_since = None;
-        set.checkpointed = (Instant::now(), self.index.lock().version());
-        tracing::debug!(topic = %self.topic, queue = self.queue, from, end, evicted, "timers spilled");
-        Ok(())
-    }
-
-    async fn write_run(
+    pub(crate) async fn write_run(
         &self,
         tier: &Tier,
         set: &RunSet,
@@ -350,8 +252,10 @@ impl TimerQueue {
         write_run(tier, &self.topic, self.queue, &set.ckpt, entries).await
     }
 
-    /// Merges the smallest runs when there are more than [`MAX_RUNS`].
-    pub(crate) async fn merge(&self, tier: &Tier, set: &mut RunSet) -> BrokerResult<()> {
+    /// Merges the smallest runs when there are more than [`MAX_RUNS`] (at
+    /// most [`MERGE_FANIN`] of them, [`MERGE_MAX_INPUT`] bytes in all);
+    /// returns whether it did.
+    pub(crate) async fn merge(&self, tier: &Tier, set: &mut RunSet) -> BrokerResult<bool> {
         let mut small: Vec<RunMeta> = set
             .ckpt
             .value()
@@ -361,10 +265,21 @@ impl TimerQueue {
             .cloned()
             .collect();
         if set.ckpt.value().runs.len() <= MAX_RUNS || small.len() < 2 {
-            return Ok(());
+            return Ok(false);
         }
         small.sort_by_key(|r| r.summary.bytes);
-        small.truncate(MERGE_FANIN);
+        let mut input = 0;
+        small = small
+            .into_iter()
+            .take(MERGE_FANIN)
+            .take_while(|r| {
+                input += r.summary.bytes;
+                input <= MERGE_MAX_INPUT
+            })
+            .collect();
+        if small.len() < 2 {
+            return Ok(false);
+        }
         let mut entries = Vec::new();
         for run in &small {
             let footer = self.footer(tier, set, run).await?;
@@ -393,7 +308,8 @@ impl TimerQueue {
             Some(self.write_run(tier, set, kept).await?)
         };
         let gone: Vec<String> = small.iter().map(|r| r.name.clone()).collect();
-        self.replace_runs(tier, set, &gone, meta).await
+        self.replace_runs(tier, set, &gone, meta).await?;
+        Ok(true)
     }
 
     /// Deletes runs whose every key has fired (or was recalled).
@@ -550,7 +466,7 @@ pub(crate) fn list_run(c: &mut TimerCheckpoint, run: Option<&RunMeta>) {
 }
 
 /// Copies the fire state into a checkpoint whose journal is spilled to `spilled`.
-fn set_fire_state(c: &mut TimerCheckpoint, state: &FireState, spilled: u64) {
+pub(crate) fn set_fire_state(c: &mut TimerCheckpoint, state: &FireState, spilled: u64) {
     c.fired_through = state.fired_through;
     c.late = state.late.clone();
     c.target_end = c.target_end.max(state.target_end);
@@ -565,36 +481,4 @@ pub fn fire_state_of(c: &TimerCheckpoint) -> FireState {
         late: c.late.clone(),
         target_end: c.target_end,
     }
-}
-
-/// The journal's records in `[from, end)`, each with its encoding.
-fn read_range(
-    journal: &shale_hot::QueueLog,
-    from: u64,
-    end: u64,
-) -> BrokerResult<Vec<(shale_hot::Record, Bytes)>> {
-    let mut out = Vec::new();
-    let mut at = from.max(journal.min_offset());
-    while at < end {
-        let records = journal.read(at, READ_BATCH, READ_BYTES)?;
-        let Some(last) = records.last() else {
-            return Err(BrokerError::internal(
-                "spilling timers",
-                format!(
-                    "nothing readable at offset {at} of the timer journal {}/{}",
-                    journal.topic(),
-                    journal.queue()
-                ),
-            ));
-        };
-        at = last.offset + 1;
-        for r in records {
-            if r.offset >= end {
-                break;
-            }
-            let bytes = Bytes::from(r.encode());
-            out.push((r, bytes));
-        }
-    }
-    Ok(out)
 }

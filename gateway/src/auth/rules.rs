@@ -26,6 +26,9 @@
 //!   takes any action on it; the lists take any action and show only what
 //!   the token may see;
 //! - the cluster view is ADMIN;
+//! - sending a dead-letter message back is SUBSCRIBE on the `%DLQ%` topic
+//!   (the handler also asks PUBLISH on the origin topic the message names);
+//! - the web console's page and assets are open (they hold no data);
 //! - committing or rolling back a transaction is PUBLISH on its topic (the
 //!   id names it); polling a producer group's checks is PUBLISH on that
 //!   group (producer groups are matched by the rule's group patterns), and
@@ -149,6 +152,16 @@ pub const ROUTES: &[Route] = &[
         need(PUBLISH_OR_ADMIN, TOPIC, Name::None),
     ),
     route(
+        "POST",
+        "/v1/topics/{topic}/messages/{message_id}/send-back",
+        need(SUBSCRIBE, TOPIC, Name::None),
+    ),
+    route(
+        "GET",
+        "/v1/topics/{topic}/messages/{message_id}/send-back",
+        need(SUBSCRIBE, TOPIC, Name::None),
+    ),
+    route(
         "GET",
         "/v1/topics/{topic}/timers",
         need(PUBLISH_OR_ADMIN, TOPIC, Name::None),
@@ -227,6 +240,9 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/readyz", Access::Open),
     route("GET", "/metrics", Access::Metrics),
     route("GET", "/openapi.json", Access::Open),
+    // The web console's page and assets (its data calls go to /v1 with a token).
+    route("GET", "/", Access::Open),
+    route("GET", "/console/{file}", Access::Open),
 ];
 
 /// What the table says about a request.

@@ -449,7 +449,8 @@ pub async fn timers(
     Ok(json!({ "timers": all, "next": next }))
 }
 
-/// `GET /v1/groups` over the cluster: each node counts the lag of the queues
+/// `GET /v1/groups` over the cluster: each node counts the lag (and its
+/// `lag_hot` / `lag_cold` split) of the queues
 /// it serves, so the lags are summed per group (and groups only another node
 /// knows are added). A node that does not answer makes the call a 503.
 pub async fn sum_lag(
@@ -472,8 +473,10 @@ pub async fn sum_lag(
         for g in remote["groups"].as_array().into_iter().flatten() {
             match mine.iter_mut().find(|m| m["name"] == g["name"]) {
                 Some(m) => {
-                    let sum = m["lag"].as_u64().unwrap_or(0) + g["lag"].as_u64().unwrap_or(0);
-                    m["lag"] = json!(sum);
+                    for field in ["lag", "lag_hot", "lag_cold"] {
+                        let sum = m[field].as_u64().unwrap_or(0) + g[field].as_u64().unwrap_or(0);
+                        m[field] = json!(sum);
+                    }
                 }
                 None => mine.push(g.clone()),
             }

@@ -18,7 +18,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::message::{BodyEncoding, MessageObject};
 use crate::state::AppState;
-use crate::wire::{FilterBody, GroupBody, GroupObject, QueueOffsetsObject};
+use crate::wire::{FilterBody, GroupBody, GroupObject, OffsetsTotalObject, QueueOffsetsObject};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupSummary {
@@ -27,6 +27,11 @@ pub struct GroupSummary {
     /// Sum over the queues the group has consumed from of `max_offset -
     /// committed_offset` (in a cluster: summed over the nodes serving them).
     pub lag: u64,
+    /// Part of `lag` still on the serving nodes' local disks (see
+    /// `QueueOffsets.lag_hot`).
+    pub lag_hot: u64,
+    /// Part of `lag` only in the object store (see `QueueOffsets.lag_cold`).
+    pub lag_cold: u64,
 }
 
 /// Create or update a group.
@@ -58,8 +63,9 @@ pub struct GroupList {
 
 /// List groups with their total lag.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups",
-    description = "Every group, with its lag summed over the cluster; with auth, only those the \
-        token may SUBSCRIBE or ADMIN.",
+    description = "Every group, with its lag summed over the cluster and split by tier (`lag_hot` \
+        on the serving nodes' disks, `lag_cold` only in the object store); with auth, only those \
+        the token may SUBSCRIBE or ADMIN.",
     responses((status = 200, body = GroupList)))]
 pub async fn list_groups(
     State(state): State<Arc<AppState>>,
@@ -74,7 +80,9 @@ pub async fn list_groups(
         .filter(|(config, _)| caller.is_none_or(|c| c.sees_group(&config.name)))
         .map(|(config, lag)| GroupSummary {
             config: config.into(),
-            lag,
+            lag: lag.lag,
+            lag_hot: lag.lag_hot,
+            lag_cold: lag.lag_cold,
         })
         .collect();
     let local = serde_json::to_value(GroupList { groups })
@@ -347,21 +355,40 @@ pub struct OffsetsParams {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OffsetsResponse {
     pub queues: Vec<QueueOffsetsObject>,
+    /// The queues' figures summed (after every node's queues are in).
+    pub total: OffsetsTotalObject,
 }
 
 impl OffsetsResponse {
-    fn of(queues: Vec<shale_broker::groups::deliver::QueueOffsets>) -> Self {
-        OffsetsResponse {
-            queues: queues.into_iter().map(Into::into).collect(),
-        }
+    fn of(queues: Vec<QueueOffsetsObject>) -> Self {
+        let total = OffsetsTotalObject::of(&queues);
+        OffsetsResponse { queues, total }
     }
+}
+
+/// `answer` (an [`OffsetsResponse`] whose queues other nodes may have
+/// replaced) with its `total` recomputed over the queues it now holds.
+fn with_total(answer: Value) -> ApiResult<Value> {
+    #[derive(Deserialize)]
+    struct Queues {
+        queues: Vec<QueueOffsetsObject>,
+    }
+    let Queues { queues } = serde_json::from_value(answer)
+        .map_err(|e| ApiError::internal("decoding gathered offsets", e))?;
+    serde_json::to_value(OffsetsResponse::of(queues))
+        .map_err(|e| ApiError::internal("encoding offsets", e))
 }
 
 /// A group's offsets on a topic.
 #[utoipa::path(get, path = "/v1/groups/{group}/offsets", tag = "groups",
     params(("group" = String, Path), OffsetsParams),
     description = "Per queue: `committed_offset` (lowest unacked; for a queue the group never \
-        consumed, where it would start), `max_offset`, `lag` = max - committed, `inflight`.",
+        consumed, where it would start), `max_offset`, `lag` = max - committed, `inflight`; the \
+        lag split by tier (`lag_hot` from the first offset still on the serving node's disk, \
+        `lag_cold` below it, only in the object store), `retrying` (delivered, invisibility over, \
+        waiting for a redelivery), `pending_timers` (delay messages of the queue not yet due), \
+        `consume_rate_per_s` (the group's acks a second over the last minute, null without any) \
+        and `catch_up_ms` (lag at that rate, null without a rate). `total` sums the queues.",
     responses((status = 200, body = OffsetsResponse), (status = 404, body = ErrorBody)))]
 pub async fn get_offsets(
     State(state): State<Arc<AppState>>,
@@ -379,15 +406,16 @@ pub async fn get_offsets(
         .await?;
     let local = encode_offsets(offsets)?;
     match params.topic {
-        Some(topic) if !crate::cluster::is_forwarded(&request.headers) => Ok(Json(
+        Some(topic) if !crate::cluster::is_forwarded(&request.headers) => Ok(Json(with_total(
             crate::cluster::gather::overlay_queues(&state, &topic, &request, None, local).await?,
-        )),
+        )?)),
         _ => Ok(Json(local)),
     }
 }
 
 fn encode_offsets(offsets: Vec<shale_broker::groups::deliver::QueueOffsets>) -> ApiResult<Value> {
-    serde_json::to_value(OffsetsResponse::of(offsets))
+    let queues = offsets.into_iter().map(Into::into).collect();
+    serde_json::to_value(OffsetsResponse::of(queues))
         .map_err(|e| ApiError::internal("encoding offsets", e))
 }
 
@@ -433,7 +461,7 @@ pub async fn reset_offsets(
     if crate::cluster::is_forwarded(&request.headers) {
         return Ok(Json(local));
     }
-    Ok(Json(
+    Ok(Json(with_total(
         crate::cluster::gather::overlay_queues(&state, &topic, &request, Some(&raw), local).await?,
-    ))
+    )?))
 }

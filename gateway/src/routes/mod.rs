@@ -4,16 +4,20 @@
 //! - [`produce`] — `POST /v1/topics/{topic}/messages`
 //! - [`read`] — `/v1/topics/{topic}/queues/{queue}/{messages,offset}`
 //! - [`query`] — `/v1/topics/{topic}/messages[/{message_id}]`
+//! - [`send_back`] — `/v1/topics/{topic}/messages/{message_id}/send-back` (dead letters)
 //! - [`ops`] — `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, fallbacks
+//! - [`console`] — the web console: `/` and its assets `/console/{file}`
 //! - [`extract`] — extractors whose rejections are contract errors
 
 pub mod cluster;
+pub mod console;
 pub mod extract;
 pub mod groups;
 pub mod ops;
 pub mod produce;
 pub mod query;
 pub mod read;
+pub mod send_back;
 pub mod timers;
 pub mod topics;
 pub mod transactions;
@@ -45,6 +49,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route(
             "/v1/topics/{topic}/messages/{message_id}",
             get(query::get_message).delete(query::recall_message),
+        )
+        .route(
+            "/v1/topics/{topic}/messages/{message_id}/send-back",
+            get(send_back::get_send_back).post(send_back::send_back),
         )
         .route("/v1/topics/{topic}/timers", get(timers::list_timers))
         .route(
@@ -92,4 +100,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
 }

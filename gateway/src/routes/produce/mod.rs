@@ -102,14 +102,16 @@ impl From<Produced> for ProduceResult {
         within 5 minutes of the first one's store time (also within one request, also across \
         restarts) is not stored again and gets the first one's result; the id is kept in the \
         message as the reserved property `shale.dedup_id`. SYNC answers after the group-commit fsync. \
-        While the node drains, or while its hot tier is over `--hot-bytes` with nothing it may \
-        evict (the object store is down or behind): 503 UNAVAILABLE with Retry-After.",
+        While the node drains, while its hot tier is over `--hot-bytes` with nothing it may \
+        evict, or (DELAY and TRANSACTION topics) while the target queue holds 262,144 timers or \
+        half messages not yet spilled to the object store (it is down or behind): 503 UNAVAILABLE \
+        with Retry-After, and nothing of the request is stored.",
     responses(
         (status = 200, body = ProduceResponse),
         (status = 400, body = ErrorBody, description = "INVALID_ARGUMENT or MESSAGE_TYPE_MISMATCH"),
         (status = 404, body = ErrorBody, description = "TOPIC_NOT_FOUND"),
         (status = 413, body = ErrorBody, description = "PAYLOAD_TOO_LARGE"),
-        (status = 503, body = ErrorBody, description = "UNAVAILABLE (draining, or the hot tier over budget while the object store catches up), with Retry-After"),
+        (status = 503, body = ErrorBody, description = "UNAVAILABLE (draining, or the hot tier or a queue's unspilled timers over budget while the object store catches up), with Retry-After"),
         (status = 507, body = ErrorBody, description = "INSUFFICIENT_STORAGE: local disk full"),
     ))]
 pub async fn produce(
