@@ -5,7 +5,8 @@
 //! topics, produce (JSON batches, transactions, delay fields, raw single
 //! messages), reads by offset (a JSON page or an NDJSON [`Stream`] in constant
 //! memory), offsets by time, queries by id and key, timers and recall,
-//! consumer groups, transactions, the cluster view and health.
+//! consumer groups (and sending dead letters back), transactions, the
+//! cluster view and health.
 //!
 //! ```no_run
 //! use shale_client::{Client, CreateTopic, ProduceMessage, ProduceRequest, ReceiveRequest};
@@ -120,15 +121,17 @@ pub use error::{Error, Result};
 pub use futures::Stream;
 pub use retry::RetryPolicy;
 pub use types::groups::{
-    AckError, AckResult, ConsumeFrom, ConsumeMode, Filter, FilterType, Group, GroupSettings,
-    GroupSummary, Invisibility, Position, QueueOffsets, ReceiveRequest, ReceivedMessage, ResetTo,
+    AckError, AckResult, ConsumeFrom, ConsumeMode, Filter, FilterType, Group, GroupOffsets,
+    GroupSettings, GroupSummary, Invisibility, OffsetsTotal, Position, QueueOffsets,
+    ReceiveRequest, ReceivedMessage, ResetTo,
 };
 pub use types::messages::{
     Message, ProduceMessage, ProduceRequest, ProduceResult, RawMessage, ReadOptions, ReadPage,
     TransactionInput,
 };
 pub use types::ops::{
-    ClusterNode, ClusterView, Decision, ProducerGroup, Status, Timer, TimerPage, TransactionCheck,
+    ClusterNode, ClusterView, Decision, ProducerGroup, SentBack, Status, Timer, TimerPage,
+    TransactionCheck,
 };
 pub use types::topics::{
     CreateTopic, Durability, MessageType, PatchTopic, QueueInfo, Topic, TopicDetail,

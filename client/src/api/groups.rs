@@ -11,9 +11,8 @@ use crate::error::Result;
 use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::groups::{
-    AckResponse, AckResult, Group, GroupList, GroupSettings, GroupSummary, Invisibility,
-    OffsetsResponse, QueueOffsets, ReceiveRequest, ReceiveResponse, ReceivedMessage, ResetBody,
-    ResetTo,
+    AckResponse, AckResult, Group, GroupList, GroupOffsets, GroupSettings, GroupSummary,
+    Invisibility, ReceiveRequest, ReceiveResponse, ReceivedMessage, ResetBody, ResetTo,
 };
 
 #[derive(Serialize)]
@@ -125,11 +124,11 @@ impl Client {
         group: &str,
         topic: &str,
         consumer_id: Option<&str>,
-    ) -> Result<Vec<QueueOffsets>> {
+    ) -> Result<GroupOffsets> {
         let request = Request::new(Method::GET, group_path(group, "/offsets"), RetryClass::Safe)
             .query("topic", topic)
             .query_opt("consumer_id", consumer_id);
-        Ok(self.call::<OffsetsResponse>(request).await?.queues)
+        self.call(request).await
     }
 
     /// `POST /v1/groups/{group}/offsets/reset`: moves the group; the new offsets.
@@ -139,13 +138,13 @@ impl Client {
         topic: &str,
         to: &ResetTo,
         consumer_id: Option<&str>,
-    ) -> Result<Vec<QueueOffsets>> {
+    ) -> Result<GroupOffsets> {
         let request = Request::new(
             Method::POST,
             group_path(group, "/offsets/reset"),
             RetryClass::Idempotent,
         )
         .json(&ResetBody::new(topic, to, consumer_id))?;
-        Ok(self.call::<OffsetsResponse>(request).await?.queues)
+        self.call(request).await
     }
 }

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::request::{Request, segment};
 use crate::retry::RetryClass;
 use crate::types::messages::{Message, MessageList};
-use crate::types::ops::TimerPage;
+use crate::types::ops::{SentBack, TimerPage};
 
 /// Bounds of a query by key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +80,31 @@ impl Client {
             segment(message_id)
         );
         self.call_empty(Request::new(Method::DELETE, path, RetryClass::Idempotent))
+            .await
+    }
+
+    /// `POST /v1/topics/%DLQ%{group}/messages/{id}/send-back`: produces a
+    /// dead-letter message again to its origin topic. Sending back one
+    /// already sent back stores nothing and answers the first record, so it
+    /// is retried like any idempotent call.
+    pub async fn send_back(&self, dlq_topic: &str, message_id: &str) -> Result<SentBack> {
+        let path = format!(
+            "/v1/topics/{}/messages/{}/send-back",
+            segment(dlq_topic),
+            segment(message_id)
+        );
+        self.call(Request::new(Method::POST, path, RetryClass::Idempotent))
+            .await
+    }
+
+    /// `GET …/send-back`: the record of a send-back (`MESSAGE_NOT_FOUND` if none).
+    pub async fn get_send_back(&self, dlq_topic: &str, message_id: &str) -> Result<SentBack> {
+        let path = format!(
+            "/v1/topics/{}/messages/{}/send-back",
+            segment(dlq_topic),
+            segment(message_id)
+        );
+        self.call(Request::new(Method::GET, path, RetryClass::Safe))
             .await
     }
 }

@@ -57,12 +57,18 @@ pub struct Group {
     pub consume_from: ConsumeFrom,
 }
 
-/// A group of `GET /v1/groups`, with its total lag.
+/// A group of `GET /v1/groups`, with its total lag (summed over the cluster).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSummary {
     #[serde(flatten)]
     pub group: Group,
     pub lag: u64,
+    /// Part of `lag` on the serving nodes' disks.
+    #[serde(default)]
+    pub lag_hot: u64,
+    /// Part of `lag` only in the object store.
+    #[serde(default)]
+    pub lag_cold: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,18 +188,63 @@ pub struct Invisibility {
 }
 
 /// One queue of `GET /v1/groups/{group}/offsets` or of a reset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueOffsets {
     pub queue: u32,
+    /// Lowest offset the group has not acked (or filtered out, or dead-lettered).
     pub committed_offset: u64,
     pub max_offset: u64,
+    /// `max_offset - committed_offset`.
     pub lag: u64,
+    /// Delivered messages still invisible.
     pub inflight: u64,
+    /// Part of `lag` served from the hot tier.
+    #[serde(default)]
+    pub lag_hot: u64,
+    /// Part of `lag` only in the object store.
+    #[serde(default)]
+    pub lag_cold: u64,
+    /// Delivered, unacked messages waiting out their retry backoff.
+    #[serde(default)]
+    pub retrying: u64,
+    /// Delay messages of this queue not yet due (not in `lag`).
+    #[serde(default)]
+    pub pending_timers: u64,
+    /// Acks a second over the last minute, as seen by the serving node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consume_rate_per_s: Option<f64>,
+    /// Estimated time to consume `lag` at that rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct OffsetsResponse {
+/// The sums over the queues of a [`GroupOffsets`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OffsetsTotal {
+    pub lag: u64,
+    #[serde(default)]
+    pub lag_hot: u64,
+    #[serde(default)]
+    pub lag_cold: u64,
+    #[serde(default)]
+    pub inflight: u64,
+    #[serde(default)]
+    pub retrying: u64,
+    #[serde(default)]
+    pub pending_timers: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consume_rate_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_ms: Option<u64>,
+}
+
+/// A group's offsets on one topic: per queue and in total.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupOffsets {
     pub queues: Vec<QueueOffsets>,
+    /// None from a node older than the totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<OffsetsTotal>,
 }
 
 /// Where `POST /v1/groups/{group}/offsets/reset` moves a group.

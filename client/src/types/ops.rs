@@ -80,6 +80,21 @@ pub struct ClusterNode {
     pub queues_owned: u64,
 }
 
+/// A dead-letter message sent back to its origin topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentBack {
+    /// The dead-letter message (it stays in its `%DLQ%` topic).
+    pub dlq_message_id: String,
+    /// The origin topic it was produced to again.
+    pub topic: String,
+    /// The new message in the origin topic.
+    pub message_id: String,
+    pub queue: u32,
+    pub offset: u64,
+    /// When it was sent back (the first time).
+    pub sent_back_ms: i64,
+}
+
 /// `{"status": "ok"}` of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {

@@ -92,8 +92,10 @@ pub async fn run(args: GroupArgs) -> ToolResult {
             if json {
                 return output::print_json(&groups);
             }
-            let rows: Vec<(Group, Option<u64>)> =
-                groups.into_iter().map(|g| (g.group, Some(g.lag))).collect();
+            let rows: Vec<(Group, Option<(u64, u64)>)> = groups
+                .into_iter()
+                .map(|g| (g.group, Some((g.lag, g.lag_cold))))
+                .collect();
             print_groups(&rows, false)
         }
         GroupCommand::Describe {
@@ -111,14 +113,18 @@ pub async fn run(args: GroupArgs) -> ToolResult {
                 None => None,
             };
             if json {
+                let (queues, total) = match offsets {
+                    Some(o) => (Some(o.queues), o.total),
+                    None => (None, None),
+                };
                 return output::print_json(&serde_json::json!({
-                    "group": group, "topic": topic, "offsets": offsets
+                    "group": group, "topic": topic, "offsets": queues, "total": total
                 }));
             }
             let mut text = print_settings(&group);
             if let Some(offsets) = offsets {
                 text.push('\n');
-                text.push_str(&offsets_table(&offsets).render());
+                text.push_str(&offsets_table(&offsets.queues).render());
             }
             output::print_text(&text)
         }
@@ -141,19 +147,21 @@ fn mode(mode: ConsumeMode) -> &'static str {
     }
 }
 
-fn print_groups(groups: &[(Group, Option<u64>)], json: bool) -> ToolResult {
+/// Groups with (lag, the part of it only in the object store) when known.
+fn print_groups(groups: &[(Group, Option<(u64, u64)>)], json: bool) -> ToolResult {
     if json {
         let only: Vec<&Group> = groups.iter().map(|(g, _)| g).collect();
         return output::print_json(&only);
     }
-    let mut table = Table::new(&["NAME", "MODE", "FROM", "MAX_ATTEMPTS", "LAG"]);
+    let mut table = Table::new(&["NAME", "MODE", "FROM", "MAX_ATTEMPTS", "LAG", "LAG_COLD"]);
     for (g, lag) in groups {
         table.row(vec![
             g.name.clone(),
             mode(g.consume_mode).into(),
             consume_from(&g.consume_from),
             g.max_delivery_attempts.to_string(),
-            lag.map_or_else(|| "-".into(), |l| l.to_string()),
+            lag.map_or_else(|| "-".into(), |(l, _)| l.to_string()),
+            lag.map_or_else(|| "-".into(), |(_, c)| c.to_string()),
         ]);
     }
     table.print()
@@ -175,16 +183,26 @@ fn print_settings(g: &Group) -> String {
     )
 }
 
-/// Committed offset, end, lag and in flight per queue.
+/// Committed offset, end, lag (and its cold part), in flight and retrying per queue.
 pub fn offsets_table(offsets: &[QueueOffsets]) -> Table {
-    let mut table = Table::new(&["QUEUE", "COMMITTED", "MAX", "LAG", "INFLIGHT"]);
+    let mut table = Table::new(&[
+        "QUEUE",
+        "COMMITTED",
+        "MAX",
+        "LAG",
+        "LAG_COLD",
+        "INFLIGHT",
+        "RETRYING",
+    ]);
     for q in offsets {
         table.row(vec![
             q.queue.to_string(),
             q.committed_offset.to_string(),
             q.max_offset.to_string(),
             q.lag.to_string(),
+            q.lag_cold.to_string(),
             q.inflight.to_string(),
+            q.retrying.to_string(),
         ]);
     }
     table

@@ -134,11 +134,11 @@ pub async fn run(client: &Client, args: ResetArgs, json: bool) -> ToolResult {
         .reset_offsets(&args.group, &args.topic, &to, consumer)
         .await?;
     if json {
-        return print_outcome(&args, &preview, Some(&applied));
+        return print_outcome(&args, &preview, Some(&applied.queues));
     }
     output::print_text(&format!(
         "applied; offsets now:\n{}",
-        offsets_table(&applied).render()
+        offsets_table(&applied.queues).render()
     ))
 }
 
@@ -153,6 +153,7 @@ async fn preview(
     let committed: BTreeMap<u32, u64> = client
         .group_offsets(group, topic, consumer)
         .await?
+        .queues
         .into_iter()
         .map(|q| (q.queue, q.committed_offset))
         .collect();
