@@ -31,6 +31,10 @@ pub struct MessageObject {
     pub message_id: String,
     pub topic: String,
     pub queue: u32,
+    /// The message's offset in its queue; absent while it is not in its
+    /// queue yet (a `SCHEDULED` delay message, a half message offered for a
+    /// transaction check).
+    #[schema(required = false)]
     pub offset: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -42,7 +46,9 @@ pub struct MessageObject {
     pub message_group: Option<String>,
     /// When the gateway received the produce request.
     pub born_ms: i64,
-    /// When the message was stored.
+    /// When the message was stored in its queue; absent while it is not in
+    /// its queue yet (as `offset`).
+    #[schema(required = false)]
     pub store_ms: i64,
     /// Delay messages only: when the message becomes visible to consumers.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -111,6 +111,12 @@ async fn openapi_lists_every_route_and_error_code() {
         ("/readyz", vec!["get"]),
         ("/metrics", vec!["get"]),
         ("/openapi.json", vec!["get"]),
+        ("/", vec!["get"]),
+        ("/console/{file}", vec!["get"]),
+        (
+            "/v1/topics/{topic}/messages/{message_id}/send-back",
+            vec!["get", "post"],
+        ),
     ];
     assert_eq!(
         paths.len(),

@@ -129,6 +129,19 @@ async fn stored(node: &Node) -> anyhow::Result<Stored> {
     Ok(out)
 }
 
+/// `PATH` with the directory of the `shale` binary under test first.
+fn path_with_shale() -> anyhow::Result<String> {
+    let bin = shale_tests::shale_bin();
+    let dir = bin.parent().context("the shale binary has a directory")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let joined = std::env::join_paths(
+        std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)),
+    )?;
+    joined
+        .into_string()
+        .map_err(|_| anyhow::anyhow!("PATH is not UTF-8"))
+}
+
 fn run(
     example: &Example,
     python: &str,
@@ -214,7 +227,7 @@ async fn the_replay_examples_run_against_a_real_bucket() -> anyhow::Result<()> {
     let markdown =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/REPLAY.md"))?;
     let examples = examples(&markdown)?;
-    ensure!(examples.len() >= 5, "examples found: {examples:?}");
+    ensure!(examples.len() >= 6, "examples found: {examples:?}");
 
     let prefix = format!(
         "replay-docs-{}-{}",
@@ -262,6 +275,7 @@ async fn the_replay_examples_run_against_a_real_bucket() -> anyhow::Result<()> {
         ("BEGIN_MS", begin.to_string()),
         ("END_MS", end.to_string()),
         ("HOME", home.path().display().to_string()),
+        ("PATH", path_with_shale()?),
     ];
     let work = tempfile::tempdir()?;
     for example in &examples {
@@ -327,6 +341,13 @@ async fn the_replay_examples_run_against_a_real_bucket() -> anyhow::Result<()> {
                 vec![
                     format!("from offset {from}: {} messages", q0.len() - from),
                     format!("first: {from} {}", q0[from].3),
+                ]
+            }
+            "cli" => {
+                let n = sealed.values().flatten().filter(|r| in_range(r.1)).count();
+                vec![
+                    format!("messages in range: {n}"),
+                    format!("parquet rows: {n}"),
                 ]
             }
             "bulk-then-tail" => vec![format!(

@@ -341,6 +341,7 @@ pub async fn change_invisibility(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OffsetsParams {
     /// The topic (required).
     #[param(
