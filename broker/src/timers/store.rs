@@ -50,7 +50,7 @@ pub const MAX_RUNS: usize = 8;
 /// Runs merged at once.
 const MERGE_FANIN: usize = 4;
 /// Runs this big are not merged any more (a merge holds its inputs in memory).
-const MERGE_MAX_BYTES: u64 = 2 * SPILL_MAX_BYTES as u64;
+const MERGE_MAX_BYTES: u64 = SPILL_MAX_BYTES as u64;
 /// Most bytes of runs one merge reads (and so about what it writes).
 const MERGE_MAX_INPUT: u64 = 3 * MERGE_MAX_BYTES;
 /// Target size of a run block.
