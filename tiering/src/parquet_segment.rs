@@ -126,7 +126,9 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-fn to_batch(schema: &SchemaRef, records: &[Record]) -> Result<RecordBatch> {
+/// `records` as one Arrow batch of [`schema`]: the rows of a segment object
+/// (also what `shale replay --parquet-dir` writes).
+pub fn records_to_batch(schema: &SchemaRef, records: &[Record]) -> Result<RecordBatch> {
     let n = records.len();
     let mut offset = Int64Builder::with_capacity(n);
     let mut store_ms = TimestampMillisecondBuilder::with_capacity(n);
@@ -191,7 +193,7 @@ const BLOOM_FPP: f64 = 0.01;
 /// `expected_rows`: rows a row group will hold at most, which sizes the bloom
 /// filters (the parquet default assumes a million distinct values, about
 /// 1 MiB of filter per column and row group — more than the data itself).
-fn writer_properties(expected_rows: u64) -> Result<WriterProperties> {
+pub fn writer_properties(expected_rows: u64) -> Result<WriterProperties> {
     let zstd = ZstdLevel::try_new(3).map_err(|e| invalid("zstd level", e))?;
     let keys = ColumnPath::new(vec!["keys".into(), "list".into(), "element".into()]);
     let id = ColumnPath::from("message_id");
@@ -237,7 +239,7 @@ pub fn encode_segment(records: &[Record], row_group_bytes: usize) -> Result<(Byt
     .map_err(|e| invalid("segment", e))?;
     for chunk in records.chunks(WRITE_CHUNK_ROWS) {
         writer
-            .write(&to_batch(&schema, chunk)?)
+            .write(&records_to_batch(&schema, chunk)?)
             .map_err(|e| invalid("segment", e))?;
         if writer.in_progress_size() >= row_group_bytes {
             writer.flush().map_err(|e| invalid("segment", e))?;

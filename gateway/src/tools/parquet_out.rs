@@ -13,19 +13,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder,
-    TimestampMillisecondBuilder,
-};
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, SchemaRef};
+use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use shale_client::Message;
+use shale_hot::{MessageId, Record};
+use shale_tiering::parquet_segment::{records_to_batch, writer_properties};
 
 use super::{ToolError, ToolResult};
 
@@ -41,7 +34,7 @@ pub struct ParquetDir {
     file_bytes: u64,
     schema: SchemaRef,
     open: Option<OpenFile>,
-    pending: Vec<Message>,
+    pending: Vec<Record>,
     /// Complete files written so far.
     pub files: Vec<PathBuf>,
 }
@@ -90,7 +83,7 @@ impl ParquetDir {
         if self.open.is_none() {
             self.open = Some(self.create(message.queue, first_offset)?);
         }
-        self.pending.push(message);
+        self.pending.push(to_record(&message)?);
         if self.pending.len() >= BATCH_ROWS {
             self.flush_pending()?;
         }
@@ -126,7 +119,10 @@ impl ParquetDir {
         let partial = folder.join(format!("{first_offset:020}.parquet.partial"));
         let file = File::create(&partial)
             .map_err(|e| ToolError::failed(format!("creating {}", partial.display()), e))?;
-        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(properties()?))
+        // Bloom filters sized for a row group of about 1 MiB of small messages.
+        let properties = writer_properties(16_384)
+            .map_err(|e| ToolError::failed("Parquet writer settings", e))?;
+        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(properties))
             .map_err(|e| parquet_error(&partial, e))?;
         Ok(OpenFile {
             queue,
@@ -140,7 +136,8 @@ impl ParquetDir {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = to_batch(&self.schema, &self.pending)?;
+        let batch = records_to_batch(&self.schema, &self.pending)
+            .map_err(|e| ToolError::failed("building a Parquet batch", e))?;
         self.pending.clear();
         let Some(open) = self.open.as_mut() else {
             return Ok(());
@@ -165,82 +162,33 @@ fn parquet_error(path: &Path, error: impl std::fmt::Display) -> ToolError {
     ToolError::failed(format!("writing {}", path.display()), error)
 }
 
-/// zstd, chunk statistics, bloom filters on `message_id` and `keys` (the tier's settings).
-fn properties() -> ToolResult<WriterProperties> {
-    let zstd = ZstdLevel::try_new(3).map_err(|e| ToolError::failed("zstd level", e))?;
-    let keys = ColumnPath::new(vec!["keys".into(), "list".into(), "element".into()]);
-    Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(zstd))
-        .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_max_row_group_size(usize::MAX)
-        .set_column_bloom_filter_enabled(ColumnPath::from("message_id"), true)
-        .set_column_bloom_filter_ndv(ColumnPath::from("message_id"), 16_384)
-        .set_column_bloom_filter_enabled(keys.clone(), true)
-        .set_column_bloom_filter_ndv(keys, 32_768)
-        .build())
-}
-
-fn to_batch(schema: &SchemaRef, messages: &[Message]) -> ToolResult<RecordBatch> {
-    let n = messages.len();
-    let mut offset = Int64Builder::with_capacity(n);
-    let mut store_ms = TimestampMillisecondBuilder::with_capacity(n);
-    let mut born_ms = Int64Builder::with_capacity(n);
-    let mut message_id = StringBuilder::with_capacity(n, n * 32);
-    let mut tag = StringBuilder::new();
-    let mut keys = ListBuilder::new(StringBuilder::new()).with_field(Field::new(
-        "element",
-        DataType::Utf8,
-        false,
-    ));
-    let mut group = StringBuilder::new();
-    let names = MapFieldNames {
-        entry: "key_value".into(),
-        key: "key".into(),
-        value: "value".into(),
-    };
-    let mut properties = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
-        .with_values_field(Field::new("value", DataType::Utf8, false));
-    let mut body = BinaryBuilder::new();
-    let mut deliver_at = Int64Builder::with_capacity(n);
-    for m in messages {
-        let bytes = m.body_bytes().ok_or_else(|| {
-            ToolError::Failed(format!(
-                "message {} has a body_base64 that is not base64",
-                m.message_id
-            ))
-        })?;
-        offset.append_value(m.offset.unwrap_or_default() as i64);
-        store_ms.append_value(m.store_ms.unwrap_or_default());
-        born_ms.append_value(m.born_ms);
-        message_id.append_value(&m.message_id);
-        tag.append_option(m.tag.as_deref());
-        for key in &m.keys {
-            keys.values().append_value(key);
-        }
-        keys.append(true);
-        group.append_option(m.message_group.as_deref());
-        for (name, value) in &m.properties {
-            properties.keys().append_value(name);
-            properties.values().append_value(value);
-        }
-        properties
-            .append(true)
-            .map_err(|e| ToolError::failed("building properties", e))?;
-        body.append_value(&bytes);
-        deliver_at.append_option(m.deliver_at_ms);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(offset.finish()),
-        Arc::new(store_ms.finish()),
-        Arc::new(born_ms.finish()),
-        Arc::new(message_id.finish()),
-        Arc::new(tag.finish()),
-        Arc::new(keys.finish()),
-        Arc::new(group.finish()),
-        Arc::new(properties.finish()),
-        Arc::new(body.finish()),
-        Arc::new(deliver_at.finish()),
-    ];
-    RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| ToolError::failed("building a Parquet batch", e))
+/// A replayed message as the tier's record, so its row is built by the
+/// tier's own code ([`shale_tiering::parquet_segment::records_to_batch`]).
+fn to_record(m: &Message) -> ToolResult<Record> {
+    let body = m.body_bytes().ok_or_else(|| {
+        ToolError::Failed(format!(
+            "message {} has a body_base64 that is not base64",
+            m.message_id
+        ))
+    })?;
+    let message_id: MessageId = m
+        .message_id
+        .parse()
+        .map_err(|e| ToolError::failed(format!("message id {}", m.message_id), e))?;
+    Ok(Record {
+        offset: m.offset.unwrap_or_default(),
+        store_ms: m.store_ms.unwrap_or_default(),
+        born_ms: m.born_ms,
+        deliver_at_ms: m.deliver_at_ms,
+        message_id,
+        tag: m.tag.clone(),
+        keys: m.keys.clone(),
+        properties: m
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        message_group: m.message_group.clone(),
+        body: body.into(),
+    })
 }
