@@ -189,7 +189,7 @@ pub fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<MessageInput, ApiErr
     let mut seen = std::collections::HashSet::new();
     for (name, value) in headers {
         let name = name.as_str();
-        if !name.starts_with("shale-") || name == "shale-durability" {
+        if !is_message_header(name) {
             continue;
         }
         if !seen.insert(name) {
@@ -215,6 +215,25 @@ pub fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<MessageInput, ApiErr
     }
     input.validate()?;
     Ok(input)
+}
+
+/// Whether `name` (lowercase) is one of the raw produce's per-message
+/// headers (`Shale-Tag`, `Shale-Property-*`, …), rather than one that applies
+/// to any request (`Shale-Durability`, the cluster's forwarding mark).
+fn is_message_header(name: &str) -> bool {
+    name.starts_with("shale-") && name != "shale-durability" && name != crate::cluster::FORWARDED
+}
+
+/// A JSON batch carries its messages' fields in the body: a per-message
+/// header beside it would be ignored, so it is refused (400) instead.
+pub fn refuse_message_headers(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.keys().find(|n| is_message_header(n.as_str())) {
+        Some(name) => Err(ApiError::invalid(format!(
+            "header {name} applies to a raw (non-JSON) produce only; in a JSON batch, \
+             give the field in each message"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `Shale-Keys: a, b` → `["a", "b"]`; an empty entry stays and fails validation.
@@ -276,8 +295,26 @@ mod tests {
         assert_eq!(m.keys, vec!["a", "b"]);
         assert_eq!(m.properties, vec![("region".to_string(), "eu".to_string())]);
         assert_eq!(m.delay.delay_ms, Some(5000));
+        // The forwarding mark of another node is not a message header.
+        h.insert(crate::cluster::FORWARDED, HeaderValue::from_static("n2"));
+        assert!(from_raw(&h, Bytes::from_static(b"x")).is_ok());
         h.insert("shale-queue", HeaderValue::from_static("1"));
         assert!(from_raw(&h, Bytes::new()).is_err());
+    }
+
+    #[test]
+    fn a_json_produce_refuses_message_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.insert("shale-durability", HeaderValue::from_static("SYNC"));
+        h.insert(crate::cluster::FORWARDED, HeaderValue::from_static("n2"));
+        assert!(refuse_message_headers(&h).is_ok());
+        for name in ["shale-deliver-at-ms", "shale-tag", "shale-property-region"] {
+            let mut h = h.clone();
+            h.insert(name, HeaderValue::from_static("0.5"));
+            let e = refuse_message_headers(&h).unwrap_err();
+            assert!(e.message.contains(name), "{}", e.message);
+        }
     }
 
     #[test]

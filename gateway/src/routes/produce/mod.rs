@@ -84,8 +84,9 @@ impl From<Produced> for ProduceResult {
         none) is a raw produce: the request body is the single message's body and its metadata comes \
         from the `Shale-*` headers above, plus one `Shale-Property-<name>: <value>` header per property \
         (HTTP header names are case-insensitive and arrive lowercased, so property names given this \
-        way are lowercase); an unknown `Shale-*` header is 400. A JSON produce ignores the raw \
-        produce headers."),
+        way are lowercase); an unknown `Shale-*` header is 400. A JSON produce refuses the raw \
+        produce's message headers (400: in a JSON batch each message carries its own fields); \
+        `Shale-Durability` applies to both."),
     description = "Validates the whole request before storing anything: one invalid message is a 400 \
         and nothing is stored. Limits: 1-1024 messages; bodies 0-4 MiB (413); 32 MiB of messages per \
         request and an HTTP body of at most 48 MiB (413, to leave room for JSON and base64); unknown \
@@ -134,6 +135,7 @@ pub async fn produce(
     let from_node = caller.is_some_and(|Extension(c)| c.is_node_or_open());
     let system = crate::cluster::is_forwarded(&headers) && from_node && name.starts_with('%');
     let (messages, transaction) = if input::is_json(&headers) {
+        input::refuse_message_headers(&headers)?;
         input::from_json(&body, system)?
     } else {
         (vec![input::from_raw(&headers, body)?], None)
