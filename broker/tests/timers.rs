@@ -429,6 +429,25 @@ async fn serve_all(node: &Node, topic: &str, queues: u32) {
     }
 }
 
+/// A clean leave of `node` (every timer goes up in runs), then node `n2`
+/// with an empty disk on the same bucket serving `topic`'s queues.
+async fn hand_over_to_an_empty_node(
+    node: Node,
+    tier: &Arc<Tier>,
+    topic: &str,
+    queues: u32,
+) -> (Node, tempfile::TempDir) {
+    node.broker
+        .leave_cluster(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    drop(node);
+    let dir = tempfile::tempdir().unwrap();
+    let node2 = open_as(dir.path(), tier, START_MS + 1_000, "n2");
+    serve_all(&node2, topic, queues).await;
+    (node2, dir)
+}
+
 fn in_memory(node: &Node, topic: &str, queues: u32) -> usize {
     (0..queues)
         .map(|q| {
@@ -480,17 +499,7 @@ async fn far_timers_live_in_the_object_store_and_move_with_the_queue_to_an_empty
     let msgs = far_messages(300, 2);
     let produced = schedule_all(&node, "far", &msgs).await;
     assert!(produced.iter().all(|p| p.scheduled));
-    // A clean leave hands the queues over: every timer goes up in runs.
-    node.broker
-        .leave_cluster(std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    drop(node);
-
-    // Another node, empty disk, same bucket.
-    let dir2 = tempfile::tempdir().unwrap();
-    let node2 = open_as(dir2.path(), &tier, START_MS + 1_000, "n2");
-    serve_all(&node2, "far", 2).await;
+    let (node2, _dir2) = hand_over_to_an_empty_node(node, &tier, "far", 2).await;
     assert_eq!(node2.broker.pending_timers("far").await.unwrap(), 300);
     assert!(
         in_memory(&node2, "far", 2) < 10,
@@ -629,14 +638,7 @@ async fn a_backlog_spills_in_bounded_runs_and_a_full_queue_refuses_more() {
     drop(q);
 
     // On another node with an empty disk: every timer, in delivery order.
-    node.broker
-        .leave_cluster(std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    drop(node);
-    let dir2 = tempfile::tempdir().unwrap();
-    let node2 = open_as(dir2.path(), &tier, START_MS + 1_000, "n2");
-    serve_all(&node2, "backlog", 1).await;
+    let (node2, _dir2) = hand_over_to_an_empty_node(node, &tier, "backlog", 1).await;
     assert_eq!(
         node2.broker.pending_timers("backlog").await.unwrap(),
         n as u64 + 1
