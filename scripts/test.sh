@@ -16,13 +16,16 @@
 #    into the same virtualenv) against a running node, bounded to ~150 s.
 # 7. With no test filter given: scripts/console-test.sh, the web console in
 #    headless Chromium (skipped with a message where Chromium cannot be had).
+# 8. With no test filter given: scripts/sqs-test.sh, the SQS endpoint with real
+#    AWS clients (boto3; the JavaScript SDK v3 through npm ci where node is
+#    installed; the AWS CLI where `aws` is on PATH).
 # Exit status non-zero on any failure.
 #
 # Environment:
 #   CARGO_TARGET_DIR   where builds go (honoured as cargo does)
 #   SHALE_VENV         the virtualenv to use or create (default: .venv)
 #   SHALE_SKIP_VENV=1  no virtualenv and no moto: the S3 and pyarrow tests skip,
-#                      and schemathesis and the console test do not run
+#                      and schemathesis, the console test and the SQS test do not run
 #   SHALE_NO_NEXTEST=1 use `cargo test` even when cargo-nextest is installed
 # Exported to the tests: SHALE_TEST_PYTHON (the venv's python), PATH with the venv's bin
 # first, and for S3: AWS_ENDPOINT_URL & co., SHALE_TEST_S3_BUCKET, SHALE_REQUIRE_S3=1.
@@ -84,5 +87,11 @@ fi
 if [ $# -eq 0 ] && [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
   say "checking the web console in headless Chromium (scripts/console-test.sh)"
   scripts/console-test.sh || status=$?
+fi
+
+# --- 8. The SQS endpoint with real AWS clients (boto3, JS SDK v3, AWS CLI) -------
+if [ $# -eq 0 ] && [ "${SHALE_SKIP_VENV:-}" != 1 ]; then
+  say "checking the SQS endpoint with AWS clients (scripts/sqs-test.sh)"
+  scripts/sqs-test.sh || status=$?
 fi
 exit "$status"
