@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The cost of the SQS compatibility layer (docs/BENCHMARKS.md): the same
+# messages through SQS with boto3 and through /v1 with urllib3 (the HTTP
+# library under boto3), side by side in one run against one release node;
+# scripts/lib/bench_sqs.py says exactly what each phase does.
+#
+#   scripts/bench-sqs.sh                              # 10000 messages of 1 KiB, 5 rounds, 1 thread
+#   scripts/bench-sqs.sh --messages 20000 --rounds 3 --threads 4
+#
+# Extra arguments go to bench_sqs.py (--messages, --rounds, --threads,
+# --body-bytes). The node: a release build (`cargo build --release -p
+# shale-gateway --bin shale`, into $CARGO_TARGET_DIR, default
+# ~/.cache/shale-bench-target; SHALE_BIN to use another binary), on a free
+# port, with its data dir and a local-directory object store (file://) under
+# $BENCH_DIR (default target/bench-data: the checkout's disk, not /tmp, which
+# may be a tmpfs), all removed at the end. boto3 comes from the virtualenv
+# ${SHALE_VENV:-.venv} (created, or boto3 installed into it, when missing).
+# Prints the machine, then Markdown: each round, the medians, the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'scripts/bench-sqs.sh: %s\n' "$*" >&2; exit 1; }
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/shale-bench-target}
+if [ -z "${SHALE_BIN:-}" ]; then
+  say "building (release) into $CARGO_TARGET_DIR ..."
+  cargo build --release -p shale-gateway --bin shale
+fi
+BIN=${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}
+[ -x "$BIN" ] || die "no $BIN"
+
+boto3_requirement="boto3==1.44.18"
+venv=${SHALE_VENV:-$root/.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating the Python virtualenv $venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv (Debian/Ubuntu)"
+fi
+stamp="$venv/.shale-sqs"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$boto3_requirement" ]; then
+  say "installing $boto3_requirement into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$boto3_requirement"
+  printf '%s' "$boto3_requirement" >"$stamp"
+fi
+
+BENCH_DIR=${BENCH_DIR:-target/bench-data}
+mkdir -p "$BENCH_DIR"
+work=$(cd "$(mktemp -d "$BENCH_DIR/sqs.XXXXXX")" && pwd)
+node_pid=
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  if [ -n "$node_pid" ]; then
+    kill "$node_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$node_pid" 2>/dev/null || true
+    wait "$node_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The node with its defaults only: none of the caller's SHALE_* or AWS_* settings.
+unset_env=()
+while read -r name; do unset_env+=(-u "$name"); done < <(env | sed -n 's/^\(\(SHALE\|AWS\)_[A-Z0-9_]*\)=.*/\1/p')
+mkdir -p "$work/objects"
+: >"$work/node.out"
+env "${unset_env[@]}" "$BIN" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
+  --object-store "file://$work/objects" >"$work/node.out" 2>"$work/node.err" &
+node_pid=$!
+url=
+for _ in $(seq 1 600); do
+  url=$(sed -n 's/^shale listening on //p' "$work/node.out")
+  [ -n "$url" ] && break
+  kill -0 "$node_pid" 2>/dev/null || { cat "$work/node.err" >&2; die "the node did not start"; }
+  sleep 0.05
+done
+[ -n "$url" ] || { tail -n 50 "$work/node.err" >&2; die "the node did not print its address within 30 s"; }
+
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "nproc: $(nproc)  $(lscpu | grep 'Model name' | tr -s ' ' || true)"
+echo "kernel: $(uname -r)  load: $(cut -d' ' -f1-3 /proc/loadavg)  node: $url (release, $BIN)"
+status=0
+env "${unset_env[@]}" timeout 3600 "$venv/bin/python" "$root/scripts/lib/bench_sqs.py" \
+  --url "$url" --node-pid "$node_pid" "$@" || status=$?
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$status" -ne 0 ]; then
+  say "the bench failed (exit $status); the node's log:"
+  tail -n 40 "$work/node.err" >&2
+fi
+exit "$status"
