@@ -33,6 +33,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import struct
 import subprocess
 import sys
@@ -1142,7 +1143,11 @@ def test_auth_sigv4_with_an_auth_file():
 
     (work / "auth.toml").write_text(entry(full_key, full_secret, ["PUBLISH", "SUBSCRIBE", "ADMIN"])
                                     + entry(sub_key, sub_secret, ["SUBSCRIBE"]))
-    node = start_node(ARGS.shale, work, ["--auth-file", str(work / "auth.toml")])
+    try:
+        node = start_node(ARGS.shale, work, ["--auth-file", str(work / "auth.toml")])
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     try:
         full = client(full_key, full_secret, url=node.url)
         name = qname("auth")
@@ -1163,6 +1168,7 @@ def test_auth_sigv4_with_an_auth_file():
         assert 400 <= status < 500, f"an unsigned request on a node with auth: {status} {body[:300]!r}"
     finally:
         node.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # --- a second node (auth) ----------------------------------------------------------
