@@ -327,8 +327,9 @@ def test_create_queue_with_other_attributes_is_queue_already_exists():
 
 @test
 def test_queue_name_rules():
-    for bad in ["has space", "dot.inside", "x" * 81, "slash/no", "", "star*"]:
-        expect_error({"InvalidParameterValue"}, SQS.create_queue, QueueName=bad)
+    for bad in ["has space", "dot.inside", "x" * 81, "slash/no", "star*"]:
+        expect_error("InvalidParameterValue", SQS.create_queue, QueueName=bad)
+    expect_error({"InvalidParameterValue", "MissingParameter"}, SQS.create_queue, QueueName="")
     # .fifo is for FIFO queues only, and a FIFO queue's name ends in .fifo.
     expect_error({"InvalidParameterValue", "InvalidAttributeValue"}, SQS.create_queue,
                  QueueName=qname("nofifo", ".fifo"))
