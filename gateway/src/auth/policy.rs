@@ -140,8 +140,8 @@ pub enum Caller {
     /// A client token.
     Client(Arc<Grant>),
     /// Another node of the cluster, with the cluster secret: it may only
-    /// publish to system topics (dead-letter copies), with Shale's own
-    /// `shale.*` properties.
+    /// publish (dead-letter copies, to `%DLQ%` topics or a group's
+    /// `dead_letter_topic`), with Shale's own `shale.*` properties.
     Node,
 }
 
@@ -153,9 +153,7 @@ impl Caller {
             Caller::Open => true,
             Caller::Client(grant) => grant.rules.iter().any(|r| r.allows(actions, topic, group)),
             Caller::Node => {
-                actions.contains(&Action::Publish)
-                    && topic.is_some_and(|t| t.starts_with('%'))
-                    && group.is_none()
+                actions.contains(&Action::Publish) && topic.is_some() && group.is_none()
             }
         }
     }

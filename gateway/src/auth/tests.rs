@@ -85,7 +85,7 @@ fn rules_need_one_rule_covering_every_named_resource() {
 }
 
 #[test]
-fn the_node_caller_only_publishes_to_system_topics() {
+fn the_node_caller_only_publishes() {
     let text = format!(
         "cluster_secret_sha256 = \"{}\"\n{}",
         hash("s3cret"),
@@ -95,7 +95,9 @@ fn the_node_caller_only_publishes_to_system_topics() {
     let node = policy.authenticate("s3cret").unwrap();
     assert!(matches!(node, Caller::Node) && node.is_node_or_open());
     assert!(node.may(&[Action::Publish], Some("%DLQ%billing"), None));
-    assert!(!node.may(&[Action::Publish], Some("orders"), None));
+    // A group's dead_letter_topic is a user topic.
+    assert!(node.may(&[Action::Publish], Some("orders-dlq"), None));
+    assert!(!node.may(&[Action::Publish], None, None));
     assert!(!node.may(&[Action::Subscribe], Some("%DLQ%billing"), Some("g")));
     assert!(!node.may(&[Action::Admin], None, None));
 }
