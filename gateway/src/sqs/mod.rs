@@ -1,0 +1,3 @@
+//! The SQS-compatible endpoint.
+
+pub mod md5;
