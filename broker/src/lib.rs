@@ -41,6 +41,7 @@ pub mod sql_filter;
 pub mod tasks;
 pub mod timers;
 pub mod topic_admin;
+pub mod topic_docs;
 pub mod topics;
 pub mod txn;
 pub mod validate;

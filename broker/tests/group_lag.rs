@@ -127,7 +127,7 @@ async fn retries_in_flight_and_acks_per_second_are_reported() {
             .all(is_ok)
     );
     n.broker
-        .change_invisibility("g", "t", &got[3].receipt_handle, 0)
+        .change_invisibility("g", "t", &got[3].receipt_handle, 0, false)
         .await
         .unwrap();
     let q = &offsets(&n, "g", "t").await[0];

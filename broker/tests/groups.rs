@@ -95,7 +95,7 @@ async fn a_nack_gives_the_message_back_after_the_backoff() {
     let got = n.receive("g", "orders", 1).await;
     let (handle, until) = n
         .broker
-        .change_invisibility("g", "orders", &got[0].receipt_handle, 0)
+        .change_invisibility("g", "orders", &got[0].receipt_handle, 0, false)
         .await
         .unwrap();
     assert_eq!(until, n.clock_now());
@@ -106,10 +106,40 @@ async fn a_nack_gives_the_message_back_after_the_backoff() {
     assert_eq!(again[0].attempt, 2);
     let err = n
         .broker
-        .change_invisibility("g", "orders", &handle, 0)
+        .change_invisibility("g", "orders", &handle, 0, false)
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ReceiptHandleExpired);
+}
+
+#[tokio::test]
+async fn a_kept_handle_stays_good_until_the_message_is_delivered_again() {
+    let n = Node::new();
+    n.topic("orders", 1, MessageType::Normal).await;
+    n.group("g", earliest(16, vec![0])).await;
+    n.produce_n("orders", "m", 1).await;
+    let got = n.receive("g", "orders", 1).await;
+    let first = got[0].receipt_handle.clone();
+    let first_delivery = &got[0];
+    let (handle, until) = n
+        .broker
+        .change_invisibility("g", "orders", &first, 5000, true)
+        .await
+        .unwrap();
+    assert_eq!((handle.as_str(), until), (first.as_str(), n.clock_now() + 5000));
+    n.clock.advance(4000);
+    assert!(n.receive("g", "orders", 1).await.is_empty(), "extended, still invisible");
+    // Extended again with the same handle, then let it run out: redelivered,
+    // and the first handle is over.
+    n.broker
+        .change_invisibility("g", "orders", &first, 1000, true)
+        .await
+        .unwrap();
+    n.clock.advance(1000);
+    let again = n.receive("g", "orders", 1).await;
+    assert_eq!(again[0].attempt, 2);
+    assert!(expired(&n.ack("g", "orders", &[first_delivery]).await[0]));
+    assert!(is_ok(&n.ack("g", "orders", &[&again[0]]).await[0]));
 }
 
 #[tokio::test]
@@ -158,6 +188,39 @@ async fn the_last_attempt_goes_to_the_dead_letter_topic_with_its_origin() {
     );
     assert_eq!(prop("shale.delivery_attempts"), Some("2"));
     assert_eq!(prop("region"), Some("eu"));
+}
+
+#[tokio::test]
+async fn a_dead_letter_topic_of_the_group_receives_its_dead_letters() {
+    let n = Node::new();
+    n.topic("jobs", 2, MessageType::Fifo).await;
+    n.topic("jobs-dlq", 4, MessageType::Fifo).await;
+    n.topic("txn", 1, MessageType::Transaction).await;
+    let mut settings = earliest(1, vec![0]);
+    settings.dead_letter_topic = Some("nope".into());
+    let err = n.broker.put_group("g", settings.clone()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TopicNotFound);
+    settings.dead_letter_topic = Some("txn".into());
+    assert!(n.broker.put_group("g", settings.clone()).await.is_err());
+    settings.dead_letter_topic = Some("jobs-dlq".into());
+    n.group("g", settings).await;
+    n.produce(
+        "jobs",
+        vec![MessageInput {
+            message_group: Some("order-7".into()),
+            ..body("m0")
+        }],
+    )
+    .await;
+    assert_eq!(n.receive("g", "jobs", 1).await.len(), 1);
+    n.clock.advance(30_000 + 1);
+    assert!(n.receive("g", "jobs", 1).await.is_empty(), "dead-lettered");
+    n.group("reader", earliest(16, vec![1000])).await;
+    let dead = n.receive("reader", "jobs-dlq", 10).await;
+    assert_eq!(bodies(&dead), ["m0"]);
+    // On a FIFO dead-letter topic the message keeps its group (and its queue follows it).
+    assert_eq!(dead[0].record.message_group.as_deref(), Some("order-7"));
+    assert!(n.broker.topics.get("%DLQ%g").is_none(), "no %DLQ% topic was made");
 }
 
 #[tokio::test]

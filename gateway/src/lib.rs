@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod server;
+pub mod sqs;
 pub mod state;
 pub mod tools;
 pub mod wire;

@@ -195,6 +195,11 @@ pub struct GroupBody {
     #[schema(min_items = 1, max_items = 64)]
     pub retry_backoff_ms: Option<Vec<u64>>,
     pub consume_from: Option<ConsumeFromWire>,
+    /// An existing NORMAL, DELAY or FIFO topic that receives the group's dead
+    /// letters instead of `%DLQ%{group}` (a message goes to the queue of its
+    /// `message_group` on a FIFO topic, round-robin otherwise). Empty or
+    /// absent: `%DLQ%{group}`.
+    pub dead_letter_topic: Option<String>,
 }
 
 impl From<GroupBody> for shale_broker::groups::api::GroupSettings {
@@ -205,6 +210,7 @@ impl From<GroupBody> for shale_broker::groups::api::GroupSettings {
             max_delivery_attempts: b.max_delivery_attempts,
             retry_backoff_ms: b.retry_backoff_ms,
             consume_from: b.consume_from.map(Into::into),
+            dead_letter_topic: b.dead_letter_topic,
         }
     }
 }
@@ -218,6 +224,9 @@ pub struct GroupObject {
     pub max_delivery_attempts: u32,
     pub retry_backoff_ms: Vec<u64>,
     pub consume_from: ConsumeFromWire,
+    /// Set when dead letters go to this topic instead of `%DLQ%{group}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_topic: Option<String>,
 }
 
 impl From<GroupConfig> for GroupObject {
@@ -228,6 +237,7 @@ impl From<GroupConfig> for GroupObject {
             max_delivery_attempts: c.max_delivery_attempts,
             retry_backoff_ms: c.retry_backoff_ms,
             consume_from: c.consume_from.into(),
+            dead_letter_topic: c.dead_letter_topic,
         }
     }
 }

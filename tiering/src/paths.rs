@@ -219,6 +219,14 @@ impl Layout {
         self.topic_dir(topic).child("topic.json")
     }
 
+    /// A front-end's document about `topic` (e.g. an SQS queue's attributes):
+    /// `topics/{topic}/docs/{name}.json` (removed with the topic).
+    pub fn topic_doc(&self, topic: &str, name: &str) -> Path {
+        self.topic_dir(topic)
+            .child("docs")
+            .child(format!("{name}.json"))
+    }
+
     /// The record that a dead-letter message of `topic` (a `%DLQ%` topic)
     /// was sent back to its origin: `topics/{topic}/sent-back/{message_id}.json`
     /// (removed with the topic).

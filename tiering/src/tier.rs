@@ -421,19 +421,37 @@ impl Tier {
             .await
     }
 
+    /// Stores (replaces) the document `name` about `topic` ([`Layout::topic_doc`]).
+    pub async fn put_topic_doc(&self, topic: &str, name: &str, json: Bytes) -> Result<()> {
+        let path = self.layout.topic_doc(topic, name);
+        self.store
+            .put(&path, PutPayload::from(json))
+            .await
+            .map_err(|e| TieringError::store(format!("writing {path}"), e))?;
+        Ok(())
+    }
+
+    /// The document `name` about `topic`, `None` if there is none.
+    pub async fn topic_doc(&self, topic: &str, name: &str) -> Result<Option<Bytes>> {
+        let path = self.layout.topic_doc(topic, name);
+        self.read_optional(&path).await
+    }
+
+    async fn read_optional(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(|e| {
+                TieringError::store(format!("reading {path}"), e)
+            })?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(TieringError::store(format!("reading {path}"), e)),
+        }
+    }
+
     /// The record that dead-letter message `message_id` of `topic` was sent
     /// back, `None` if it was not.
     pub async fn sent_back(&self, topic: &str, message_id: &str) -> Result<Option<Bytes>> {
         let path = self.layout.sent_back(topic, message_id);
-        match self.store.get(&path).await {
-            Ok(got) => {
-                Ok(Some(got.bytes().await.map_err(|e| {
-                    TieringError::store(format!("reading {path}"), e)
-                })?))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(TieringError::store(format!("reading {path}"), e)),
-        }
+        self.read_optional(&path).await
     }
 
     /// Creates `path` with `json` unless it exists (create-only put): `None`

@@ -150,19 +150,27 @@ pub async fn give_back(
     Ok((Receipt { nonce, ..r }.encode(secret), now))
 }
 
-/// Changes a delivery's invisibility; returns the new handle and its deadline.
+/// Changes a delivery's invisibility; returns the new handle and its
+/// deadline. With `keep_handle` the handle stays the same (SQS's rule: a
+/// handle is good until the message is delivered again), else the old one
+/// expires.
 pub async fn change_invisibility(
     state: &Broker,
     group: &str,
     topic: &str,
     handle: &str,
     invisible_ms: i64,
+    keep_handle: bool,
 ) -> BrokerResult<(String, i64)> {
     let r = verify(state, group, topic, handle).await?;
     let k = cursor_key(&r);
     super::durable::restore_if_checkpointed(state, &k).await?;
     let now = state.clock.now_ms();
-    let nonce = rand::random::<u64>();
+    let nonce = if keep_handle {
+        r.nonce
+    } else {
+        rand::random::<u64>()
+    };
     let cursor = state.groups.cursors.get(&k).ok_or_else(expired)?;
     let until = cursor
         .lock()

@@ -17,7 +17,7 @@ use super::config::{ConsumeFrom, ConsumeMode, GroupConfig};
 use super::deliver::{self, AckOutcome, Delivered, QueueOffsets, ReceiveRequest, ResetTo};
 use super::filter::{Filter, FilterSpec};
 use crate::broker::Broker;
-use crate::error::{BrokerError, BrokerResult};
+use crate::error::{BrokerError, BrokerResult, ErrorCode};
 use crate::topic_admin::Created;
 
 pub const DEFAULT_RECEIVE: u64 = 16;
@@ -37,6 +37,8 @@ pub struct GroupSettings {
     pub max_delivery_attempts: Option<u32>,
     pub retry_backoff_ms: Option<Vec<u64>>,
     pub consume_from: Option<ConsumeFrom>,
+    /// A user topic for dead letters instead of `%DLQ%{group}`; empty = none.
+    pub dead_letter_topic: Option<String>,
 }
 
 /// A receive as the client asked.
@@ -129,8 +131,22 @@ impl Broker {
                 .retry_backoff_ms
                 .unwrap_or(defaults.retry_backoff_ms),
             consume_from: settings.consume_from.unwrap_or(defaults.consume_from),
+            dead_letter_topic: settings.dead_letter_topic.filter(|t| !t.is_empty()),
         };
         cfg.validate()?;
+        if let Some(t) = &cfg.dead_letter_topic {
+            let topic = self.topics.get(t).ok_or_else(|| {
+                BrokerError::new(
+                    ErrorCode::TopicNotFound,
+                    format!("dead_letter_topic {t:?} does not exist"),
+                )
+            })?;
+            if topic.config().message_type == crate::topics::MessageType::Transaction {
+                return Err(BrokerError::invalid(format!(
+                    "dead_letter_topic {t:?} is a TRANSACTION topic: dead letters go to NORMAL, DELAY or FIFO topics"
+                )));
+            }
+        }
         let _admin = self.groups.admin.lock().await;
         let existed = self.groups.get(&cfg.name).is_some();
         let cfg = deliver::put_group(self, cfg).await?;
@@ -237,13 +253,14 @@ impl Broker {
     }
 
     /// Makes a delivery invisible for `invisible_ms` from now (0 = nack now);
-    /// returns the new handle and its deadline.
+    /// returns the new handle (the same one with `keep_handle`) and its deadline.
     pub async fn change_invisibility(
         &self,
         group: &str,
         topic: &str,
         handle: &str,
         invisible_ms: i64,
+        keep_handle: bool,
     ) -> BrokerResult<(String, i64)> {
         crate::validate::group_name(group)?;
         self.topics.require(topic)?;
@@ -252,7 +269,7 @@ impl Broker {
                 "invisible_ms must be 0-{MAX_INVISIBLE_MS}, got {invisible_ms}"
             )));
         }
-        deliver::change_invisibility(self, group, topic, handle, invisible_ms).await
+        deliver::change_invisibility(self, group, topic, handle, invisible_ms, keep_handle).await
     }
 
     /// Gives a delivery back for redelivery at once, without the group's

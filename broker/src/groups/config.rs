@@ -62,6 +62,10 @@ pub struct GroupConfig {
     pub retry_backoff_ms: Vec<u64>,
     #[serde(default = "default_from")]
     pub consume_from: ConsumeFrom,
+    /// Where dead letters go: a user topic (NORMAL, DELAY or FIFO), instead
+    /// of `%DLQ%{group}` (an SQS queue's redrive target is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_topic: Option<String>,
 }
 
 fn default_attempts() -> u32 {
@@ -83,6 +87,7 @@ impl GroupConfig {
             max_delivery_attempts: default_attempts(),
             retry_backoff_ms: default_backoff(),
             consume_from: default_from(),
+            dead_letter_topic: None,
         }
     }
 
@@ -101,6 +106,10 @@ impl GroupConfig {
             return Err(BrokerError::invalid(
                 "a retry delay may be at most one day (86400000 ms)",
             ));
+        }
+        if let Some(t) = &self.dead_letter_topic {
+            crate::validate::user_topic_name(t)
+                .map_err(|e| BrokerError::invalid(format!("dead_letter_topic: {}", e.message())))?;
         }
         if matches!(self.consume_from, ConsumeFrom::Latest) {
             return Err(BrokerError::invalid(

@@ -1,5 +1,7 @@
 //! Dead-lettering: a message whose delivery attempts ran out is appended to
-//! `%DLQ%{group}` (a NORMAL topic of 1 queue, SYNC, created on demand) with
+//! `%DLQ%{group}` (a NORMAL topic of 1 queue, SYNC, created on demand) — or
+//! to the group's `dead_letter_topic` when it names an existing topic (the
+//! queue of the message's group on a FIFO one, round-robin otherwise) — with
 //! its origin in `shale.origin_topic`, `shale.origin_message_id` and
 //! `shale.delivery_attempts`, and only then acked in its origin.
 //!
@@ -72,9 +74,21 @@ impl Drop for DeadLetterClaim<'_> {
     }
 }
 
-/// The dead-letter topic of a group, created on demand.
-async fn dlq_topic(state: &Arc<Broker>, group: &str) -> BrokerResult<Arc<Topic>> {
-    let name = dlq_name(group);
+/// Where a group's dead letters go: its `dead_letter_topic` while that
+/// topic exists (a deleted one falls back, with a warning), else
+/// `%DLQ%{group}`, created on demand.
+async fn dlq_topic(state: &Arc<Broker>, group: &GroupConfig) -> BrokerResult<Arc<Topic>> {
+    if let Some(target) = &group.dead_letter_topic {
+        match state.topics.get(target) {
+            Some(t) => return Ok(t),
+            None => tracing::warn!(
+                group = %group.name,
+                topic = %target,
+                "the group's dead_letter_topic does not exist; dead letters go to its %DLQ% topic"
+            ),
+        }
+    }
+    let name = dlq_name(&group.name);
     if let Some(t) = state.topics.get(&name) {
         return Ok(t);
     }
@@ -96,8 +110,14 @@ async fn dlq_topic(state: &Arc<Broker>, group: &str) -> BrokerResult<Arc<Topic>>
     Ok(topic)
 }
 
-/// The dead-letter copy of `record`: its properties, with its origin.
-fn dead_letter_request(origin_topic: &str, record: &Record, attempts: u32) -> AppendRequest {
+/// The dead-letter copy of `record`: its properties, with its origin (and
+/// its message group when the dead-letter topic is FIFO).
+fn dead_letter_request(
+    origin_topic: &str,
+    record: &Record,
+    attempts: u32,
+    fifo: bool,
+) -> AppendRequest {
     let mut properties: Vec<(String, String)> = record
         .properties
         .iter()
@@ -116,7 +136,11 @@ fn dead_letter_request(origin_topic: &str, record: &Record, attempts: u32) -> Ap
         tag: record.tag.clone(),
         keys: record.keys.clone(),
         properties,
-        message_group: None,
+        message_group: if fifo {
+            record.message_group.clone()
+        } else {
+            None
+        },
         body: record.body.clone(),
     }
 }
@@ -129,14 +153,20 @@ pub async fn dead_letter(
     record: &Record,
     attempts: u32,
 ) -> BrokerResult<()> {
-    let dlq = dlq_topic(state, &group.name).await?;
-    let req = dead_letter_request(origin_topic, record, attempts);
-    let (log, permit) = match state.queue_for_write(&dlq.name, 0).await {
+    let dlq = dlq_topic(state, group).await?;
+    let fifo = dlq.config().message_type == MessageType::Fifo;
+    let req = dead_letter_request(origin_topic, record, attempts, fifo);
+    let queue = match (&req.message_group, dlq.queues()) {
+        (_, 1) => 0,
+        (Some(g), n) if fifo => crate::produce::queue_choice::group_queue(g, n),
+        _ => dlq.next_round_robin(),
+    };
+    let (log, permit) = match state.queue_for_write(&dlq.name, queue).await {
         Ok(held) => held,
         // The dead-letter queue is served by another node: the copy goes there.
         Err(e) => match (e.elsewhere(), state.peer()) {
             (Some(at), Some(peer)) => {
-                peer.append(&at.address, &dlq.name, 0, &req).await?;
+                peer.append(&at.address, &dlq.name, queue, &req).await?;
                 crate::metrics::dead_lettered(&group.name, origin_topic);
                 return Ok(());
             }

@@ -11,14 +11,25 @@
 //! rules = [{actions = ["SUBSCRIBE"], topics = ["orders*"], groups = ["billing*"]}]
 //! rate_per_second = 100                 # optional; burst defaults to rate_per_second
 //! burst = 200
+//! sigv4_secret = "<the token itself>"   # optional: SQS clients (SigV4) of this principal
 //! ```
+//!
+//! `sigv4_secret` opts one token of a principal in to the SQS endpoint: SQS
+//! clients sign requests with AWS Signature Version 4, which the node can
+//! only check with the secret itself, not its hash. The access key id is the
+//! principal, the secret access key is the token (so the same token still
+//! works as `Authorization: Bearer`). A file with such an entry holds a
+//! credential in clear and must be readable by the node's user only
+//! (docs/SECURITY.md, "SQS clients (SigV4)").
 //!
 //! Everything is checked, and every problem is one line naming the entry
 //! (`tokens[2] (principal billing): sha256 must be 64 hex digits`): unknown
 //! keys, bad hashes, duplicated hashes, unknown actions, rules without
 //! actions, patterns with characters no name has, tokens without rules, a
 //! principal with two different rate limits, a file without tokens (most
-//! likely a half-written one), a cluster secret the file does not accept.
+//! likely a half-written one), a cluster secret the file does not accept, a
+//! `sigv4_secret` that is not the entry's token or not visible ASCII, two
+//! entries of one principal with a `sigv4_secret`. No error shows a secret.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,7 +37,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::policy::{Action, Digest32, Grant, Pattern, Policy, RateLimit, Rule, sha256};
+use super::policy::{Action, Digest32, Grant, Pattern, Policy, RateLimit, Rule, Secret, sha256};
 
 /// Fewest characters of a cluster secret (`shale token` makes 49).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -73,6 +84,8 @@ struct TokenEntry {
     rules: Vec<RuleEntry>,
     rate_per_second: Option<u32>,
     burst: Option<u32>,
+    /// The token in clear, for SigV4 (SQS clients); its hash is `sha256`.
+    sigv4_secret: Option<Secret>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +178,8 @@ pub fn parse(text: &str) -> Result<Policy, String> {
     }
     let mut tokens = Vec::with_capacity(file.tokens.len());
     let mut limits: BTreeMap<String, RateLimit> = BTreeMap::new();
+    // The entry of each principal with a sigv4_secret: the secret and its index.
+    let mut sigv4: BTreeMap<String, (Secret, usize)> = BTreeMap::new();
     for (i, entry) in file.tokens.into_iter().enumerate() {
         let what = format!("tokens[{i}] (principal `{}`)", entry.principal);
         check_principal(&entry.principal).map_err(|e| format!("tokens[{i}]: {e}"))?;
@@ -197,6 +212,15 @@ pub fn parse(text: &str) -> Result<Policy, String> {
                 }
             }
         }
+        if let Some(secret) = entry.sigv4_secret {
+            check_sigv4_secret(&secret, &hash).map_err(|e| format!("{what}: {e}"))?;
+            if let Some((_, first)) = sigv4.get(&entry.principal) {
+                return Err(format!(
+                    "{what}: tokens[{first}] of this principal already has a sigv4_secret; the principal is the SQS access key id, so only one of its tokens may have one"
+                ));
+            }
+            sigv4.insert(entry.principal.clone(), (secret, i));
+        }
         let grant = Grant {
             principal: entry.principal,
             rules,
@@ -208,7 +232,29 @@ pub fn parse(text: &str) -> Result<Policy, String> {
         cluster,
         metrics_require_auth: file.metrics_require_auth,
         limits,
+        sigv4: sigv4
+            .into_iter()
+            .map(|(principal, (secret, _))| (principal, secret))
+            .collect(),
     })
+}
+
+/// A `sigv4_secret` is the entry's token: visible ASCII (it is also sent as
+/// `Authorization: Bearer`) with the entry's `sha256`. The errors never show it.
+fn check_sigv4_secret(secret: &Secret, hash: &Digest32) -> Result<(), String> {
+    if secret.expose().is_empty() || !secret.expose().bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "sigv4_secret must be visible ASCII characters only (the token, which also travels as a Bearer header)"
+                .into(),
+        );
+    }
+    if sha256(secret.expose().as_bytes()) != *hash {
+        return Err(
+            "the SHA-256 of sigv4_secret is not this entry's sha256: the SigV4 secret access key is the token itself, so put the token whose hash is sha256 there"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// One line for a TOML error: the line number and figment-free message.

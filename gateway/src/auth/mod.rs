@@ -26,7 +26,7 @@
 //! calls a node makes on its own — dead-letter copies to a `%DLQ%` queue
 //! another node serves — present the cluster secret (`--cluster-secret-file`),
 //! whose SHA-256 the auth file lists in `cluster_secret_sha256`; that caller
-//! ([`Caller::Node`]) may only publish to system topics.
+//! ([`Caller::Node`]) may only publish (dead-letter copies).
 
 pub mod file;
 pub mod layer;

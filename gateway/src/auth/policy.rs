@@ -2,10 +2,12 @@
 //! a presented token.
 //!
 //! A [`Policy`] is the validated content of the auth file (see
-//! [`super::file`]). It never holds a token, only the SHA-256 of each; a
-//! presented token is hashed and compared with every stored hash in constant
-//! time ([`subtle`]), without stopping at the first match, so the time of a
-//! lookup does not depend on how many bytes of which hash matched.
+//! [`super::file`]). It holds the SHA-256 of each token; a presented token is
+//! hashed and compared with every stored hash in constant time ([`subtle`]),
+//! without stopping at the first match, so the time of a lookup does not
+//! depend on how many bytes of which hash matched. The only tokens it holds
+//! in clear are the SigV4 secrets the file opts in to (`sigv4_secret`, one per
+//! principal at most), each in a [`Secret`], whose `Debug` never shows it.
 //!
 //! Rules: a token's request is allowed when *one* of its rules lists one of
 //! the actions the route accepts and matches every name the request carries
@@ -140,8 +142,8 @@ pub enum Caller {
     /// A client token.
     Client(Arc<Grant>),
     /// Another node of the cluster, with the cluster secret: it may only
-    /// publish to system topics (dead-letter copies), with Shale's own
-    /// `shale.*` properties.
+    /// publish (dead-letter copies, to `%DLQ%` topics or a group's
+    /// `dead_letter_topic`), with Shale's own `shale.*` properties.
     Node,
 }
 
@@ -153,9 +155,7 @@ impl Caller {
             Caller::Open => true,
             Caller::Client(grant) => grant.rules.iter().any(|r| r.allows(actions, topic, group)),
             Caller::Node => {
-                actions.contains(&Action::Publish)
-                    && topic.is_some_and(|t| t.starts_with('%'))
-                    && group.is_none()
+                actions.contains(&Action::Publish) && topic.is_some() && group.is_none()
             }
         }
     }
@@ -199,6 +199,26 @@ pub fn sha256(bytes: &[u8]) -> Digest32 {
     Sha256::digest(bytes).into()
 }
 
+/// A secret kept in clear (a token given as `sigv4_secret`): `Debug`
+/// redacts it, so no derived `Debug` of a policy or a log line shows it.
+/// (No `PartialEq`: a secret is compared only through a constant-time check.)
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, to sign or verify with (never to log).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// The validated auth file.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -210,6 +230,8 @@ pub struct Policy {
     pub metrics_require_auth: bool,
     /// Request-rate limits by principal.
     pub limits: BTreeMap<String, RateLimit>,
+    /// SigV4 secret access keys by principal (the access key id).
+    pub(super) sigv4: BTreeMap<String, Secret>,
 }
 
 impl Policy {
@@ -234,6 +256,14 @@ impl Policy {
     /// Whether a node presenting the secret with this hash is accepted.
     pub fn accepts_cluster_secret(&self, hash: &Digest32) -> bool {
         self.cluster.iter().any(|h| bool::from(h.ct_eq(hash)))
+    }
+
+    /// The SigV4 secret access key of `access_key` (a principal): the token
+    /// of its entry with `sigv4_secret`, if it has one. Access key ids are
+    /// not secret, so the lookup need not take constant time; the SigV4
+    /// check then compares signatures in constant time.
+    pub fn sigv4_secret(&self, access_key: &str) -> Option<&str> {
+        self.sigv4.get(access_key).map(Secret::expose)
     }
 
     /// Number of tokens (for logs).

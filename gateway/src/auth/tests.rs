@@ -85,7 +85,7 @@ fn rules_need_one_rule_covering_every_named_resource() {
 }
 
 #[test]
-fn the_node_caller_only_publishes_to_system_topics() {
+fn the_node_caller_only_publishes() {
     let text = format!(
         "cluster_secret_sha256 = \"{}\"\n{}",
         hash("s3cret"),
@@ -95,7 +95,9 @@ fn the_node_caller_only_publishes_to_system_topics() {
     let node = policy.authenticate("s3cret").unwrap();
     assert!(matches!(node, Caller::Node) && node.is_node_or_open());
     assert!(node.may(&[Action::Publish], Some("%DLQ%billing"), None));
-    assert!(!node.may(&[Action::Publish], Some("orders"), None));
+    // A group's dead_letter_topic is a user topic.
+    assert!(node.may(&[Action::Publish], Some("orders-dlq"), None));
+    assert!(!node.may(&[Action::Publish], None, None));
     assert!(!node.may(&[Action::Subscribe], Some("%DLQ%billing"), Some("g")));
     assert!(!node.may(&[Action::Admin], None, None));
 }
@@ -186,6 +188,98 @@ fn bad_files_are_one_line_naming_the_problem() {
         );
         assert!(!error.contains('\n'), "one line: {error}");
     }
+}
+
+#[test]
+fn a_sigv4_secret_is_the_principals_sqs_secret_access_key() {
+    let text = format!(
+        "{}[[tokens]]\nprincipal = \"billing\"\nsha256 = \"{}\"\nrules = [{{actions = [\"ADMIN\"]}}]\n[[tokens]]\nprincipal = \"audit\"\nsha256 = \"{}\"\nrules = [{{actions = [\"ADMIN\"]}}]\n",
+        file("sigv4_secret = \"billing-token\"\n"),
+        hash("second-billing-token"),
+        hash("audit-token"),
+    );
+    let policy = parse(&text).unwrap();
+    assert_eq!(policy.sigv4_secret("billing"), Some("billing-token"));
+    assert_eq!(
+        policy.sigv4_secret("audit"),
+        None,
+        "no sigv4_secret: no SQS access"
+    );
+    assert_eq!(policy.sigv4_secret("nobody"), None);
+    // The secret is the token: it still authenticates as a Bearer token,
+    // and as the entry that carries it.
+    let Some(Caller::Client(grant)) = policy.authenticate("billing-token") else {
+        panic!("the token should authenticate")
+    };
+    assert_eq!(grant.principal, "billing");
+    assert!(
+        grant.rules[0].actions == [Action::Subscribe],
+        "the grant of the entry with the secret"
+    );
+    assert!(
+        !format!("{policy:?}").contains("billing-token"),
+        "Debug redacts"
+    );
+    assert!(format!("{policy:?}").contains("<redacted>"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.toml");
+    std::fs::write(&path, &text).unwrap();
+    let auth = super::Auth::load(&path, None).unwrap();
+    assert_eq!(auth.policy().sigv4_secret("billing"), Some("billing-token"));
+    assert!(!format!("{auth:?}").contains("billing-token"));
+}
+
+#[test]
+fn a_sigv4_secret_must_be_the_entrys_token_and_one_per_principal() {
+    let admin = |principal: &str, token: &str, secret: &str| {
+        format!(
+            "[[tokens]]\nprincipal = \"{principal}\"\nsha256 = \"{}\"\nrules = [{{actions = [\"ADMIN\"]}}]\nsigv4_secret = \"{secret}\"\n",
+            hash(token)
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            admin("a", "the-token", "another-token"),
+            "tokens[0] (principal `a`): the SHA-256 of sigv4_secret is not this entry's sha256: the SigV4 secret access key is the token itself",
+        ),
+        (
+            admin("a", "two words", "two words"),
+            "tokens[0] (principal `a`): sigv4_secret must be visible ASCII characters only",
+        ),
+        (admin("a", "", ""), "sigv4_secret must be visible ASCII"),
+        (
+            admin("a", "tökén", "tökén"),
+            "sigv4_secret must be visible ASCII",
+        ),
+        (
+            format!("{}{}", admin("a", "t1", "t1"), admin("a", "t2", "t2")),
+            "tokens[1] (principal `a`): tokens[0] of this principal already has a sigv4_secret",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse(&text).expect_err(&text);
+        assert!(
+            error.contains(expected),
+            "{text}\n→ {error}\n(expected {expected:?})"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+        for secret in ["another-token", "two words", "tökén", "t1", "t2"] {
+            assert!(!error.contains(secret), "the error shows a secret: {error}");
+        }
+    }
+    // One entry per principal with the secret, others of it without; other principals too.
+    let text = format!(
+        "{}{}{}",
+        admin("a", "t1", "t1"),
+        admin("b", "t3", "t3"),
+        admin("a", "t2", "t2").replace("sigv4_secret = \"t2\"\n", "")
+    );
+    let policy = parse(&text).unwrap();
+    assert_eq!(
+        (policy.sigv4_secret("a"), policy.sigv4_secret("b")),
+        (Some("t1"), Some("t3"))
+    );
+    assert!(policy.authenticate("t2").is_some());
 }
 
 #[test]

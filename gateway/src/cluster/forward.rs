@@ -197,13 +197,17 @@ impl shale_broker::cluster::peer::Peer for HttpPeer {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect();
-            let body = serde_json::json!({"messages": [{
+            let mut copy = serde_json::json!({
                 "body_base64": base64::engine::general_purpose::STANDARD.encode(&message.body),
                 "tag": message.tag,
                 "keys": message.keys,
                 "properties": properties,
                 "queue": queue,
-            }]});
+            });
+            if let Some(group) = &message.message_group {
+                copy["message_group"] = serde_json::Value::String(group.clone());
+            }
+            let body = serde_json::json!({ "messages": [copy] });
             crate::metrics::forwarded();
             let mut call = client()
                 .post(url)

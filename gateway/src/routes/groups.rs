@@ -290,6 +290,10 @@ pub struct ChangeInvisibilityBody {
     /// `false` with `invisible_ms: 0`: give the message back for delivery at
     /// once, without the group's retry backoff. Default `true`.
     pub retry_backoff: Option<bool>,
+    /// `true`: the handle stays the same and good until the message is
+    /// delivered again (SQS's rule), instead of a new one replacing it.
+    /// Default `false`.
+    pub keep_receipt_handle: Option<bool>,
 }
 
 /// `change-invisibility` answer.
@@ -307,7 +311,9 @@ pub struct ChangeInvisibilityResponse {
         group's backoff for its attempt, exactly as when its invisibility runs out. \
         `\"retry_backoff\": false` with `invisible_ms` 0 gives the message back for delivery at once, \
         without the backoff (a consumer returning messages it will not process, e.g. on shutdown); \
-        it still counts as a delivery attempt. `retry_backoff: false` with another `invisible_ms` is 400.",
+        it still counts as a delivery attempt. `retry_backoff: false` with another `invisible_ms` is 400. \
+        `\"keep_receipt_handle\": true` keeps the handle (the answer repeats it): it stays good until the \
+        message is delivered again, as SQS handles do.",
     responses((status = 200, body = ChangeInvisibilityResponse), (status = 400, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "RECEIPT_HANDLE_EXPIRED")))]
 pub async fn change_invisibility(
@@ -330,7 +336,13 @@ pub async fn change_invisibility(
         _ => {
             state
                 .broker
-                .change_invisibility(&group, &body.topic, &body.receipt_handle, body.invisible_ms)
+                .change_invisibility(
+                    &group,
+                    &body.topic,
+                    &body.receipt_handle,
+                    body.invisible_ms,
+                    body.keep_receipt_handle.unwrap_or(false),
+                )
                 .await?
         }
     };

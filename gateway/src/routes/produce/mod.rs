@@ -129,11 +129,12 @@ pub async fn produce(
         producer = producer.at_least(requested)?;
     }
     let body = body?;
-    // Only another node writes Shale's own properties, and only to system
-    // topics; with auth on, the forwarded header alone is not enough: the
-    // call must carry the cluster secret.
+    // Only another node writes Shale's own properties (dead-letter copies,
+    // to a `%DLQ%` topic or a group's dead_letter_topic); with auth on, the
+    // forwarded header alone is not enough: the call must carry the cluster
+    // secret.
     let from_node = caller.is_some_and(|Extension(c)| c.is_node_or_open());
-    let system = crate::cluster::is_forwarded(&headers) && from_node && name.starts_with('%');
+    let system = crate::cluster::is_forwarded(&headers) && from_node;
     let (messages, transaction) = if input::is_json(&headers) {
         input::refuse_message_headers(&headers)?;
         input::from_json(&body, system)?

@@ -1,0 +1,4 @@
+//! The SQS-compatible endpoint.
+
+pub mod md5;
+pub mod sigv4;
