@@ -126,9 +126,15 @@ async fn a_kept_handle_stays_good_until_the_message_is_delivered_again() {
         .change_invisibility("g", "orders", &first, 5000, true)
         .await
         .unwrap();
-    assert_eq!((handle.as_str(), until), (first.as_str(), n.clock_now() + 5000));
+    assert_eq!(
+        (handle.as_str(), until),
+        (first.as_str(), n.clock_now() + 5000)
+    );
     n.clock.advance(4000);
-    assert!(n.receive("g", "orders", 1).await.is_empty(), "extended, still invisible");
+    assert!(
+        n.receive("g", "orders", 1).await.is_empty(),
+        "extended, still invisible"
+    );
     // Extended again with the same handle, then let it run out: redelivered,
     // and the first handle is over.
     n.broker
@@ -220,7 +226,10 @@ async fn a_dead_letter_topic_of_the_group_receives_its_dead_letters() {
     assert_eq!(bodies(&dead), ["m0"]);
     // On a FIFO dead-letter topic the message keeps its group (and its queue follows it).
     assert_eq!(dead[0].record.message_group.as_deref(), Some("order-7"));
-    assert!(n.broker.topics.get("%DLQ%g").is_none(), "no %DLQ% topic was made");
+    assert!(
+        n.broker.topics.get("%DLQ%g").is_none(),
+        "no %DLQ% topic was made"
+    );
 }
 
 #[tokio::test]

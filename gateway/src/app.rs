@@ -20,8 +20,16 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 pub use shale_broker::validate::MAX_HTTP_BODY_BYTES;
 
-/// The whole HTTP API of a node.
+/// The whole HTTP API of a node: the SQS-compatible endpoint (`POST /`
+/// with `X-Amz-Target`, see `crate::sqs`) in front of the `/v1` API, the
+/// console and the operations endpoints.
 pub fn app(state: Arc<AppState>) -> Router {
+    let v1 = v1_app(state.clone());
+    crate::sqs::wrap(v1, state).layer(CatchPanicLayer::custom(panic_response))
+}
+
+/// Everything but the SQS endpoint.
+fn v1_app(state: Arc<AppState>) -> Router {
     crate::routes::router()
         .fallback(crate::routes::ops::not_found)
         .method_not_allowed_fallback(crate::routes::ops::method_not_allowed)

@@ -191,6 +191,16 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub skip_store_check: bool,
+
+    /// Also serve (the SQS-compatible endpoint and the API) on this address [env: SHALE_SQS_LISTEN] [default: only --listen]
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqs_listen: Option<String>,
+
+    /// Region named in SQS queue ARNs [env: SHALE_SQS_REGION] [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqs_region: Option<String>,
 }
 
 #[cfg(test)]

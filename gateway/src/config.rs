@@ -54,6 +54,8 @@ pub const SETTING_KEYS: &[&str] = &[
     "request_header_timeout_ms",
     "request_body_timeout_ms",
     "skip_store_check",
+    "sqs_listen",
+    "sqs_region",
 ];
 
 /// `SHALE_*` variables that are not settings but are read elsewhere.
@@ -177,6 +179,13 @@ pub struct NodeConfig {
     /// accepts a second create-only write of one key would let two owners of
     /// a queue both write; skip only for a store known good.
     pub skip_store_check: bool,
+    /// A second address that serves the SQS-compatible endpoint (and the
+    /// rest of the API) besides `listen`; the main listener serves SQS too.
+    /// Port 0 picks a free port (printed as `shale sqs listening on ...`).
+    pub sqs_listen: Option<String>,
+    /// The region SQS answers name in queue ARNs (`arn:aws:sqs:{region}:...`).
+    /// Signatures are accepted for any region.
+    pub sqs_region: String,
 }
 
 impl Default for NodeConfig {
@@ -204,6 +213,8 @@ impl Default for NodeConfig {
             request_header_timeout_ms: 10_000,
             request_body_timeout_ms: 30_000,
             skip_store_check: false,
+            sqs_listen: None,
+            sqs_region: "us-east-1".into(),
         }
     }
 }
@@ -377,6 +388,18 @@ impl NodeConfig {
         }
         if let Some(url) = &self.advertise_url {
             check_advertise_url(url).map_err(|r| ConfigError::invalid("advertise_url", r))?;
+        }
+        let region_ok = !self.sqs_region.is_empty()
+            && self.sqs_region.len() <= 32
+            && self
+                .sqs_region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(ConfigError::invalid(
+                "sqs_region",
+                "1-32 of [a-z0-9-], e.g. us-east-1",
+            ));
         }
         if self.cluster_heartbeat_ms == 0 {
             return Err(ConfigError::invalid(

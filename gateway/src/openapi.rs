@@ -37,7 +37,10 @@ use crate::wire::{
             UNAVAILABLE with Retry-After. Auth: with `--auth-file` every `/v1` request needs \
             `Authorization: Bearer <token>` (401 UNAUTHENTICATED without a valid one, 403 \
             PERMISSION_DENIED without the action each operation states, 429 THROTTLED over the \
-            principal's rate); /healthz, /readyz and this document stay open."
+            principal's rate); /healthz, /readyz and this document stay open. SQS: `POST /` with \
+            `X-Amz-Target: AmazonSQS.<Operation>` is the SQS-compatible endpoint (AWS JSON 1.0, \
+            SigV4; not described here: see docs/SQS.md); a queue `Q` is the topic `sqs.Q` with \
+            the group `sqs.Q`, readable and replayable through this API."
     ),
     paths(
         topic_routes::create_topic,

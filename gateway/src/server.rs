@@ -73,6 +73,14 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     if config.advertise_url.is_none() {
         config.advertise_url = Some(default_advertise_url(&listener, tls.is_some())?);
     }
+    let sqs_listener = match &config.sqs_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (sqs_listen)"))?,
+        ),
+        None => None,
+    };
 
     check_store_at_start(&config).await?;
 
@@ -132,18 +140,43 @@ pub async fn run(mut config: NodeConfig) -> anyhow::Result<()> {
         });
     };
     let drain_timeout = Duration::from_millis(config.drain_timeout_ms);
+    let limits = Limits {
+        drain_timeout,
+        clients: config.client_timeouts(),
+    };
+    // The SQS listener serves the same router and stops when the node drains.
+    let sqs_served = sqs_listener.map(|listener| {
+        let mut draining = state.broker.drain_watch();
+        let stopped = async move {
+            let _ = draining.wait_for(|d| *d).await;
+        };
+        tokio::spawn(serve(
+            listener,
+            crate::app::app(state.clone()),
+            tls.clone(),
+            limits,
+            announce_sqs,
+            stopped,
+        ))
+    });
     let served = serve(
         listener,
         crate::app::app(state.clone()),
         tls,
-        Limits {
-            drain_timeout,
-            clients: config.client_timeouts(),
-        },
+        limits,
         announce,
         shutdown,
     )
     .await;
+    let served = match sqs_served {
+        Some(sqs) => match sqs.await {
+            Ok(result) => served.and(result.context("the sqs_listen listener")),
+            Err(e) => served.and(Err(anyhow::anyhow!(
+                "the sqs_listen listener panicked: {e}"
+            ))),
+        },
+        None => served,
+    };
 
     background.stop().await;
     // Hand-over: seal and upload every held queue and release it, so another
@@ -232,10 +265,18 @@ fn default_advertise_url(listener: &TcpListener, tls: bool) -> anyhow::Result<St
 
 /// Prints the one line that tells users and scripts the node is ready.
 fn announce(url: &str) {
+    say_listening("shale listening on", url);
+}
+
+fn announce_sqs(url: &str) {
+    say_listening("shale sqs listening on", url);
+}
+
+fn say_listening(what: &str, url: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout must not stop the node: the line is a courtesy, logs say the same.
-    let _ = writeln!(stdout, "shale listening on {url}").and_then(|()| stdout.flush());
-    tracing::info!(%url, "listening");
+    let _ = writeln!(stdout, "{what} {url}").and_then(|()| stdout.flush());
+    tracing::info!(%url, "{what}");
 }
 
 /// The time bounds of [`serve`].

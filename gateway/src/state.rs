@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// `None`: auth is off (no `auth_file`).
     pub auth: Option<Arc<Auth>>,
+    /// How the SQS-compatible endpoint names queues (URLs and ARNs).
+    pub sqs: crate::sqs::Front,
 }
 
 impl Deref for AppState {
@@ -48,7 +50,12 @@ impl AppState {
         let metrics = crate::metrics::install();
         let broker = Broker::open_with_clock(&broker_config(config)?, clock)?;
         broker.set_transaction_max_checks(config.transaction_max_checks);
-        Ok(Self::over(broker, metrics, auth))
+        Ok(Self::over(
+            broker,
+            metrics,
+            auth,
+            crate::sqs::Front::of(config),
+        ))
     }
 
     /// [`Self::open_with_clock`] over a given object-store tier (tests inject
@@ -62,7 +69,12 @@ impl AppState {
         let metrics = crate::metrics::install();
         let broker = Broker::open_with(&broker_config(config)?, clock, tier)?;
         broker.set_transaction_max_checks(config.transaction_max_checks);
-        Ok(Self::over(broker, metrics, auth))
+        Ok(Self::over(
+            broker,
+            metrics,
+            auth,
+            crate::sqs::Front::of(config),
+        ))
     }
 
     /// The state over an open broker, whose node-to-node writes go over HTTP.
@@ -70,6 +82,7 @@ impl AppState {
         broker: Arc<Broker>,
         metrics: Option<PrometheusHandle>,
         auth: Option<Arc<Auth>>,
+        sqs: crate::sqs::Front,
     ) -> Arc<AppState> {
         broker.set_peer(Arc::new(crate::cluster::forward::HttpPeer {
             node_id: broker.node_id.clone(),
@@ -79,6 +92,7 @@ impl AppState {
             broker,
             metrics,
             auth,
+            sqs,
         })
     }
 

@@ -187,7 +187,8 @@ fn check_transaction(
 }
 
 /// RocketMQ 5 type rules: FIFO needs a group, only FIFO takes one; only DELAY
-/// takes delay fields and needs one.
+/// takes delay fields, and a DELAY message without one is delivered at once
+/// (API.md "Produce").
 fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), BrokerError> {
     let kind = topic.message_type;
     match (kind, &m.message_group) {
@@ -206,11 +207,7 @@ fn check_type(topic: &TopicConfig, m: &MessageInput) -> Result<(), BrokerError> 
         }
     }
     match (kind, m.delay.is_empty()) {
-        (MessageType::Delay, true) => Err(BrokerError::mismatch(format!(
-            "topic {:?} is DELAY: every message needs delay_ms, deliver_at_ms or delay_level",
-            topic.name
-        ))),
-        (MessageType::Delay, false) | (_, true) => Ok(()),
+        (MessageType::Delay, _) | (_, true) => Ok(()),
         (_, false) => Err(BrokerError::mismatch(format!(
             "topic {:?} is {kind:?}: delay_ms, deliver_at_ms and delay_level are only accepted on DELAY topics",
             topic.name
@@ -337,17 +334,9 @@ mod tests {
             )),
             ErrorCode::MessageTypeMismatch
         );
-        assert_eq!(
-            code(plan(
-                &delay,
-                vec![msg()],
-                None,
-                0,
-                DEFAULT_MAX_DELAY_MS,
-                || 0
-            )),
-            ErrorCode::MessageTypeMismatch
-        );
+        // A DELAY message without a delay is delivered at once, not scheduled.
+        let now = plan(&delay, vec![msg()], None, 0, DEFAULT_MAX_DELAY_MS, || 0).unwrap();
+        assert!(!now[0].scheduled && now[0].request.deliver_at_ms.is_none());
         assert_eq!(
             code(plan(
                 &normal,

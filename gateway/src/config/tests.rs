@@ -396,3 +396,18 @@ fn segment_bytes_range_is_the_hot_tiers() {
         Ok(())
     });
 }
+
+#[test]
+fn sqs_settings_are_checked() {
+    jailed(|_| {
+        let error = load_error(None, json!({"sqs_region": "US East"}));
+        assert!(error.starts_with("invalid sqs_region"), "{error}");
+        let config = loaded(
+            None,
+            &json!({"sqs_region": "eu-west-3", "sqs_listen": "127.0.0.1:0"}),
+        );
+        assert_eq!(config.sqs_region, "eu-west-3");
+        assert_eq!(config.sqs_listen.as_deref(), Some("127.0.0.1:0"));
+        Ok(())
+    });
+}

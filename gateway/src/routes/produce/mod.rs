@@ -91,9 +91,9 @@ impl From<Produced> for ProduceResult {
         and nothing is stored. Limits: 1-1024 messages; bodies 0-4 MiB (413); 32 MiB of messages per \
         request and an HTTP body of at most 48 MiB (413, to leave room for JSON and base64); unknown \
         fields 400. Type rules (400 MESSAGE_TYPE_MISMATCH): FIFO topics require `message_group` and \
-        only they accept it; only DELAY topics accept, and require, one of `delay_ms`, \
+        only they accept it; only DELAY topics accept one of `delay_ms`, \
         `deliver_at_ms`, `delay_level` (1-18, RocketMQ 4 table), at most 40 days ahead of the \
-        request's arrival; TRANSACTION topics require, and only they accept, `transaction` \
+        request's arrival (a DELAY message without one, or due already, is delivered at once, as API.md says); TRANSACTION topics require, and only they accept, `transaction` \
         ({producer_group, check_after_ms}): the messages are then one transaction's half messages, \
         all on one queue (pinned `queue`s must agree, else 400), answered with `transaction_id` and \
         no `offset`, and `dedup_id` is refused (400); a raw (non-JSON) produce cannot carry one. Queue: explicit `queue` (must be below the topic's queues, else 400), else FNV-1a hash \
