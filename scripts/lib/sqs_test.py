@@ -330,11 +330,19 @@ def test_queue_name_rules():
     for bad in ["has space", "dot.inside", "x" * 81, "slash/no", "star*"]:
         expect_error("InvalidParameterValue", SQS.create_queue, QueueName=bad)
     expect_error({"InvalidParameterValue", "MissingParameter"}, SQS.create_queue, QueueName="")
-    # .fifo is for FIFO queues only, and a FIFO queue's name ends in .fifo.
-    expect_error({"InvalidParameterValue", "InvalidAttributeValue"}, SQS.create_queue,
-                 QueueName=qname("nofifo", ".fifo"))
+
+
+@test
+def test_fifo_name_and_fifo_queue_attribute_go_together():
+    # Without FifoQueue=true the queue is a standard one (AWS: "If you don't
+    # specify the FifoQueue attribute, Amazon SQS creates a standard queue"),
+    # whose name may not contain a dot; FifoQueue=true needs the .fifo suffix.
     expect_error({"InvalidParameterValue", "InvalidAttributeValue"}, SQS.create_queue,
                  QueueName=qname("fifo-without-suffix"), Attributes={"FifoQueue": "true"})
+    expect_error({"InvalidParameterValue", "InvalidAttributeValue"}, SQS.create_queue,
+                 QueueName=qname("fifo-false", ".fifo"), Attributes={"FifoQueue": "false"})
+    expect_error({"InvalidParameterValue", "InvalidAttributeValue"}, SQS.create_queue,
+                 QueueName=qname("nofifo", ".fifo"))
 
 
 @test
@@ -974,20 +982,21 @@ def test_fifo_order_per_group_and_group_locking():
     url = create_fifo(qname("order", ".fifo"))
     a = attrs_of(url, "FifoQueue", "ContentBasedDeduplication")
     assert a == {"FifoQueue": "true", "ContentBasedDeduplication": "false"}, a
-    seqs = []
-    for i in range(5):
-        r = SQS.send_message(QueueUrl=url, MessageBody=f"g1-{i}", MessageGroupId="g1", MessageDeduplicationId=f"g1d{i}")
-        seqs.append(int(r["SequenceNumber"]))
-    for i in range(3):
-        r = SQS.send_message(QueueUrl=url, MessageBody=f"g2-{i}", MessageGroupId="g2", MessageDeduplicationId=f"g2d{i}")
-        seqs.append(int(r["SequenceNumber"]))
-    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"SequenceNumbers not increasing: {seqs}"
+    seqs = {"g1": [], "g2": []}
+    for g, n in (("g1", 5), ("g2", 3)):
+        for i in range(n):
+            r = SQS.send_message(QueueUrl=url, MessageBody=f"{g}-{i}", MessageGroupId=g,
+                                 MessageDeduplicationId=f"{g}d{i}")
+            seqs[g].append(int(r["SequenceNumber"]))
+    # AWS: "SequenceNumber continues to increase for a particular MessageGroupId" (not across groups).
+    for g, s in seqs.items():
+        assert s == sorted(s) and len(set(s)) == len(s), f"SequenceNumbers of group {g} not increasing: {s}"
     # One message of one group, not deleted: that group is locked, the other is not.
     [first] = until(lambda: receive(url, n=1, wait=1, visibility=60), 10, "the first FIFO message")
     g_locked = first["Attributes"]["MessageGroupId"]
     assert first["Body"] == f"{g_locked}-0", f"the first message of a group must come first: {first['Body']}"
     assert first["Attributes"].get("MessageDeduplicationId") == f"{g_locked[:2]}d0", first["Attributes"]
-    assert int(first["Attributes"]["SequenceNumber"]) in seqs, first["Attributes"]
+    assert int(first["Attributes"]["SequenceNumber"]) == seqs[g_locked][0], (first["Attributes"], seqs)
     other = "g2" if g_locked == "g1" else "g1"
     n_other = 3 if other == "g2" else 5
     bodies = []
@@ -1052,7 +1061,7 @@ def test_fifo_content_based_deduplication():
     assert attrs_of(url, "ContentBasedDeduplication") == {"ContentBasedDeduplication": "true"}
     SQS.send_message(QueueUrl=url, MessageBody="same body", MessageGroupId="g")
     SQS.send_message(QueueUrl=url, MessageBody="same body", MessageGroupId="g")
-    SQS.send_message(QueueUrl=url, MessageBody="same body", MessageGroupId="other group")
+    SQS.send_message(QueueUrl=url, MessageBody="same body", MessageGroupId="other-group")
     SQS.send_message(QueueUrl=url, MessageBody="different body", MessageGroupId="g")
     # An explicit id wins over the content.
     SQS.send_message(QueueUrl=url, MessageBody="same body", MessageGroupId="g", MessageDeduplicationId="explicit")
