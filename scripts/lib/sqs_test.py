@@ -814,6 +814,20 @@ def test_batch_request_errors():
 
 
 @test
+def test_batch_request_too_long():
+    # The sum of a batch's bodies is limited like one message (1 MiB on a
+    # queue with the default MaximumMessageSize, on AWS as here).
+    url = create(qname("toolong"))
+    big = "z" * (600 * 1024)
+    e = expect_error("AWS.SimpleQueueService.BatchRequestTooLong", SQS.send_message_batch, QueueUrl=url,
+                     Entries=[{"Id": "a", "MessageBody": big}, {"Id": "b", "MessageBody": big}])
+    assert isinstance(e, SQS.exceptions.BatchRequestTooLong), type(e)
+    nothing_for(url, 1.5, "after a refused batch")
+    ok = SQS.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": big}])
+    assert len(ok.get("Successful", [])) == 1, ok
+
+
+@test
 def test_parameter_range_errors():
     url = create(qname("params"))
     for kw in [{"MaxNumberOfMessages": 0}, {"MaxNumberOfMessages": 11}, {"WaitTimeSeconds": 21},
@@ -952,6 +966,35 @@ def test_redrive_to_dead_letter_queue():
     assert m["MessageAttributes"] == attrs, m["MessageAttributes"]
     check_message_md5s(m)
     nothing_for(src, 2.5, "the source queue after the move")
+
+
+@test
+def test_fifo_redrive_to_fifo_dead_letter_queue():
+    dlq_name = qname("fdlq", ".fifo")
+    dlq = create_fifo(dlq_name)
+    policy = {"deadLetterTargetArn": arn(dlq_name), "maxReceiveCount": 1}
+    src = create_fifo(qname("fredrive", ".fifo"), {"RedrivePolicy": json.dumps(policy), "VisibilityTimeout": 1})
+    attrs = {"k": {"DataType": "String", "StringValue": "v"}}
+    SQS.send_message(QueueUrl=src, MessageBody="fifo poison", MessageGroupId="grp-1",
+                     MessageDeduplicationId="fp-1", MessageAttributes=attrs)
+    SQS.send_message(QueueUrl=src, MessageBody="fifo next", MessageGroupId="grp-1", MessageDeduplicationId="fp-2")
+    [first] = until(lambda: receive(src, n=1, wait=1), 10, "the first FIFO message")
+    assert first["Body"] == "fifo poison", first
+    deadline = time.monotonic() + 30
+    moved, later = [], []
+    while not moved:
+        assert time.monotonic() < deadline, f"not in the FIFO DLQ within 30 s; source gave {later}"
+        for m in receive(src, n=1, wait=1, visibility=60):
+            later.append((m["Body"], m["Attributes"]["ApproximateReceiveCount"]))
+        moved = receive(dlq, wait=0, visibility=60)
+    [m] = moved
+    assert m["Body"] == "fifo poison" and m["MessageAttributes"] == attrs, m
+    assert m["Attributes"].get("MessageGroupId") == "grp-1", m["Attributes"]
+    check_message_md5s(m)
+    # The moved message no longer holds its group on the source: the next one comes.
+    assert ("fifo poison", "2") not in later, f"redelivered past maxReceiveCount 1: {later}"
+    if not any(b == "fifo next" for b, _ in later):
+        until(lambda: receive(src, n=1, wait=1, visibility=60), 10, "the next message of the group")
 
 
 @test
