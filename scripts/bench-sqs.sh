@@ -78,7 +78,7 @@ done
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "nproc: $(nproc)  $(lscpu | grep 'Model name' | tr -s ' ' || true)"
-echo "kernel: $(uname -r)  load: $(cut -d' ' -f1-3 /proc/loadavg)  node: $url (release, $BIN)"
+echo "kernel: $(uname -r)  load: $(cut -d' ' -f1-3 /proc/loadavg)  node: $url ($BIN)"
 status=0
 env "${unset_env[@]}" timeout 3600 "$venv/bin/python" "$root/scripts/lib/bench_sqs.py" \
   --url "$url" --node-pid "$node_pid" "$@" || status=$?

@@ -225,8 +225,8 @@ def main():
         for key, (secs, ncpu, ccpu) in zip(rows, (s1, c1, s2, c2)):
             rows[key].append(n / secs)
             if ncpu is not None:
-                cpu[key].append(ncpu * 1000 / n)
-            client_cpu[key].append(ccpu * 1000 / n)
+                cpu[key].append(ncpu * 1e6 / n)
+            client_cpu[key].append(ccpu * 1e6 / n)
         print(f"| {r + 1} | " + " | ".join(f"{rows[k][-1]:,.0f}" for k in rows) + " |", flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     print("| **median** | " + " | ".join(f"**{med[k]:,.0f}**" for k in rows) + " |")
