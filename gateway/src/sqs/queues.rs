@@ -259,7 +259,7 @@ pub async fn get_url(ctx: &Ctx, input: QueueNameIn) -> Result<Value, SqsError> {
     }
     let name = input.queue_name;
     check_queue_name(&name).map_err(|_| SqsError::queue_does_not_exist(&name))?;
-    ctx.front().topic(&ctx.state.broker, &name)?;
+    ctx.front().topic(&ctx.state.broker, &name).await?;
     if !ctx.caller.sees_topic(&topic_of(&name)) {
         return Err(SqsError::access_denied(format!(
             "{} may not use queue {name}",
@@ -440,7 +440,7 @@ pub async fn set_attributes(ctx: &Ctx, input: SetAttributesIn) -> Result<Value, 
 pub async fn purge(ctx: &Ctx, input: QueueUrlIn) -> Result<Value, SqsError> {
     let name = naming::queue_from_url(&input.queue_url)?;
     let topic = topic_of(&name);
-    ctx.front().topic(&ctx.state.broker, &name)?;
+    ctx.front().topic(&ctx.state.broker, &name).await?;
     ctx.v1
         .post(
             &format!("/v1/groups/{}/offsets/reset", seg(&topic)),
