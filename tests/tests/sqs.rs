@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shale_tests::Node;
 use shale_tests::api::Resp;
+use shale_tests::{Node, cluster_args, poll_until};
 
 /// One SQS call to `node`.
 async fn sqs(node: &Node, op: &str, body: Value) -> anyhow::Result<Resp> {
@@ -32,22 +32,6 @@ async fn ok(node: &Node, op: &str, body: Value) -> anyhow::Result<Value> {
     let r = sqs(node, op, body).await?;
     anyhow::ensure!(r.status == 200, "{op}: {} {}", r.status, r.text());
     Ok(r.json())
-}
-
-/// Polls `check` every 50 ms until it holds, for at most 30 s.
-async fn wait_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -141,22 +125,6 @@ async fn sqs_listen_serves_the_endpoint_on_its_own_port() -> anyhow::Result<()> 
     Ok(())
 }
 
-fn cluster_args(store: &str, i: usize) -> Vec<String> {
-    [
-        "--object-store",
-        store,
-        "--node-id",
-        &format!("node-{i}"),
-        "--cluster-heartbeat-ms",
-        "200",
-        "--cluster-lease-ms",
-        "2000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 #[tokio::test]
 async fn two_nodes_serve_one_queue_and_its_redrive() -> anyhow::Result<()> {
     let store_dir = tempfile::tempdir()?;
@@ -172,7 +140,7 @@ async fn two_nodes_serve_one_queue_and_its_redrive() -> anyhow::Result<()> {
         d1.path(),
         &a1.iter().map(String::as_str).collect::<Vec<_>>(),
     )?;
-    wait_until("both nodes see both live", || async {
+    poll_until("both nodes see both live", || async {
         for n in [&n0, &n1] {
             let v = n.get("/v1/cluster").await?.ok_json(200);
             let live = v["nodes"]
@@ -207,7 +175,7 @@ async fn two_nodes_serve_one_queue_and_its_redrive() -> anyhow::Result<()> {
         .as_str()
         .unwrap()
         .to_string();
-    wait_until("node 1 knows both queues", || async {
+    poll_until("node 1 knows both queues", || async {
         let v = ok(&n1, "ListQueues", json!({})).await?;
         Ok(v["QueueUrls"].as_array().map_or(0, Vec::len) == 2)
     })
