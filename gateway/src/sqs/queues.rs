@@ -174,6 +174,17 @@ pub async fn create(ctx: &Ctx, input: CreateQueueIn) -> Result<Value, SqsError> 
     }
     check_queue_name(&name)?;
     let fifo = is_fifo(&name);
+    let fifo_asked = input
+        .attributes
+        .get("FifoQueue")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if fifo && !fifo_asked {
+        // As AWS: a queue without FifoQueue=true is standard, and a standard
+        // queue's name cannot end with .fifo.
+        return Err(SqsError::invalid_parameter(
+            "The name of a standard queue cannot end with .fifo: set the attribute FifoQueue to true for a FIFO queue",
+        ));
+    }
     let mut wanted = QueueDoc::defaults(0);
     let changes = queue_attrs::apply(&mut wanted, &input.attributes, fifo, true)?;
     check_tags(&input.tags)?;
