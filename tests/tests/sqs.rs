@@ -91,6 +91,15 @@ async fn the_endpoint_is_told_apart_by_method_path_and_target() -> anyhow::Resul
         .await?
         .ok_json(200);
     assert_eq!(m["body"], "hi");
+    // VisibilityTimeout 0: received, and visible again at once.
+    let peek = json!({"QueueUrl": url, "VisibilityTimeout": 0, "AttributeNames": ["ApproximateReceiveCount"]});
+    let first = ok(&node, "ReceiveMessage", peek.clone()).await?;
+    assert_eq!(first["Messages"][0]["Body"], "hi");
+    let again = ok(&node, "ReceiveMessage", peek).await?;
+    assert_eq!(
+        again["Messages"][0]["Attributes"]["ApproximateReceiveCount"],
+        "2"
+    );
     Ok(())
 }
 
