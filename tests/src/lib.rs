@@ -84,3 +84,40 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// The arguments of node `i` of a test cluster on `store`: a fixed node id
+/// and short cluster timings (heartbeat 200 ms, lease 2 s) that keep tests quick.
+pub fn cluster_args(store: &str, i: usize) -> Vec<String> {
+    [
+        "--object-store",
+        store,
+        "--node-id",
+        &format!("node-{i}"),
+        "--cluster-heartbeat-ms",
+        "200",
+        "--cluster-lease-ms",
+        "2000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Polls a fallible `check` every 50 ms until it holds, for at most 30 s.
+pub async fn poll_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -11,27 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shale_tests::Node;
 use shale_tests::api::Resp;
+use shale_tests::{Node, cluster_args, poll_until};
 
 const NODES: usize = 3;
 const QUEUES: u32 = 8;
-
-fn cluster_args(store: &str, i: usize) -> Vec<String> {
-    [
-        "--object-store",
-        store,
-        "--node-id",
-        &format!("node-{i}"),
-        "--cluster-heartbeat-ms",
-        "200",
-        "--cluster-lease-ms",
-        "2000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 /// Starts `NODES` nodes on `store` and waits until each sees all of them live.
 async fn start_cluster(store: &str) -> anyhow::Result<(Vec<tempfile::TempDir>, Vec<Node>)> {
@@ -44,7 +28,7 @@ async fn start_cluster(store: &str) -> anyhow::Result<(Vec<tempfile::TempDir>, V
         nodes.push(Node::start(dir.path(), &args)?);
         dirs.push(dir);
     }
-    wait_until("every node sees every node live", || async {
+    poll_until("every node sees every node live", || async {
         for n in &nodes {
             let v = n.get("/v1/cluster").await?.ok_json(200);
             let live = v["nodes"]
@@ -62,7 +46,7 @@ async fn start_cluster(store: &str) -> anyhow::Result<(Vec<tempfile::TempDir>, V
 
 /// Waits until every node of `nodes` knows `topic`.
 async fn known_everywhere(nodes: &[Node], topic: &str) -> anyhow::Result<()> {
-    wait_until("every node knows the topic", || async {
+    poll_until("every node knows the topic", || async {
         for n in nodes {
             if n.get(&format!("/v1/topics/{topic}")).await?.status != 200 {
                 return Ok(false);
@@ -73,26 +57,10 @@ async fn known_everywhere(nodes: &[Node], topic: &str) -> anyhow::Result<()> {
     .await
 }
 
-/// Polls `check` every 50 ms until it holds, for at most 30 s.
-async fn wait_until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Creates `topic` through the first node and waits until every node knows it.
 async fn create_everywhere(nodes: &[&Node], topic: &str, kind: &str) -> anyhow::Result<()> {
     nodes[0].create_topic(topic, QUEUES, kind, "SYNC").await?;
-    wait_until("every node knows the topic", || async {
+    poll_until("every node knows the topic", || async {
         for n in nodes.iter() {
             if n.get(&format!("/v1/topics/{topic}")).await?.status != 200 {
                 return Ok(false);
@@ -546,7 +514,7 @@ async fn queues_move_when_a_node_joins_and_when_one_leaves_under_load() -> anyho
             Node::start(&dir2, &args)
         })
         .await??;
-        wait_until("node-2 serves some queues", || async {
+        poll_until("node-2 serves some queues", || async {
             Ok(owned_by(&n2).await? > 0)
         })
         .await?;
@@ -558,7 +526,7 @@ async fn queues_move_when_a_node_joins_and_when_one_leaves_under_load() -> anyho
             anyhow::ensure!(Instant::now() < deadline, "node-1 did not stop on SIGTERM");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        wait_until("node-0 and node-2 serve every queue", || async {
+        poll_until("node-0 and node-2 serve every queue", || async {
             Ok(owned_by(&n0).await? + owned_by(&n2).await? == u64::from(QUEUES))
         })
         .await?;
@@ -620,7 +588,7 @@ async fn a_node_paused_past_its_lease_stops_writing_and_never_splits_a_queue() -
         let end = want.entry(a.queue).or_default();
         *end = (*end).max(a.offset + 1);
     }
-    wait_until("everything acknowledged is uploaded", || async {
+    poll_until("everything acknowledged is uploaded", || async {
         Ok(want
             .iter()
             .all(|(q, end)| uploaded_end(objects.path(), "orders", *q) >= *end))
@@ -630,7 +598,7 @@ async fn a_node_paused_past_its_lease_stops_writing_and_never_splits_a_queue() -
     let victim = nodes[2].pid() as i32;
     // SAFETY: kill(2) with a pid we own and a valid signal.
     unsafe { libc::kill(victim, libc::SIGSTOP) };
-    wait_until("node-2 is declared dead", || async {
+    poll_until("node-2 is declared dead", || async {
         let v = nodes[0].get("/v1/cluster").await?.ok_json(200);
         let n2 = v["nodes"]
             .as_array()
@@ -708,7 +676,7 @@ async fn two_nodes(
     let n0 = start_node(dirs[0].path(), &store, 0, extra)?;
     let n1 = start_node(dirs[1].path(), &store, 1, extra)?;
     create_everywhere(&[&n0, &n1], topic, "NORMAL").await?;
-    wait_until("both nodes serve queues", || async {
+    poll_until("both nodes serve queues", || async {
         Ok(owned_by(&n0).await? > 0 && owned_by(&n1).await? > 0)
     })
     .await?;
@@ -756,7 +724,7 @@ async fn a_node_killed_and_back_within_its_lease_keeps_its_queues_and_loses_noth
     let slow_lease = ["--cluster-lease-ms", "6000"];
     let (_objects, store, [_d0, d1], n0, mut n1) =
         two_nodes("orders", &["--cluster-lease-ms", "6000"]).await?;
-    wait_until("node-1 serves some queues", || async {
+    poll_until("node-1 serves some queues", || async {
         Ok(owned_by(&n1).await? > 0)
     })
     .await?;
@@ -766,7 +734,7 @@ async fn a_node_killed_and_back_within_its_lease_keeps_its_queues_and_loses_noth
     anyhow::ensure!(!theirs.is_empty(), "node-1 serves no queue");
     n1.kill9()?;
     let mut n1 = start_node(d1.path(), &store, 1, &slow_lease)?;
-    wait_until("node-1 serves its queues again", || async {
+    poll_until("node-1 serves its queues again", || async {
         Ok(owned_by(&n1).await? == theirs.len() as u64)
     })
     .await?;
@@ -784,7 +752,7 @@ async fn a_node_killed_and_back_within_its_lease_keeps_its_queues_and_loses_noth
 async fn a_node_back_after_its_queues_moved_keeps_its_unuploaded_data_aside() -> anyhow::Result<()>
 {
     let (_objects, store, [_d0, d1], n0, mut n1) = two_nodes("orders", &[]).await?;
-    wait_until("node-1 serves some queues", || async {
+    poll_until("node-1 serves some queues", || async {
         Ok(owned_by(&n1).await? > 0)
     })
     .await?;
@@ -795,7 +763,7 @@ async fn a_node_back_after_its_queues_moved_keeps_its_unuploaded_data_aside() ->
     anyhow::ensure!(lost.iter().all(|a| a.offset == 0), "{lost:?}");
     n1.kill9()?;
     let started = Instant::now();
-    wait_until("node-0 serves every queue", || async {
+    poll_until("node-0 serves every queue", || async {
         Ok(owned_by(&n0).await? == u64::from(QUEUES))
     })
     .await?;
@@ -805,7 +773,7 @@ async fn a_node_back_after_its_queues_moved_keeps_its_unuploaded_data_aside() ->
     );
     let acks = produce_to(&n0, "on-node-0", &theirs).await?;
     let _n1 = start_node(d1.path(), &store, 1, &[])?;
-    wait_until("node-1 serves its queues again", || async {
+    poll_until("node-1 serves its queues again", || async {
         Ok(owned_by(&_n1).await? == theirs.len() as u64)
     })
     .await?;
@@ -860,7 +828,7 @@ async fn topic_creates_race_to_one_config_and_patch_and_delete_reach_every_node(
         .patch_json("/v1/topics/orders", &json!({"queues": 8}))
         .await?;
     anyhow::ensure!(r.status == 200, "{}", r.text());
-    wait_until("node-1 sees 8 queues", || async {
+    poll_until("node-1 sees 8 queues", || async {
         Ok(n1.get("/v1/topics/orders").await?.ok_json(200)["queue_count"] == 8)
     })
     .await?;
@@ -872,7 +840,7 @@ async fn topic_creates_race_to_one_config_and_patch_and_delete_reach_every_node(
     // DELETE through node-1 reaches node-0.
     let r = n1.delete("/v1/topics/orders").await?;
     anyhow::ensure!(r.status == 204, "{}", r.text());
-    wait_until("node-0 forgets the topic", || async {
+    poll_until("node-0 forgets the topic", || async {
         Ok(n0.get("/v1/topics/orders").await?.status == 404)
     })
     .await?;
@@ -896,7 +864,7 @@ async fn messages_out_of_attempts_reach_the_dead_letter_queue_on_whichever_node_
     let all: Vec<u32> = (0..QUEUES).cycle().take(16).collect();
     let sent = produce_to(&n0, "dl", &all).await?;
     let dlq = std::cell::RefCell::new(Vec::<Value>::new());
-    wait_until("every message is dead-lettered", || async {
+    poll_until("every message is dead-lettered", || async {
         // Deliveries are never acked: each runs out of its one attempt.
         let body =
             json!({"topic": "orders", "max_messages": 16, "invisible_ms": 1000, "wait_ms": 200});
@@ -942,7 +910,7 @@ async fn group_settings_changed_through_one_node_reach_the_others() -> anyhow::R
     let second = json!({"consume_from": "EARLIEST", "max_delivery_attempts": 2});
     let r = n0.put_json("/v1/groups/g", &second).await?;
     anyhow::ensure!(r.status == 200, "{}", r.text());
-    wait_until("node-1 has the new settings", || async {
+    poll_until("node-1 has the new settings", || async {
         Ok(n1.get("/v1/groups/g").await?.ok_json(200)["max_delivery_attempts"] == 2)
     })
     .await
@@ -1108,7 +1076,7 @@ async fn kill_one_under_object_load(store: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         victim.kill9()?;
         let killed = Instant::now();
-        wait_until("the survivors serve every queue", || async {
+        poll_until("the survivors serve every queue", || async {
             Ok(owned_by(n0).await? + owned_by(n1).await? == u64::from(QUEUES))
         })
         .await?;
@@ -1236,7 +1204,7 @@ async fn delay_messages_at_object_survive_a_node_killed_before_they_are_due() ->
     );
     victim.kill9()?;
     let (n0, n1) = (&nodes[0], &nodes[1]);
-    wait_until("the survivors serve every queue", || async {
+    poll_until("the survivors serve every queue", || async {
         Ok(owned_by(n0).await? + owned_by(n1).await? == u64::from(QUEUES))
     })
     .await?;

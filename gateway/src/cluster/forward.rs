@@ -58,7 +58,7 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 /// The middleware: run the route, forward if it says the queue is elsewhere.
 pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if super::is_forwarded(req.headers()) {
-        let mut resp = next.run(req).await;
+        let mut resp = forwarded_here(&state, req, next).await;
         resp.extensions_mut().remove::<ForwardTo>();
         return resp;
     }
@@ -100,6 +100,43 @@ pub async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next)
             .into_response()
         }
     }
+}
+
+/// Runs a request another node sent here. A topic created on another node
+/// a moment ago may not be known here yet (nodes learn topics at their next
+/// heartbeat); a forwarded request is sent here because this node serves one
+/// of its queues, so on TOPIC_NOT_FOUND the node re-reads the topics (one
+/// HEAD of the topics stamp when nothing changed) and runs the request again.
+async fn forwarded_here(state: &Arc<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::app::MAX_HTTP_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return unreadable_body(e),
+    };
+    let first = next
+        .clone()
+        .run(Request::from_parts(
+            parts.clone(),
+            Body::from(bytes.clone()),
+        ))
+        .await;
+    if first.status() != axum::http::StatusCode::NOT_FOUND {
+        return first;
+    }
+    let (head, answer) = first.into_parts();
+    let answer = axum::body::to_bytes(answer, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let unknown_topic = serde_json::from_slice::<serde_json::Value>(&answer)
+        .is_ok_and(|v| v["error"]["code"] == "TOPIC_NOT_FOUND");
+    // Run again even when this refresh changed nothing: a heartbeat's may
+    // have learned the topic meanwhile. An unknown topic is just 404 twice.
+    if unknown_topic && state.broker.refresh_topics_from_store().await.is_ok() {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    }
+    Response::from_parts(head, Body::from(answer))
 }
 
 /// The `wait_ms` a request asks for (query parameter or top-level JSON field), 0 if none.

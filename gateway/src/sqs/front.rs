@@ -54,11 +54,21 @@ impl Front {
         }
     }
 
-    /// The topic behind queue `queue`, as this node knows it.
-    pub fn topic(&self, broker: &Broker, queue: &str) -> Result<TopicConfig, SqsError> {
+    /// The topic behind queue `queue`. A topic this node does not know may
+    /// have been created on another one a moment ago (nodes learn topics at
+    /// their heartbeat): the topics are re-read once (a HEAD of the topics
+    /// stamp when nothing changed) before the queue is said not to exist.
+    pub async fn topic(&self, broker: &Arc<Broker>, queue: &str) -> Result<TopicConfig, SqsError> {
+        let name = naming::topic_of(queue);
+        if let Some(t) = broker.topics.get(&name) {
+            return Ok(t.config());
+        }
+        if let Err(e) = broker.refresh_topics_from_store().await {
+            tracing::debug!(error = %format!("{e:#}"), "could not re-read the topics");
+        }
         broker
             .topics
-            .get(&naming::topic_of(queue))
+            .get(&name)
             .map(|t| t.config())
             .ok_or_else(|| SqsError::queue_does_not_exist(queue))
     }
@@ -67,10 +77,10 @@ impl Front {
     /// for this topic).
     pub async fn doc(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         queue: &str,
     ) -> Result<(TopicConfig, Arc<QueueDoc>), SqsError> {
-        let topic = self.topic(broker, queue)?;
+        let topic = self.topic(broker, queue).await?;
         if let Some(doc) = self.docs.get(queue).await
             && doc.topic_created_ms == topic.created_ms
         {

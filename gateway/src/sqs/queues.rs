@@ -174,6 +174,17 @@ pub async fn create(ctx: &Ctx, input: CreateQueueIn) -> Result<Value, SqsError> 
     }
     check_queue_name(&name)?;
     let fifo = is_fifo(&name);
+    let fifo_asked = input
+        .attributes
+        .get("FifoQueue")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if fifo && !fifo_asked {
+        // As AWS: a queue without FifoQueue=true is standard, and a standard
+        // queue's name cannot end with .fifo.
+        return Err(SqsError::invalid_parameter(
+            "The name of a standard queue cannot end with .fifo: set the attribute FifoQueue to true for a FIFO queue",
+        ));
+    }
     let mut wanted = QueueDoc::defaults(0);
     let changes = queue_attrs::apply(&mut wanted, &input.attributes, fifo, true)?;
     check_tags(&input.tags)?;
@@ -259,7 +270,7 @@ pub async fn get_url(ctx: &Ctx, input: QueueNameIn) -> Result<Value, SqsError> {
     }
     let name = input.queue_name;
     check_queue_name(&name).map_err(|_| SqsError::queue_does_not_exist(&name))?;
-    ctx.front().topic(&ctx.state.broker, &name)?;
+    ctx.front().topic(&ctx.state.broker, &name).await?;
     if !ctx.caller.sees_topic(&topic_of(&name)) {
         return Err(SqsError::access_denied(format!(
             "{} may not use queue {name}",
@@ -440,7 +451,7 @@ pub async fn set_attributes(ctx: &Ctx, input: SetAttributesIn) -> Result<Value, 
 pub async fn purge(ctx: &Ctx, input: QueueUrlIn) -> Result<Value, SqsError> {
     let name = naming::queue_from_url(&input.queue_url)?;
     let topic = topic_of(&name);
-    ctx.front().topic(&ctx.state.broker, &name)?;
+    ctx.front().topic(&ctx.state.broker, &name).await?;
     ctx.v1
         .post(
             &format!("/v1/groups/{}/offsets/reset", seg(&topic)),

@@ -2,7 +2,8 @@
 //! SQS's shape.
 //!
 //! `VisibilityTimeout` (the call's, else the queue's) is `invisible_ms` —
-//! at least 1 s, Shale's shortest (0 is served as 1 s); `WaitTimeSeconds`
+//! at least 1 s, Shale's shortest; with 0 the messages are given back at
+//! once after the receive (visible again, the receive counted); `WaitTimeSeconds`
 //! (else the queue's `ReceiveMessageWaitTimeSeconds`) is `wait_ms`;
 //! `ApproximateReceiveCount` is the delivery attempt. On FIFO queues a
 //! `ReceiveRequestAttemptId` repeated within 5 minutes gets the same
@@ -179,6 +180,28 @@ fn to_sqs(
     out
 }
 
+/// `VisibilityTimeout` 0: the received messages are visible again at once
+/// (Shale's receive hides them for at least 1 s, so they are given back).
+/// A message that cannot be given back stays hidden for that 1 s.
+async fn release(ctx: &Ctx, topic: &str, got: &Value) {
+    let path = format!("/v1/groups/{}/change-invisibility", seg(topic));
+    let releases = got["messages"].as_array().into_iter().flatten().map(|m| {
+        let body = json!({
+            "topic": topic,
+            "receipt_handle": m["receipt_handle"],
+            "invisible_ms": 0,
+            "retry_backoff": false,
+        });
+        let path = path.clone();
+        async move {
+            if let Err(e) = ctx.v1.post(&path, body).await {
+                tracing::debug!(code = %e.code, "a VisibilityTimeout=0 receive could not give a message back");
+            }
+        }
+    });
+    futures::future::join_all(releases).await;
+}
+
 pub async fn receive(ctx: &Ctx, input: ReceiveIn) -> Result<Value, SqsError> {
     let queue = naming::queue_from_url(&input.queue_url)?;
     let max = range(
@@ -235,6 +258,9 @@ pub async fn receive(ctx: &Ctx, input: ReceiveIn) -> Result<Value, SqsError> {
         )
         .await
         .map_err(|e| e.to_sqs(&queue))?;
+    if visibility == 0 {
+        release(ctx, &topic, &got).await;
+    }
     let system = wanted_system(&input);
     let now = now_ms();
     let messages: Vec<Value> = got["messages"]

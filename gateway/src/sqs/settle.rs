@@ -133,7 +133,7 @@ async fn ack(
 pub async fn delete(ctx: &Ctx, input: DeleteIn) -> Result<Value, SqsError> {
     let queue = naming::queue_from_url(&input.queue_url)?;
     let h = handle(input.receipt_handle)?;
-    ctx.front().topic(&ctx.state.broker, &queue)?;
+    ctx.front().topic(&ctx.state.broker, &queue).await?;
     let mut outcomes = ack(ctx, &queue, vec![h]).await?;
     outcomes.remove(0)?;
     Ok(json!({}))
@@ -142,7 +142,7 @@ pub async fn delete(ctx: &Ctx, input: DeleteIn) -> Result<Value, SqsError> {
 pub async fn delete_batch(ctx: &Ctx, input: DeleteBatchIn) -> Result<Value, SqsError> {
     let queue = naming::queue_from_url(&input.queue_url)?;
     batch::check_ids(input.entries.iter().map(|e| e.id.as_str()))?;
-    ctx.front().topic(&ctx.state.broker, &queue)?;
+    ctx.front().topic(&ctx.state.broker, &queue).await?;
     let checked: Vec<(String, Result<String, SqsError>)> = input
         .entries
         .into_iter()
@@ -214,7 +214,7 @@ async fn change(
 pub async fn change_visibility(ctx: &Ctx, input: VisibilityIn) -> Result<Value, SqsError> {
     let queue = naming::queue_from_url(&input.queue_url)?;
     let h = handle(input.receipt_handle)?;
-    ctx.front().topic(&ctx.state.broker, &queue)?;
+    ctx.front().topic(&ctx.state.broker, &queue).await?;
     change(ctx, &queue, h, input.visibility_timeout).await?;
     Ok(json!({}))
 }
@@ -225,7 +225,7 @@ pub async fn change_visibility_batch(
 ) -> Result<Value, SqsError> {
     let queue = naming::queue_from_url(&input.queue_url)?;
     batch::check_ids(input.entries.iter().map(|e| e.id.as_str()))?;
-    ctx.front().topic(&ctx.state.broker, &queue)?;
+    ctx.front().topic(&ctx.state.broker, &queue).await?;
     let changes = input.entries.into_iter().map(|e| {
         let queue = queue.clone();
         async move {
