@@ -439,9 +439,11 @@ impl Tier {
 
     async fn read_optional(&self, path: &Path) -> Result<Option<Bytes>> {
         match self.store.get(path).await {
-            Ok(got) => Ok(Some(got.bytes().await.map_err(|e| {
-                TieringError::store(format!("reading {path}"), e)
-            })?)),
+            Ok(got) => {
+                Ok(Some(got.bytes().await.map_err(|e| {
+                    TieringError::store(format!("reading {path}"), e)
+                })?))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(TieringError::store(format!("reading {path}"), e)),
         }

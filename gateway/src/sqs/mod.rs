@@ -99,8 +99,11 @@ pub fn wrap(v1: Router, state: Arc<AppState>) -> Router {
         .fallback_service(v1)
 }
 
-async fn entry(State(endpoint): State<Endpoint>, req: Request) -> Response {
+async fn entry(State(endpoint): State<Endpoint>, mut req: Request) -> Response {
     if req.method() != Method::POST || !req.headers().contains_key("x-amz-target") {
+        // The rest of the API matches the path itself: this router's match
+        // ("/") would otherwise be taken for its (auth rules, metrics).
+        req.extensions_mut().remove::<axum::extract::MatchedPath>();
         return match endpoint.v1.oneshot(req).await {
             Ok(resp) => resp,
             Err(never) => match never {},
