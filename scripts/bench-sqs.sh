@@ -30,51 +30,19 @@ fi
 BIN=${SHALE_BIN:-$CARGO_TARGET_DIR/release/shale}
 [ -x "$BIN" ] || die "no $BIN"
 
-boto3_requirement="boto3==1.44.18"
-venv=${SHALE_VENV:-$root/.venv}
-if [ ! -x "$venv/bin/python" ]; then
-  say "creating the Python virtualenv $venv"
-  python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv (Debian/Ubuntu)"
-fi
-stamp="$venv/.shale-sqs"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$boto3_requirement" ]; then
-  say "installing $boto3_requirement into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$boto3_requirement"
-  printf '%s' "$boto3_requirement" >"$stamp"
-fi
+# shellcheck source=scripts/lib/sqs-node.sh
+. "$root/scripts/lib/sqs-node.sh"
+sqs_boto3_venv
 
 BENCH_DIR=${BENCH_DIR:-target/bench-data}
 mkdir -p "$BENCH_DIR"
 work=$(cd "$(mktemp -d "$BENCH_DIR/sqs.XXXXXX")" && pwd)
-node_pid=
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  if [ -n "$node_pid" ]; then
-    kill "$node_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+sqs_work=$work
 
-# The node with its defaults only: none of the caller's SHALE_* or AWS_* settings.
+# The bench client, like the node, sees none of the caller's SHALE_* or AWS_* settings.
 unset_env=()
 while read -r name; do unset_env+=(-u "$name"); done < <(env | sed -n 's/^\(\(SHALE\|AWS\)_[A-Z0-9_]*\)=.*/\1/p')
-mkdir -p "$work/objects"
-: >"$work/node.out"
-env "${unset_env[@]}" "$BIN" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
-  --object-store "file://$work/objects" >"$work/node.out" 2>"$work/node.err" &
-node_pid=$!
-url=
-for _ in $(seq 1 600); do
-  url=$(sed -n 's/^shale listening on //p' "$work/node.out")
-  [ -n "$url" ] && break
-  kill -0 "$node_pid" 2>/dev/null || { cat "$work/node.err" >&2; die "the node did not start"; }
-  sleep 0.05
-done
-[ -n "$url" ] || { tail -n 50 "$work/node.err" >&2; die "the node did not print its address within 30 s"; }
+sqs_start_node "$BIN" "$work"
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "nproc: $(nproc)  $(lscpu | grep 'Model name' | tr -s ' ' || true)"

@@ -37,36 +37,15 @@ skipped() { printf 'scripts/sqs-test.sh: SKIPPED: %s\n' "$*" >&2; }
 # --- the virtualenv with boto3 ----------------------------------------------------
 # boto3 is also what moto (scripts/lib/s3-env.sh) brings; pinned here so a run of
 # this script alone gets the same one.
-boto3_requirement="boto3==1.44.18"
-venv=${SHALE_VENV:-$root/.venv}
-if [ ! -x "$venv/bin/python" ]; then
-  command -v python3 >/dev/null 2>&1 || die "python3 not found: install python3 and python3-venv"
-  say "creating the Python virtualenv $venv"
-  python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv (Debian/Ubuntu)"
-fi
-stamp="$venv/.shale-sqs"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$boto3_requirement" ]; then
-  say "installing $boto3_requirement into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$boto3_requirement"
-  printf '%s' "$boto3_requirement" >"$stamp"
-fi
+# shellcheck source=scripts/lib/sqs-node.sh
+. "$root/scripts/lib/sqs-node.sh"
+sqs_boto3_venv
 
 shale=${SHALE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/shale}
 [ -x "$shale" ] || die "no $shale: build it first (cargo build -p shale-gateway --bin shale)"
 
 work=$(mktemp -d -t shale-sqs-test.XXXXXX)
-node_pid=
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-  if [ -n "$node_pid" ]; then
-    kill "$node_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$node_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+sqs_work=$work
 
 # The clients see only what is given to them here.
 while read -r name; do unset "$name"; done < <(env | sed -n 's/^\(AWS_[A-Z0-9_]*\)=.*/\1/p')
@@ -76,21 +55,7 @@ export AWS_CONFIG_FILE="$work/aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/aws
 : >"$AWS_SHARED_CREDENTIALS_FILE"
 
 # --- 1. the node -------------------------------------------------------------------
-unset_shale=()
-while read -r name; do unset_shale+=(-u "$name"); done < <(env | sed -n 's/^\(SHALE_[A-Z_]*\)=.*/\1/p')
-mkdir -p "$work/objects"
-: >"$work/node.out"
-env "${unset_shale[@]}" "$shale" serve --listen 127.0.0.1:0 --data-dir "$work/data" \
-  --object-store "file://$work/objects" >"$work/node.out" 2>"$work/node.err" &
-node_pid=$!
-url=
-for _ in $(seq 1 600); do
-  url=$(sed -n 's/^shale listening on //p' "$work/node.out")
-  [ -n "$url" ] && break
-  kill -0 "$node_pid" 2>/dev/null || { cat "$work/node.err" >&2; die "the node did not start"; }
-  sleep 0.05
-done
-[ -n "$url" ] || { tail -n 50 "$work/node.err" >&2; die "the node did not print its address within 30 s"; }
+sqs_start_node "$shale" "$work"
 say "node on $url"
 
 status=0

@@ -55,12 +55,6 @@ fn refused(e: SigError) -> SqsError {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The caller of a request (see the module docs).
 pub fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Identity, SqsError> {
     let Some(auth) = &state.auth else {
@@ -90,7 +84,7 @@ pub fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Iden
         body,
         &credential,
         secret,
-        now_ms(),
+        state.broker.clock.now_ms(),
     )
     .map_err(refused)?;
     let caller = policy.authenticate(secret).ok_or_else(unknown)?;

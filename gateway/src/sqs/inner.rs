@@ -152,13 +152,5 @@ impl V1 {
 
 /// A path segment percent-encoded for a `/v1` URI.
 pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    super::sigv4::encode(s.as_bytes())
 }

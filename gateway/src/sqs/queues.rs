@@ -93,12 +93,6 @@ pub struct UntagIn {
     tag_keys: Option<Vec<String>>,
 }
 
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), SqsError> {
     if tags.len() > MAX_TAGS {
         return Err(SqsError::invalid_parameter(format!(
@@ -244,7 +238,7 @@ pub async fn create(ctx: &Ctx, input: CreateQueueIn) -> Result<Value, SqsError> 
     }
     let mut doc = wanted;
     doc.topic_created_ms = config.created_ms;
-    doc.last_modified_s = now_s();
+    doc.last_modified_s = ctx.state.broker.clock.now_ms() / 1000;
     doc.tags = input.tags;
     let group = format!("/v1/groups/{}", seg(&topic));
     ctx.v1
@@ -443,7 +437,7 @@ pub async fn set_attributes(ctx: &Ctx, input: SetAttributesIn) -> Result<Value, 
             .await
             .map_err(|e| e.to_sqs(&name))?;
     }
-    doc.last_modified_s = now_s();
+    doc.last_modified_s = ctx.state.broker.clock.now_ms() / 1000;
     ctx.front().store(&ctx.state.broker, &name, doc).await?;
     Ok(json!({}))
 }

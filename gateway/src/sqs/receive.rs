@@ -81,12 +81,6 @@ fn range(name: &str, value: i64, min: i64, max: i64) -> Result<i64, SqsError> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The system attributes asked for (`All` = every one); unknown names are
 /// ignored, as AWS does.
 fn wanted_system(input: &ReceiveIn) -> Vec<&'static str> {
@@ -236,7 +230,7 @@ pub async fn receive(ctx: &Ctx, input: ReceiveIn) -> Result<Value, SqsError> {
             }
             let key = (queue.clone(), id.to_string(), ctx.sender_id.clone());
             if let Some((answer, until)) = attempts().get(&key)
-                && now_ms() < until
+                && ctx.state.broker.clock.now_ms() < until
             {
                 return Ok(answer);
             }
@@ -262,7 +256,7 @@ pub async fn receive(ctx: &Ctx, input: ReceiveIn) -> Result<Value, SqsError> {
         release(ctx, &topic, &got).await;
     }
     let system = wanted_system(&input);
-    let now = now_ms();
+    let now = ctx.state.broker.clock.now_ms();
     let messages: Vec<Value> = got["messages"]
         .as_array()
         .into_iter()
